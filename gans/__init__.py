@@ -1,0 +1,1 @@
+"""GANs in JAX: every classic variant as a pair of Flax modules, one trainer for all."""

@@ -1,0 +1,51 @@
+"""The contract between a variant and the trainer: a variant is data.
+
+A variant module builds a `GanVariant` (its Linen modules, how to initialise
+them, its phases and how to sample). The trainer owns everything else: the
+optimizers, the EMA copy of the generator, the step counter, the mesh and the
+checkpoints. Adding a variant never requires editing the trainer.
+"""
+from typing import Any, Callable, Mapping, NamedTuple
+
+import flax.struct
+import jax
+
+PyTree = Any
+Params = Mapping[str, PyTree]  # group name ("g", "d", "q", ...) -> that group's parameters
+
+# loss(params, model_state, batch, key) -> (loss, (metrics, new_model_state))
+#   params:      every group's parameters; gradients flow only into the phase's `updates` groups.
+#   model_state: the non-trainable variables (BatchNorm statistics, w_avg, pl_mean, ...), a dict.
+#   batch:       the global batch, a dict of arrays (e.g. {"image": f32[N,H,W,C]} or {"x": f32[N,2]}).
+#   metrics:     dict of scalars, logged as "<phase name>/<metric name>".
+LossFn = Callable[[Params, PyTree, PyTree, jax.Array], tuple[jax.Array, tuple[dict, PyTree]]]
+
+
+class Phase(NamedTuple):
+  """One optimisation phase: a pure loss and the parameter groups it updates."""
+  name: str  # metrics prefix, e.g. "d_main"
+  loss: LossFn  # see LossFn above
+  updates: tuple[str, ...]  # parameter groups differentiated and updated by this phase
+  every: int = 1  # runs on generator steps where step % every == 0 (lazy regularisation)
+  repeats: int = 1  # runs this many times per step, each on its own batch (n_critic for D)
+
+
+class GanVariant(NamedTuple):
+  """Everything the trainer needs to know about one GAN variant."""
+  # init(key) -> (params, model_state): params maps group name -> that group's parameters.
+  init: Callable[[jax.Array], tuple[Params, PyTree]]
+  phases: tuple[Phase, ...]  # in execution order: discriminator phases before generator phases
+  # sample(params, model_state, key, n, **conditioning) -> outputs in data space, leading dim n.
+  sample: Callable[..., PyTree]
+  ema_groups: tuple[str, ...] = ("g",)  # groups whose EMA copy is kept and used for sampling
+  modules: Mapping[str, Any] = {}  # group name -> Linen module, for inspection and tests
+
+
+@flax.struct.dataclass
+class GanState:
+  """All mutable training state, one pytree; orbax saves it as it is."""
+  step: jax.Array  # generator steps taken, int32 scalar
+  params: dict  # group -> parameters
+  opt_state: dict  # group -> optax state
+  ema_params: dict  # group in ema_groups -> EMA parameters ({} when EMA is off)
+  model_state: dict  # non-trainable collections and buffers (batch_stats, w_avg, pl_mean)
