@@ -1,0 +1,51 @@
+"""The data config fields, their defaults, and how a source reads them.
+
+Fields of `config.data` (an `ml_collections.ConfigDict`); a missing field takes
+the default below, so an experiment sets only what differs:
+
+  source        "digits" | "idx" | "tfds" | "folder" | "ring8" | "grid25"   ("digits")
+  path          directory or file of a file-based source: the IDX directory, the
+                TFDS data_dir ("" = TFDS's own default), the image folder or .zip   ("")
+  name          TFDS dataset name, e.g. "mnist", "celeb_a"   ("")
+  split         "train" | "test" for idx ("t10k" also accepted); any TFDS split
+                string for tfds; ignored by the others   ("train")
+  resolution    images are resolution x resolution   (32)
+  channels      1 (grayscale) or 3 (RGB); sources convert as needed   (1)
+  center_crop   side of the central square cut before resizing; 0 = the largest
+                central square. CelebA in the DCGAN convention: 108   (0)
+  image_key     TFDS feature holding the image   ("image")
+  label_key     TFDS feature holding the class label; "" = no labels. Elements
+                without this feature (e.g. celeb_a) get no label either   ("label")
+  size          virtual length of a 2D mixture source   (100_000)
+  mixture_seed  mixture sample i is drawn from (mixture_seed, i) alone   (0)
+  num_workers   grain worker processes; 0 reads in this process   (0)
+  read_threads  threads reading batches ahead in each process (PIL decodes
+                outside the GIL); 0 reads each batch only when asked   (2)
+"""
+import ml_collections
+
+DEFAULTS = dict(
+    source="digits",
+    path="",
+    name="",
+    split="train",
+    resolution=32,
+    channels=1,
+    center_crop=0,
+    image_key="image",
+    label_key="label",
+    size=100_000,
+    mixture_seed=0,
+    num_workers=0,
+    read_threads=2,
+)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """A data config holding every field at its default, for experiments to override."""
+  return ml_collections.ConfigDict(dict(DEFAULTS))
+
+
+def field(config, name: str):
+  """`config.name`, or its default when the experiment did not set it."""
+  return config.get(name, DEFAULTS[name])

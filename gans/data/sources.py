@@ -1,0 +1,58 @@
+"""make_source: a data config -> a random-access source (len(source), source[i] -> dict)."""
+from gans.data import arrays
+from gans.data import folder
+from gans.data import mixtures
+from gans.data import tfds_source
+from gans.data.config import field
+
+
+def _image_options(config) -> dict:
+  return dict(resolution=field(config, "resolution"), channels=field(config, "channels"),
+              center_crop=field(config, "center_crop"))
+
+
+def _digits(config):
+  return arrays.digits_source(**_image_options(config))
+
+
+def _idx(config):
+  return arrays.idx_source(field(config, "path"), field(config, "split"), **_image_options(config))
+
+
+def _tfds(config):
+  return tfds_source.tfds_source(field(config, "name"), field(config, "split"), field(config, "path"),
+                                 image_key=field(config, "image_key"), label_key=field(config, "label_key"),
+                                 **_image_options(config))
+
+
+def _folder(config):
+  return folder.folder_source(field(config, "path"), **_image_options(config))
+
+
+def _mixture(name):
+  def make(config):
+    return mixtures.MixtureSource(name, size=field(config, "size"), mixture_seed=field(config, "mixture_seed"))
+  return make
+
+
+SOURCES = {
+    "digits": _digits,
+    "idx": _idx,
+    "tfds": _tfds,
+    "folder": _folder,
+    **{name: _mixture(name) for name in mixtures.MIXTURES},
+}
+
+
+def make_source(config):
+  """The random-access source the data config describes.
+
+  Images come out as {"image": f32[R, R, C] in [-1, 1]} plus {"label": int32}
+  where the source has labels; 2D mixtures as {"x": f32[2]}. Only the folder
+  source can return None, for a file it cannot decode (warned once, then skipped
+  by the pipeline). Missing data raises DatasetNotFoundError saying how to get it.
+  """
+  name = field(config, "source")
+  if name not in SOURCES:
+    raise ValueError(f"Unknown data source {name!r}; valid sources: {sorted(SOURCES)}")
+  return SOURCES[name](config)
