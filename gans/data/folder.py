@@ -83,7 +83,7 @@ class FolderSource:
       path = self.file_path(index)
       if path not in self._reported:
         self._reported.add(path)
-        warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=2)
+        warnings.warn(f"Skipping unreadable image {path}: {error}")
       return None
 
   def __getitem__(self, index: int) -> dict | None:
