@@ -301,10 +301,13 @@ def test_missing_path_raises_dataset_not_found_naming_path_and_hint(tmp_path, so
   assert missing in str(raised.value) and hint in str(raised.value)
 
 
-def test_folder_without_images_is_not_found(tmp_path):
+def test_folder_without_images_or_a_file_that_is_no_zip_is_not_found(tmp_path):
   (tmp_path / "readme.txt").write_text("no images here")
   with pytest.raises(data.DatasetNotFoundError, match="No images"):
     data.make_source(data_config(source="folder", path=str(tmp_path)))
+  write_gray_png(tmp_path / "one.png", 0)
+  with pytest.raises(data.DatasetNotFoundError, match="one.png"):
+    data.make_source(data_config(source="folder", path=str(tmp_path / "one.png")))
 
 
 # Pipeline -------------------------------------------------------------------

@@ -97,6 +97,6 @@ class FolderSource:
 
 
 def folder_source(path: str, **image_options) -> FolderSource:
-  if not path or not os.path.exists(path):
+  if not path or not (os.path.isdir(path) or zipfile.is_zipfile(path)):
     raise DatasetNotFoundError(f"No image folder or zip at {path!r}. {FOLDER_INSTALL_HINT}")
   return FolderSource(path, **image_options)

@@ -38,7 +38,11 @@ def stack_elements(elements: list[dict]) -> dict:
 
 
 class ShuffledBatches:
-  """Random access to one shard's infinite sequence of batches: batches[b] -> dict of arrays."""
+  """Random access to one shard's infinite sequence of batches: batches[b] -> dict of arrays.
+
+  A source that defines read_batch(indices) -> dict of stacked arrays (the 2D
+  mixtures) is read one batch per call; any other source one element at a time.
+  """
 
   def __init__(self, source, *, batch_size: int, seed: int, shard_index: int = 0, shard_count: int = 1):
     if not 0 <= shard_index < shard_count:
@@ -83,22 +87,25 @@ class ShuffledBatches:
   def batch_positions(self, batch_index: int) -> np.ndarray:
     return np.arange(batch_index * self._batch_size, (batch_index + 1) * self._batch_size, dtype=np.int64)
 
-  def _read_readable(self, position: int) -> dict:
+  def _readable_element(self, position: int, index: int) -> dict:
+    element = self._source[index]
+    if element is not None:
+      return element
     # An unreadable file's slot goes to the next readable element of the stream:
     # every batch stays full and batch b stays a pure function of b.
-    candidates = np.arange(position, position + MAX_CONSECUTIVE_UNREADABLE)
-    for index in self.source_indices(candidates):
-      element = self._source[int(index)]
+    later_positions = np.arange(position + 1, position + MAX_CONSECUTIVE_UNREADABLE)
+    for later_index in self.source_indices(later_positions):
+      element = self._source[int(later_index)]
       if element is not None:
         return element
     raise ValueError(f"{MAX_CONSECUTIVE_UNREADABLE} unreadable elements in a row from {self._source!r}")
 
   def __getitem__(self, batch_index: int) -> dict:
     positions = self.batch_positions(batch_index)
+    indices = self.source_indices(positions)
     if hasattr(self._source, "read_batch"):  # vectorised sources never skip elements
-      return self._source.read_batch(self.source_indices(positions))
-    return stack_elements([self._read_readable(int(p)) for p in positions])
-
+      return self._source.read_batch(indices)
+    return stack_elements([self._readable_element(int(p), int(i)) for p, i in zip(positions, indices)])
 
 def batched_dataset(source, *, batch_size: int, seed: int, shard_index: int = 0, shard_count: int = 1,
                     num_workers: int = 0, read_threads: int = 2) -> grain.IterDataset:
