@@ -1,0 +1,40 @@
+"""The experiment registry: name -> get_config, read by launch.py.
+
+An experiment is one module in this package whose get_config() returns a
+ConfigDict; the first line of its docstring is its description in --list.
+"""
+import importlib
+
+import ml_collections
+
+NAMES = (
+    "gan_ring8",
+    "gan_grid25",
+    "pacgan_ring8",
+    "pacgan_grid25",
+    "dcgan_digits",
+    "dcgan_fashion_mnist",
+    "dcgan_mnist",
+    "dcgan_celeba64",
+)
+
+
+class UnknownExperimentError(ValueError):
+  pass
+
+
+def _module(name: str):
+  if name not in NAMES:
+    raise UnknownExperimentError(f"Unknown experiment {name!r}. Valid experiments:\n  " + "\n  ".join(NAMES))
+  return importlib.import_module(f"experiments.{name}")
+
+
+def get_config(name: str) -> ml_collections.ConfigDict:
+  """The experiment's config, locked so that overrides cannot add misspelt fields."""
+  config = _module(name).get_config()
+  config.lock()
+  return config
+
+
+def description(name: str) -> str:
+  return (_module(name).__doc__ or "").strip().splitlines()[0]

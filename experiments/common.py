@@ -1,0 +1,79 @@
+"""Shared ConfigDict pieces. Every experiment starts from `base_config()` and changes what it needs.
+
+The config is locked after an experiment builds it, so a misspelt override
+(`--config.train.batch_szie=...`) fails instead of silently adding a field.
+"""
+import ml_collections
+
+from gans import data
+
+
+def adam(learning_rate: float, b1: float = 0.5, b2: float = 0.999) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict({"name": "adam", "learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": 1e-8})
+
+
+def base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # the run's seed: initialisation, latents, data order
+  config.variant = ""  # key of gans.variants.VARIANTS
+  config.model = ml_collections.ConfigDict()  # the variant's own settings
+  config.data = data.default_config()  # fields documented in gans/data/config.py
+  config.train = ml_collections.ConfigDict({
+      "batch_size": 64,  # the global batch, split over all devices and hosts
+      "steps": 1000,  # generator steps
+      "n_critic": 1,  # discriminator steps per generator step, each on a fresh batch
+      "log_every": 100,
+      "sample_every": 500,  # 0 = only at the end
+      "checkpoint_every": 1000,
+      "eval_every": 0,  # 0 = only at the end
+      "max_checkpoints": 3,
+      "num_grid_samples": 64,
+  })
+  config.optim = ml_collections.ConfigDict({"g": adam(2e-4), "d": adam(2e-4)})  # DCGAN's Adam(2e-4, b1=0.5)
+  config.ema = ml_collections.ConfigDict({"enabled": False, "decay": 0.999})  # EMA of G for sampling
+  config.eval = ml_collections.ConfigDict({"metrics": (), "num_samples": 2500})
+  return config
+
+
+def mixture_gan_config(mixture: str, pack: int) -> ml_collections.ConfigDict:
+  """The 2D mixture experiments of the PacGAN paper (Lin et al. 2018, sec. 5.1 and its released configs).
+
+  G: 2D N(0, I) noise, four hidden layers of 400 ReLU units with batch norm. D: three hidden layers of
+  200 linear-maxout units with 5 pieces, no batch norm. Weights N(0, 0.02^2). Adam(1e-4, b1=0.8).
+  The paper's batch is 100 discriminator inputs, i.e. 100 * pack samples, over 100,000 training points.
+  """
+  config = base_config()
+  config.variant = "gan"
+  config.model = ml_collections.ConfigDict({
+      "z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_batch_norm": True,
+      "d_hidden": (200, 200, 200), "d_maxout_pieces": 5,
+      "loss": "non_saturating", "pack": pack,
+  })
+  config.data.source = mixture
+  config.data.size = 100_000  # training points, as in the paper
+  config.train.batch_size = 100 * pack
+  config.train.steps = 50_000
+  config.train.log_every = 1000
+  config.train.sample_every = 10_000
+  config.train.checkpoint_every = 10_000
+  config.train.eval_every = 10_000
+  config.train.num_grid_samples = 2500
+  config.optim = ml_collections.ConfigDict({"g": adam(1e-4, b1=0.8), "d": adam(1e-4, b1=0.8)})
+  config.eval.metrics = ("modes",)
+  config.eval.num_samples = 2500
+  return config
+
+
+def dcgan_config(resolution: int, channels: int, base_channels: int = 64) -> ml_collections.ConfigDict:
+  """DCGAN (Radford et al. 2016): Adam(2e-4, b1=0.5), batch 128, z ~ N(0, I) of 100 dims, minimax D loss and
+  the non-saturating G loss."""
+  config = base_config()
+  config.variant = "dcgan"
+  config.model = ml_collections.ConfigDict({
+      "z_dim": 100, "g_channels": base_channels, "d_channels": base_channels,
+      "loss": "non_saturating", "pack": 1,
+  })
+  config.data.resolution = resolution
+  config.data.channels = channels
+  config.train.batch_size = 128
+  return config

@@ -1,0 +1,18 @@
+"""DCGAN on scikit-learn's 8x8 digits upsampled to 32x32: the no-download default.
+
+Launch: python launch.py --experiment=dcgan_digits --workdir=/tmp/dcgan_digits
+Runtime: RUNTIME
+Reproduces: no published number; the check is that samples are recognisable digits (README sample grid).
+"""
+from experiments import common
+
+
+def get_config():
+  config = common.dcgan_config(resolution=32, channels=1, base_channels=32)
+  config.data.source = "digits"
+  config.train.batch_size = 64
+  config.train.steps = 3000
+  config.train.log_every = 100
+  config.train.sample_every = 500
+  config.train.checkpoint_every = 1000
+  return config

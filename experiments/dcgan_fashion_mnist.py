@@ -1,0 +1,17 @@
+"""DCGAN on Fashion-MNIST (28x28 padded to 32x32) from IDX files.
+
+Data: Debian's dataset-fashion-mnist package (`apt-get install dataset-fashion-mnist`) installs the IDX files
+in /usr/share/datasets/fashion-mnist; any folder with the four standard files works via --config.data.path.
+Launch: python launch.py --experiment=dcgan_fashion_mnist --workdir=/tmp/dcgan_fmnist
+Runtime: RUNTIME
+Reproduces: no published DCGAN number on Fashion-MNIST; FID/KID columns come with the metrics issue.
+"""
+from experiments import common
+
+
+def get_config():
+  config = common.dcgan_config(resolution=32, channels=1, base_channels=64)
+  config.data.source = "idx"
+  config.data.path = "/usr/share/datasets/fashion-mnist"
+  config.train.steps = 10_000
+  return config

@@ -1,0 +1,17 @@
+"""DCGAN on MNIST from TFDS (28x28 padded to 32x32).
+
+Data: prepared TFDS data; `pip install -e .[prepare]` then `tfds build mnist --data_dir=DIR` on a machine
+with internet, and --config.data.path=DIR here. Reading needs no TensorFlow.
+Launch: python launch.py --experiment=dcgan_mnist --workdir=/tmp/dcgan_mnist --config.data.path=DIR
+Runtime: RUNTIME
+Reproduces: no published DCGAN number on MNIST; FID/KID columns come with the metrics issue.
+"""
+from experiments import common
+
+
+def get_config():
+  config = common.dcgan_config(resolution=32, channels=1, base_channels=64)
+  config.data.source = "tfds"
+  config.data.name = "mnist"
+  config.train.steps = 10_000
+  return config

@@ -1,0 +1,97 @@
+"""Checkpoints: a thin wrapper over orbax's CheckpointManager.
+
+A checkpoint holds three items: the GanState, the data iterator's state and a
+"meta" record (the run's model-defining config and the state's shapes). The
+meta record is checked before anything is restored, so a checkpoint from
+another config fails with a message naming what differs instead of an orbax
+traceback or, worse, a silent restart.
+"""
+import json
+import logging
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+# Config sections that define the state's structure; a checkpoint is only valid for the same values.
+# Learning rates and EMA decay may change on resume; the shapes check still catches a different optimizer.
+MODEL_DEFINING_SECTIONS = ("variant", "model", "data.source", "data.resolution", "data.channels")
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint that cannot be used; the message says what to do."""
+
+
+def _section(config, dotted: str):
+  value = config
+  for part in dotted.split("."):
+    value = value.get(part) if hasattr(value, "get") else None
+  return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def _shapes(tree) -> dict:
+  leaves = jax.tree_util.tree_leaves_with_path(tree)
+  return {jax.tree_util.keystr(path): [list(leaf.shape), str(leaf.dtype)] for path, leaf in leaves}
+
+
+def make_meta(config, state) -> dict:
+  sections = {name: _section(config, name) for name in MODEL_DEFINING_SECTIONS}
+  # Round-trip through JSON so tuples compare equal to the lists read back from disk.
+  return json.loads(json.dumps({"config": sections, "shapes": _shapes(state)}, default=str))
+
+
+def _differences(saved: dict, expected: dict, prefix: str = "") -> list[str]:
+  if isinstance(saved, dict) and isinstance(expected, dict):
+    keys = sorted(set(saved) | set(expected))
+    return [d for k in keys for d in _differences(saved.get(k), expected.get(k), f"{prefix}{k}.")]
+  return [] if saved == expected else [f"{prefix[:-1]}: checkpoint has {saved!r}, this run has {expected!r}"]
+
+
+class Checkpointer:
+  """Saves and restores (state, data iterator state) under `<workdir>/checkpoints`."""
+
+  def __init__(self, workdir: str, max_to_keep: int = 3):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        item_names=("state", "data", "meta"))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, step: int, state, data_state: dict, meta: dict) -> None:
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state), meta=ocp.args.JsonSave(meta)),
+        force=True)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def restore(self, step: int, target_state, expected_meta: dict, with_data: bool = True):
+    """Returns (state, data iterator state or None) of checkpoint `step`, shaped like `target_state`."""
+    where = os.path.join(self.directory, str(step))
+    try:
+      saved_meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    except Exception as error:  # orbax raises many types for unreadable files
+      raise CheckpointError(
+          f"The checkpoint at {where} cannot be read ({type(error).__name__}: {str(error)[:200]}). "
+          f"Delete that directory to resume from an earlier checkpoint, or start over with a new --workdir.") from error
+    differences = _differences(saved_meta, expected_meta)
+    if differences:
+      shown = "\n  ".join(differences[:10]) + ("\n  ..." if len(differences) > 10 else "")
+      raise CheckpointError(
+          f"The checkpoint at {where} was written by a different configuration:\n  {shown}\n"
+          f"Resume with the same config, or use a new --workdir for this one.")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+    items = {"state": ocp.args.StandardRestore(abstract)}
+    if with_data:
+      items["data"] = ocp.args.JsonRestore()
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as error:
+      raise CheckpointError(
+          f"The checkpoint at {where} is incomplete or corrupt ({type(error).__name__}: {str(error)[:200]}). "
+          f"Delete that directory to resume from an earlier checkpoint, or start over with a new --workdir.") from error
+    logging.info("Restored checkpoint %s", where)
+    return restored.state, (restored.data if with_data else None)

@@ -1,0 +1,66 @@
+"""A run's pieces built from its config: mesh, variant, optimizers, initial state, checkpoints, random streams.
+
+Training, sampling and evaluation all start here, so a checkpoint is read the
+same way by each of them.
+"""
+import functools
+
+import jax
+import numpy as np
+
+from gans import checkpoint, sharding, steps
+from gans.state import GanState, GanVariant
+from gans.variants import get_variant
+
+# Independent random streams derived from config.seed.
+TRAIN_STREAM, SAMPLE_STREAM, EVAL_STREAM, INIT_STREAM = range(4)
+
+
+def stream_key(seed: int, stream: int) -> jax.Array:
+  return jax.random.fold_in(jax.random.key(seed), stream)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_sampler(sample_fn, n: int):
+  return jax.jit(lambda params, model_state, key: sample_fn(params, model_state, key, n))
+
+
+def generate(variant: GanVariant, params, model_state, key: jax.Array, n: int, batch_size: int = 500) -> np.ndarray:
+  """n samples in data space as a host array; chunk c uses fold_in(key, c), so results are independent of
+  the device count but not of `batch_size`."""
+  chunks = []
+  for chunk, start in enumerate(range(0, n, batch_size)):
+    size = min(batch_size, n - start)
+    chunk_key = jax.random.fold_in(key, chunk)
+    outputs = _jitted_sampler(variant.sample, size)(params, model_state, chunk_key)
+    chunks.append(np.asarray(jax.device_get(outputs)))
+  return np.concatenate(chunks)
+
+
+class Setup:
+  """Everything built from a config before the first step; shared by training, sampling and evaluation."""
+
+  def __init__(self, config, num_devices: int | None = None):
+    self.config = config
+    self.mesh = sharding.make_mesh(num_devices)
+    self.variant: GanVariant = get_variant(config.variant)(config)
+    groups = jax.eval_shape(self.variant.init, jax.random.key(0))[0].keys()
+    self.optimizers = steps.make_optimizers(config.optim, groups)
+    use_ema = config.ema.enabled
+    init = jax.jit(lambda key: steps.init_state(self.variant, self.optimizers, key, use_ema),
+                   out_shardings=sharding.replicated(self.mesh))
+    self.initial_state: GanState = init(stream_key(config.seed, INIT_STREAM))
+    self.meta = checkpoint.make_meta(config, self.initial_state)
+
+  def generate(self, state: GanState, n: int, key: jax.Array | None = None) -> np.ndarray:
+    key = stream_key(self.config.seed, SAMPLE_STREAM) if key is None else key
+    return generate(self.variant, steps.sampling_params(state), state.model_state, key, n)
+
+  def restore_latest(self, workdir: str, with_data: bool = True):
+    """(state, data state, step) of the latest checkpoint in workdir, or the initial state when there is none."""
+    checkpointer = checkpoint.Checkpointer(workdir, self.config.train.max_checkpoints)
+    step = checkpointer.latest_step()
+    if step is None:
+      return checkpointer, self.initial_state, None, 0
+    state, data_state = checkpointer.restore(step, self.initial_state, self.meta, with_data=with_data)
+    return checkpointer, state, data_state, step

@@ -1,0 +1,115 @@
+"""Pure update functions built from a GanVariant.
+
+One training step runs the phases that are due at this generator step, in the
+variant's order (discriminator before generator), each as value_and_grad over
+its own parameter groups followed by that group's optax update, then updates
+the EMA copy of the generator. Which phases are due is decided in Python
+(`step % every`), so each distinct set of due phases is its own jitted
+function and nothing branches inside jit.
+
+Batches: a step receives `max(phase.repeats)` batches stacked on a leading
+axis; the i-th run of a phase reads the i-th batch (so with n_critic = 5 the
+discriminator sees five fresh batches and the generator phase the first).
+Keys: the step key is `fold_in(base_key, step)`; phase p's run i uses
+`fold_in(fold_in(step_key, p), i)`, so any step can be replayed from
+(state, batch, base_key).
+"""
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gans.state import GanState, GanVariant, Phase
+
+
+def init_state(variant: GanVariant, optimizers: Mapping[str, optax.GradientTransformation], key: jax.Array,
+               use_ema: bool) -> GanState:
+  params, model_state = variant.init(key)
+  return GanState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state={group: optimizers[group].init(p) for group, p in params.items()},
+      ema_params={group: params[group] for group in variant.ema_groups} if use_ema else {},
+      model_state=model_state,
+  )
+
+
+def due_phases(variant: GanVariant, step: int) -> tuple[str, ...]:
+  """Names of the phases that run at generator step `step`."""
+  return tuple(phase.name for phase in variant.phases if step % phase.every == 0)
+
+
+def batches_per_step(variant: GanVariant) -> int:
+  return max(phase.repeats for phase in variant.phases)
+
+
+def _run_phase(phase: Phase, optimizers, state: GanState, batch, key: jax.Array):
+  def loss_of_trainable(trainable):
+    params = {**state.params, **trainable}
+    return phase.loss(params, state.model_state, batch, key)
+
+  trainable = {group: state.params[group] for group in phase.updates}
+  (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_of_trainable, has_aux=True)(trainable)
+  params, opt_state = dict(state.params), dict(state.opt_state)
+  for group in phase.updates:
+    updates, opt_state[group] = optimizers[group].update(grads[group], state.opt_state[group], params[group])
+    params[group] = optax.apply_updates(params[group], updates)
+  metrics = {"loss": loss, **metrics}
+  return state.replace(params=params, opt_state=opt_state, model_state=model_state), metrics
+
+
+def _ema_update(ema_params, params, decay):
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
+
+
+def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.GradientTransformation],
+                    phase_names: tuple[str, ...], ema_decay: float):
+  """Returns train_step(state, batches, base_key) -> (state, metrics) running `phase_names`."""
+  phases = [(index, phase) for index, phase in enumerate(variant.phases) if phase.name in phase_names]
+
+  def train_step(state: GanState, batches, base_key: jax.Array):
+    step_key = jax.random.fold_in(base_key, state.step)
+    metrics = {}
+    for index, phase in phases:
+      phase_key = jax.random.fold_in(step_key, index)
+      runs = []
+      for run in range(phase.repeats):
+        batch = jax.tree.map(lambda x: x[run], batches)
+        state, run_metrics = _run_phase(phase, optimizers, state, batch, jax.random.fold_in(phase_key, run))
+        runs.append(run_metrics)
+      for name in runs[0]:
+        metrics[f"{phase.name}/{name}"] = jnp.mean(jnp.stack([m[name] for m in runs]))
+    if state.ema_params:
+      ema_params = {group: _ema_update(state.ema_params[group], state.params[group], ema_decay)
+                    for group in state.ema_params}
+      state = state.replace(ema_params=ema_params)
+    return state.replace(step=state.step + 1), metrics
+
+  return train_step
+
+
+def sampling_params(state: GanState) -> dict:
+  """The parameters to sample with: the EMA copies where kept, the live ones otherwise."""
+  return {**state.params, **state.ema_params}
+
+
+def make_optimizer(optim_config) -> optax.GradientTransformation:
+  """Adam by default (DCGAN: lr 2e-4, b1 0.5); `name` selects another optax optimizer."""
+  name = optim_config.get("name", "adam")
+  if name == "adam":
+    return optax.adam(optim_config.learning_rate, b1=optim_config.b1, b2=optim_config.b2,
+                      eps=optim_config.get("eps", 1e-8))
+  if name == "rmsprop":
+    return optax.rmsprop(optim_config.learning_rate)
+  if name == "sgd":
+    return optax.sgd(optim_config.learning_rate)
+  raise ValueError(f"Unknown optimizer {name!r} in config.optim; valid: adam, rmsprop, sgd.")
+
+
+def make_optimizers(optim_config, groups) -> dict[str, optax.GradientTransformation]:
+  """One optimizer per parameter group, from config.optim.<group>."""
+  missing = sorted(set(groups) - set(optim_config))
+  if missing:
+    raise ValueError(f"No optimizer configured for parameter groups {missing}; add config.optim.<group>.")
+  return {group: make_optimizer(optim_config[group]) for group in groups}

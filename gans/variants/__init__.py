@@ -1,0 +1,14 @@
+"""The variant registry: name -> make(config) -> GanVariant."""
+from gans.variants import dcgan, gan
+
+VARIANTS = {
+    "gan": gan.make,
+    "dcgan": dcgan.make,
+}
+
+
+def get_variant(name: str):
+  """Returns the variant's make(config); unknown names fail with the list of valid ones."""
+  if name not in VARIANTS:
+    raise ValueError(f"Unknown variant {name!r}; valid variants: {', '.join(sorted(VARIANTS))}.")
+  return VARIANTS[name]

@@ -1,0 +1,132 @@
+"""Pieces shared by the unconditional variants: module application and the standard phases.
+
+The standard GAN has two phases per step: the discriminator phase (the
+adversarial loss on a real and a generated batch, plus an optional gradient
+penalty or R1) and the generator phase. Both read the modules through
+`apply_module`, which threads mutable collections (BatchNorm statistics)
+through `model_state` explicitly.
+"""
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gans import losses
+from gans.state import Phase
+
+MIXTURE_SOURCES = ("ring8", "grid25")
+
+
+def data_shape(data_config) -> tuple[int, ...]:
+  """Shape of one example in data space: (2,) for the 2D mixtures, (H, W, C) for images."""
+  if data_config.source in MIXTURE_SOURCES:
+    return (2,)
+  return (data_config.resolution, data_config.resolution, data_config.channels)
+
+
+def real_data(batch) -> jax.Array:
+  return batch["image"] if "image" in batch else batch["x"]
+
+
+def apply_module(module: nn.Module, params, collections, *args, train: bool, **kwargs):
+  """Applies `module`; returns (outputs, updated collections) with BatchNorm in train mode when `train`."""
+  variables = {"params": params, **collections}
+  if not train or not collections:
+    return module.apply(variables, *args, train=train, **kwargs), collections
+  outputs, updates = module.apply(variables, *args, train=True, mutable=list(collections), **kwargs)
+  return outputs, {**collections, **updates}
+
+
+def init_module(module: nn.Module, key: jax.Array, *args, **kwargs):
+  """Returns (params, other collections) of a freshly initialised module."""
+  variables = module.init(key, *args, train=False, **kwargs)
+  params = variables.pop("params")
+  return params, dict(variables)
+
+
+def pack_samples(x: jax.Array, pack: int) -> jax.Array:
+  """PacGAN packing (Lin et al. 2018): groups `pack` consecutive samples into one D input.
+
+  Vectors are concatenated along features, images along channels, so a packed
+  discriminator is the unpacked one with a wider input layer.
+  """
+  if pack == 1:
+    return x
+  if x.shape[0] % pack:
+    raise ValueError(f"Batch of {x.shape[0]} samples cannot be packed in groups of {pack}.")
+  grouped = x.reshape((x.shape[0] // pack, pack) + x.shape[1:])
+  return jnp.moveaxis(grouped, 1, -2).reshape(grouped.shape[:1] + x.shape[1:-1] + (pack * x.shape[-1],))
+
+
+def gaussian_latents(key: jax.Array, n: int, z_dim: int) -> jax.Array:
+  return jax.random.normal(key, (n, z_dim))
+
+
+def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config,
+                    n_critic: int = 1) -> tuple[Phase, ...]:
+  """The D phase and the G phase of an unconditional GAN with `model_config.loss`.
+
+  Optional regularisers on the D phase: `gp_weight` (WGAN-GP's lambda) and
+  `r1_gamma` (penalty gamma/2 * E||grad D(x)||^2 on reals).
+  """
+  adversarial = losses.get_adversarial_loss(model_config.loss)
+  pack = model_config.get("pack", 1)
+  z_dim = model_config.z_dim
+  gp_weight = model_config.get("gp_weight", 0.0)
+  r1_gamma = model_config.get("r1_gamma", 0.0)
+
+  def generate(params, model_state, key, n):
+    z = gaussian_latents(key, n, z_dim)
+    return apply_module(generator, params["g"], model_state["g"], z, train=True)
+
+  def discriminate(params, d_collections, x):
+    return apply_module(discriminator, params["d"], d_collections, pack_samples(x, pack), train=True)
+
+  def d_loss(params, model_state, batch, key):
+    real = real_data(batch)
+    z_key, penalty_key = jax.random.split(key)
+    # G's BatchNorm statistics advance once per step, in the G phase, as in the DCGAN reference.
+    fake, _ = generate(params, model_state, z_key, real.shape[0])
+    # Real and fake batches go through D separately, so D's BatchNorm never mixes them.
+    real_logits, d_collections = discriminate(params, model_state["d"], real)
+    fake_logits, d_collections = discriminate(params, d_collections, fake)
+    loss = adversarial.d(real_logits, fake_logits)
+    metrics = {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
+    d_fn = lambda x: discriminate(params, d_collections, x)[0]
+    if gp_weight:
+      metrics["gradient_penalty"] = losses.gradient_penalty(d_fn, real, fake, penalty_key)
+      loss += gp_weight * metrics["gradient_penalty"]
+    if r1_gamma:
+      metrics["r1"] = losses.r1_penalty(d_fn, real)
+      loss += 0.5 * r1_gamma * metrics["r1"]
+    return loss, (metrics, {**model_state, "d": d_collections})
+
+  def g_loss(params, model_state, batch, key):
+    fake, g_collections = generate(params, model_state, key, real_data(batch).shape[0])
+    fake_logits, _ = discriminate(params, model_state["d"], fake)
+    return adversarial.g(fake_logits), ({"fake_logits": jnp.mean(fake_logits)}, {**model_state, "g": g_collections})
+
+  return (Phase("d_main", d_loss, updates=("d",), repeats=n_critic),
+          Phase("g_main", g_loss, updates=("g",)))
+
+
+def make_sampler(generator: nn.Module, z_dim: int) -> Callable:
+  """sample(params, model_state, key, n) -> n generated examples in data space (BatchNorm in eval mode)."""
+  def sample(params, model_state, key, n):
+    z = gaussian_latents(key, n, z_dim)
+    outputs, _ = apply_module(generator, params["g"], model_state["g"], z, train=False)
+    return outputs
+  return sample
+
+
+def init_generator_discriminator(generator: nn.Module, discriminator: nn.Module, z_dim: int,
+                                 example_shape: tuple[int, ...], pack: int = 1):
+  """init(key) -> (params, model_state) for a G/D pair."""
+  def init(key):
+    g_key, d_key = jax.random.split(key)
+    g_params, g_collections = init_module(generator, g_key, jnp.zeros((pack, z_dim)))
+    example = pack_samples(jnp.zeros((pack,) + tuple(example_shape)), pack)
+    d_params, d_collections = init_module(discriminator, d_key, example)
+    return {"g": g_params, "d": d_params}, {"g": g_collections, "d": d_collections}
+  return init

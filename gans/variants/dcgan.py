@@ -1,0 +1,93 @@
+"""DCGAN (Radford, Metz & Chintala 2016).
+
+G: z -> 4x4 feature map (a 4x4 transposed conv from 1x1, written as the
+equivalent dense layer) -> transposed convs (4x4, stride 2, padding 1) that
+double the resolution and halve the channels, batch norm + ReLU, tanh output.
+D: the mirror image with strided 4x4 convs, LeakyReLU(0.2), batch norm on all
+but the first layer, and a final 4x4 valid conv to one logit. Weights
+N(0, 0.02^2), batch-norm scales N(1, 0.02^2), as in the paper. For 64x64 and
+`g_channels = d_channels = 64` this is the paper's network exactly.
+"""
+import math
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gans.state import GanVariant
+from gans.variants import common
+
+_init = nn.initializers.normal(0.02)
+
+
+def _scale_init(key, shape, dtype=jnp.float32):
+  return 1.0 + 0.02 * nn.initializers.normal(1.0)(key, shape, dtype)
+
+
+def _batch_norm(train: bool):
+  # PyTorch's BatchNorm2d momentum 0.1 is Flax's 0.9 (the weight of the old running value).
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, scale_init=_scale_init)
+
+
+def _num_doublings(resolution: int) -> int:
+  doublings = int(round(math.log2(resolution / 4)))
+  if resolution < 8 or 4 * 2 ** doublings != resolution:
+    raise ValueError(f"DCGAN needs a resolution of 4 * 2^k >= 8, got {resolution}.")
+  return doublings
+
+
+class UpConv(nn.Module):
+  """Transposed conv, kernel 4, stride 2, padding 1 in PyTorch's terms: doubles H and W."""
+  features: int  # output channels
+  use_bias: bool = False  # no bias before batch norm
+
+  @nn.compact
+  def __call__(self, x_NHWC):
+    # Padding k - 1 - p = 2 with a flipped kernel is PyTorch's ConvTranspose2d(4, 2, 1).
+    return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+                            transpose_kernel=True, use_bias=self.use_bias, kernel_init=_init)(x_NHWC)
+
+
+class Generator(nn.Module):
+  resolution: int  # output height and width, 4 * 2^k
+  channels: int  # output image channels
+  base_channels: int = 64  # channels of the last hidden layer; doubled at every lower resolution (ngf)
+
+  @nn.compact
+  def __call__(self, z, train: bool):
+    doublings = _num_doublings(self.resolution)
+    width = self.base_channels * 2 ** (doublings - 1)
+    h = nn.Dense(4 * 4 * width, use_bias=False, kernel_init=_init)(z).reshape(z.shape[0], 4, 4, width)
+    h = nn.relu(_batch_norm(train)(h))
+    for level in range(doublings - 1):
+      width //= 2
+      h = nn.relu(_batch_norm(train)(UpConv(width)(h)))
+    return jnp.tanh(UpConv(self.channels)(h))
+
+
+class Discriminator(nn.Module):
+  base_channels: int = 64  # channels of the first conv; doubled at every halving (ndf)
+
+  @nn.compact
+  def __call__(self, x_NHWC, train: bool):
+    doublings = _num_doublings(x_NHWC.shape[1])
+    h = x_NHWC
+    for level in range(doublings):
+      h = nn.Conv(self.base_channels * 2 ** level, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                  use_bias=False, kernel_init=_init)(h)
+      if level > 0:
+        h = _batch_norm(train)(h)
+      h = nn.leaky_relu(h, 0.2)
+    return nn.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=_init)(h).reshape(-1)
+
+
+def make(config) -> GanVariant:
+  model = config.model
+  shape = common.data_shape(config.data)
+  generator = Generator(resolution=shape[0], channels=shape[-1], base_channels=model.g_channels)
+  discriminator = Discriminator(base_channels=model.d_channels)
+  return GanVariant(
+      init=common.init_generator_discriminator(generator, discriminator, model.z_dim, shape, model.get("pack", 1)),
+      phases=common.standard_phases(generator, discriminator, model, config.train.get("n_critic", 1)),
+      sample=common.make_sampler(generator, model.z_dim),
+      modules={"g": generator, "d": discriminator},
+  )

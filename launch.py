@@ -1,0 +1,101 @@
+"""The one entry point: flags -> config -> trainer, sampler or evaluator.
+
+  python launch.py --experiment=dcgan_digits --workdir=/tmp/run --config.train.steps=2000
+  python launch.py --experiment=dcgan_digits --workdir=/tmp/run --mode=sample --num_samples=64
+  python launch.py --list
+"""
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+import experiments
+
+flags.DEFINE_string("experiment", "dcgan_digits", "Experiment name; --list shows them all.")
+flags.DEFINE_string("workdir", None, "Run directory (default: runs/<experiment>).")
+flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "train (resumes automatically), sample or eval.")
+flags.DEFINE_integer("num_samples", 64, "Samples to generate in --mode=sample.")
+flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
+flags.DEFINE_bool("library_logs", False, "Show the INFO logs of libraries (orbax, grain, ...), not just this project's.")
+FLAGS = flags.FLAGS
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _register_config_flag(argv) -> None:
+  """Defines --config from the experiment's config, so --config.<field> overrides are type-checked."""
+  FLAGS(argv, known_only=True)  # parses --experiment (and friends) without touching --config.*
+  if FLAGS.list:
+    for name in experiments.NAMES:
+      print(f"{name:24s} {experiments.description(name)}")
+    sys.exit(0)
+  try:
+    config = experiments.get_config(FLAGS.experiment)
+  except experiments.UnknownExperimentError as error:
+    _fail(str(error))
+  try:  # defining the flag already applies the --config.* overrides in argv
+    config_flags.DEFINE_config_dict("config", config, "The experiment's config; override any field.")
+  except (AttributeError, KeyError) as error:
+    _fail(f"unknown config field: {_one_line(error)} (given: "
+          f"{' '.join(arg for arg in argv[1:] if arg.startswith('--config.'))})")
+  FLAGS.unparse_flags()  # the full parse in app.run sees every flag, --config.* included
+
+
+class _ProjectInfoOnly(logging.logging.Filter):
+  """Keeps warnings from everyone and INFO lines from this project: orbax alone logs ~30 lines per checkpoint."""
+
+  def filter(self, record) -> bool:
+    return record.levelno >= logging.logging.WARNING or "/gans/" in record.pathname or record.pathname.endswith(
+        "launch.py")
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}; flags look like --config.train.steps=100")
+  # Imported after flag parsing so --list and --help stay fast.
+  from gans import evaluation, sampling, sharding, trainer
+  from gans.checkpoint import CheckpointError
+  from gans.data import DatasetNotFoundError
+
+  if not FLAGS.library_logs:
+    logging.get_absl_handler().addFilter(_ProjectInfoOnly())
+  config = FLAGS.config
+  workdir = FLAGS.workdir or os.path.join("runs", FLAGS.experiment)
+  sharding.maybe_initialize_distributed(FLAGS.distributed)
+  try:
+    if FLAGS.mode == "train":
+      trainer.train_and_evaluate(config, workdir)
+    elif FLAGS.mode == "sample":
+      sampling.write_samples(config, workdir, FLAGS.num_samples)
+    else:
+      results = evaluation.evaluate_checkpoint(config, workdir)
+      print(json.dumps(results))
+  except (CheckpointError, DatasetNotFoundError, trainer.Preempted) as error:
+    logging.error("%s", error)
+    _fail(str(error))
+
+
+def _one_line(error: Exception) -> str:
+  """ml_collections nests its did-you-mean message in a repr; unwrap it into one readable line."""
+  text = str(error)
+  while text[:1] in "'\"" and text[-1:] == text[:1]:
+    text = text[1:-1]
+  return " ".join(text.replace("\\n", "\n").replace("\\'", "'").split())
+
+
+def _parse_flags(argv):
+  try:
+    return FLAGS(argv)
+  except flags.Error as error:
+    _fail(str(error))
+
+
+if __name__ == "__main__":
+  _register_config_flag(sys.argv)
+  app.run(main, flags_parser=_parse_flags)
