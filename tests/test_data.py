@@ -341,11 +341,10 @@ def test_set_state_refuses_a_state_from_another_pipeline():
 
 def test_iteration_is_determined_by_the_seed():
   config = data_config(source="digits", resolution=8)
-  same = first_batches(config, 2, batch_size=8, seed=1), first_batches(config, 2, batch_size=8, seed=1)
-  assert_batches_equal(*same)
-  other = first_batches(config, 2, batch_size=8, seed=2)
-  assert not np.array_equal(same[0][0]["label"], other[0]["label"]) or not np.array_equal(
-      same[0][0]["image"], other[0]["image"])
+  first, again = (first_batches(config, 2, batch_size=8, seed=1) for _ in range(2))
+  assert_batches_equal(first, again)
+  other_seed = first_batches(config, 2, batch_size=8, seed=2)
+  assert not np.array_equal(first[0]["image"], other_seed[0]["image"])
 
 
 def epoch_of(source, shard_index, shard_count, batch_size, seed, epochs=1):
