@@ -40,11 +40,15 @@ def make_meta(config, state) -> dict:
   return json.loads(json.dumps({"config": sections, "shapes": _shapes(state)}, default=str))
 
 
-def _differences(saved: dict, expected: dict, prefix: str = "") -> list[str]:
+def _differences(saved, expected, prefix: str) -> list[str]:
   if isinstance(saved, dict) and isinstance(expected, dict):
     keys = sorted(set(saved) | set(expected))
-    return [d for k in keys for d in _differences(saved.get(k), expected.get(k), f"{prefix}{k}.")]
-  return [] if saved == expected else [f"{prefix[:-1]}: checkpoint has {saved!r}, this run has {expected!r}"]
+    return [d for k in keys for d in _differences(saved.get(k), expected.get(k), _join(prefix, k))]
+  return [] if saved == expected else [f"{prefix}: checkpoint has {saved!r}, this run has {expected!r}"]
+
+
+def _join(prefix: str, key: str) -> str:
+  return f"{prefix}{key}" if key.startswith("[") else f"{prefix}.{key}"
 
 
 class Checkpointer:
@@ -77,7 +81,9 @@ class Checkpointer:
       raise CheckpointError(
           f"The checkpoint at {where} cannot be read ({type(error).__name__}: {str(error)[:200]}). "
           f"Delete that directory to resume from an earlier checkpoint, or start over with a new --workdir.") from error
-    differences = _differences(saved_meta, expected_meta)
+    # Config differences explain shape differences, so they are shown alone when there are any.
+    differences = (_differences(saved_meta.get("config"), expected_meta["config"], "config")
+                   or _differences(saved_meta.get("shapes"), expected_meta["shapes"], "state"))
     if differences:
       shown = "\n  ".join(differences[:10]) + ("\n  ..." if len(differences) > 10 else "")
       raise CheckpointError(

@@ -89,7 +89,7 @@ class Reporter:
       return
     self._append_jsonl("eval.jsonl", {"step": step, **results})
     for name, value in results.items():
-      if isinstance(value, (int, float)):
+      if isinstance(value, (int, float)) and np.isfinite(value):
         self._writer.add_scalar(f"eval/{name}", value, step)
 
   def samples(self, step: int, picture: np.ndarray) -> str | None:

@@ -1,0 +1,193 @@
+"""The training core: every experiment steps, devices agree, resume is exact, sampling and errors behave."""
+import json
+import os
+import signal
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import experiments
+from gans import checkpoint, run, sampling, sharding, steps, trainer
+from gans.variants import common
+
+# Shrinks any experiment to tiny shapes; a field is only overridden where the experiment has it.
+TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_channels": 4, "z_dim": 8}
+
+
+def tiny_config(name: str, **train):
+  config = experiments.get_config(name)
+  with config.unlocked():
+    for field, value in TINY_MODEL.items():
+      if field in config.model:
+        config.model[field] = value
+    if config.data.source not in common.MIXTURE_SOURCES:
+      config.data.resolution = 8
+    config.train.batch_size = 8 * config.model.get("pack", 1)
+    config.train.update(train)
+    config.eval.num_samples = 100
+  return config
+
+
+def synthetic_batches(config, batches_per_step: int, key=jax.random.key(0)):
+  shape = (batches_per_step, config.train.batch_size) + common.data_shape(config.data)
+  name = "x" if len(shape) == 3 else "image"
+  return {name: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)}
+
+
+def one_step(config, num_devices: int):
+  setup = run.Setup(config, num_devices=num_devices)
+  train_step = jax.jit(steps.make_train_step(setup.variant, setup.optimizers,
+                                             steps.due_phases(setup.variant, 0), config.ema.decay))
+  batches = synthetic_batches(config, steps.batches_per_step(setup.variant))
+  batches = jax.device_put(batches, sharding.batch_sharding(setup.mesh, batch_axis=1))
+  return train_step(setup.initial_state, batches, jax.random.key(7))
+
+
+@pytest.mark.parametrize("name", experiments.NAMES)
+def test_every_experiment_builds_and_takes_a_finite_step(name):
+  config = tiny_config(name)
+  state, metrics = one_step(config, num_devices=1)
+  assert int(state.step) == 1
+  assert metrics and all(np.isfinite(float(v)) for v in metrics.values()), metrics
+  assert {"d_main/loss", "g_main/loss"} <= set(metrics)
+
+
+@pytest.mark.parametrize("name", ["pacgan_ring8", "dcgan_digits"])
+def test_four_devices_give_the_numbers_of_one(name):
+  config = tiny_config(name)
+  state_1, metrics_1 = one_step(config, num_devices=1)
+  state_4, metrics_4 = one_step(config, num_devices=4)
+  for a, b in zip(jax.tree.leaves(state_1.params), jax.tree.leaves(state_4.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  for name_ in metrics_1:
+    np.testing.assert_allclose(metrics_1[name_], metrics_4[name_], rtol=1e-4, atol=1e-6)
+  assert state_4.params["g"] is not None and len(jax.tree.leaves(state_4.params)[0].sharding.device_set) == 4
+
+
+def test_the_step_changes_exactly_the_phase_groups():
+  config = tiny_config("gan_ring8")
+  setup = run.Setup(config, num_devices=1)
+  d_only = jax.jit(steps.make_train_step(setup.variant, setup.optimizers, ("d_main",), 0.9))
+  state, _ = d_only(setup.initial_state, synthetic_batches(config, 1), jax.random.key(0))
+  unchanged = jax.tree.map(np.array_equal, state.params["g"], setup.initial_state.params["g"])
+  changed = jax.tree.map(np.array_equal, state.params["d"], setup.initial_state.params["d"])
+  assert all(jax.tree.leaves(unchanged)) and not any(jax.tree.leaves(changed))
+
+
+def test_n_critic_runs_the_discriminator_on_separate_batches():
+  config = tiny_config("gan_ring8", n_critic=3)
+  setup = run.Setup(config, num_devices=1)
+  assert steps.batches_per_step(setup.variant) == 3
+  state, metrics = one_step(config, num_devices=1)
+  # Adam's step count in D's optimizer state counts its updates: three per generator step.
+  counts = [leaf for leaf in jax.tree.leaves(state.opt_state["d"]) if leaf.dtype == jnp.int32]
+  assert counts and all(int(c) == 3 for c in counts)
+  g_counts = [leaf for leaf in jax.tree.leaves(state.opt_state["g"]) if leaf.dtype == jnp.int32]
+  assert all(int(c) == 1 for c in g_counts)
+
+
+def test_ema_tracks_the_generator():
+  config = tiny_config("gan_ring8")
+  with config.unlocked():
+    config.ema.enabled = True
+    config.ema.decay = 0.5
+  setup = run.Setup(config, num_devices=1)
+  state, _ = one_step(config, num_devices=1)
+  before, after = setup.initial_state.params["g"], state.params["g"]
+  expected = jax.tree.map(lambda b, a: 0.5 * b + 0.5 * a, before, after)
+  for e, got in zip(jax.tree.leaves(expected), jax.tree.leaves(state.ema_params["g"])):
+    np.testing.assert_allclose(got, e, rtol=1e-6)
+  assert steps.sampling_params(state)["g"] is state.ema_params["g"]
+
+
+def params_of(workdir, config):
+  setup = run.Setup(config)
+  _, state, _, step = setup.restore_latest(workdir)
+  return step, state
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+  config = tiny_config("pacgan_ring8", steps=6, checkpoint_every=3, log_every=3, sample_every=0)
+  with config.unlocked():
+    config.eval.metrics = ()
+  trainer.train_and_evaluate(config, str(tmp_path / "straight"))
+  interrupted = str(tmp_path / "interrupted")
+  with config.unlocked():
+    config.train.steps = 3
+  trainer.train_and_evaluate(config, interrupted)
+  with config.unlocked():
+    config.train.steps = 6
+  trainer.train_and_evaluate(config, interrupted)
+  step_a, a = params_of(str(tmp_path / "straight"), config)
+  step_b, b = params_of(interrupted, config)
+  assert step_a == step_b == 6
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_run_leaves_its_reports(tmp_path):
+  config = tiny_config("gan_ring8", steps=4, log_every=2, sample_every=2, checkpoint_every=2)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  names = set(os.listdir(tmp_path))
+  assert {"config.json", "metrics.jsonl", "eval.jsonl", "samples", "checkpoints"} <= names
+  assert any(name.startswith("events.out.tfevents") for name in names)
+  records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in records] == [2, 4] and "d_main/loss" in records[0]
+  evaluation = json.loads(open(tmp_path / "eval.jsonl").readline())
+  assert {"step", "modes", "high_quality", "reverse_kl"} <= set(evaluation)
+  assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000002.png", "step_0000004.png"]
+  assert json.load(open(tmp_path / "config.json"))["train"]["steps"] == 4
+
+
+def test_sample_mode_writes_what_it_promises_and_repeats_itself(tmp_path):
+  config = tiny_config("dcgan_digits", steps=1, sample_every=0)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  path = sampling.write_samples(config, str(tmp_path), 10)
+  first = np.load(path)["samples"]
+  assert first.shape == (10, 8, 8, 1) and first.min() >= -1 and first.max() <= 1
+  assert os.path.exists(tmp_path / "samples.png")
+  second = np.load(sampling.write_samples(config, str(tmp_path), 10))["samples"]
+  np.testing.assert_array_equal(first, second)
+
+
+def test_a_checkpoint_of_another_config_is_refused_by_name(tmp_path):
+  config = tiny_config("gan_ring8", steps=1)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  with config.unlocked():
+    config.model.g_hidden = (32,)
+  with pytest.raises(checkpoint.CheckpointError, match=r"(?s)config\.model\.g_hidden: checkpoint has \[16, 16\].*new --workdir"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+
+
+def test_a_corrupt_checkpoint_is_an_error_not_a_restart(tmp_path):
+  config = tiny_config("gan_ring8", steps=1)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  state_dir = tmp_path / "checkpoints" / "1" / "state"
+  for root, _, files in os.walk(state_dir):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(b"garbage")
+  with config.unlocked():
+    config.train.steps = 2
+  with pytest.raises(checkpoint.CheckpointError, match="corrupt|cannot be read"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+
+
+def test_sigterm_saves_a_checkpoint_then_resumes(tmp_path):
+  config = tiny_config("gan_ring8", steps=100_000, log_every=1, checkpoint_every=100_000, sample_every=0)
+  metrics_file = tmp_path / "metrics.jsonl"
+
+  def preempt_after_first_steps():
+    while not (metrics_file.exists() and metrics_file.stat().st_size > 0):
+      threading.Event().wait(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  threading.Thread(target=preempt_after_first_steps, daemon=True).start()
+  with pytest.raises(trainer.Preempted, match="rerun the same command"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  saved_step = checkpoint.Checkpointer(str(tmp_path)).latest_step()
+  assert saved_step is not None and 1 <= saved_step < 100_000
+  assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is back
