@@ -53,7 +53,21 @@ def test_rank_deficient_shifted_sets_differ_by_the_mean_only():
   mu1, sigma1 = frechet.activation_statistics(features)
   mu2, sigma2 = frechet.activation_statistics(features + shift)
   distance = frechet.frechet_distance(mu1, sigma1, mu2, sigma2)
-  assert distance == pytest.approx(np.sum(shift**2), rel=1e-6)
+  assert distance == pytest.approx(np.sum(shift**2), rel=1e-10)
+
+
+def test_few_samples_match_the_low_rank_closed_form():
+  # sigma = A^T A / (n - 1) with centred A (n x d, n << d). The non-zero eigenvalues
+  # of sigma1 sigma2 are those of C C^T / (n - 1)^2 with C = A1 A2^T (n x n).
+  rng = np.random.default_rng(2)
+  features1 = np.maximum(rng.normal(1.0, 1.0, (4, 512)), 0.0)
+  features2 = np.maximum(rng.normal(1.2, 1.0, (4, 512)), 0.0)
+  mu1, sigma1 = frechet.activation_statistics(features1)
+  mu2, sigma2 = frechet.activation_statistics(features2)
+  cross = (features1 - mu1) @ (features2 - mu2).T
+  trace_sqrt = np.sum(np.sqrt(np.maximum(np.linalg.eigvalsh(cross @ cross.T), 0.0))) / 3
+  expected = np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt
+  assert frechet.frechet_distance(mu1, sigma1, mu2, sigma2) == pytest.approx(expected, rel=1e-10)
 
 
 def test_identical_statistics_are_at_distance_zero(reference):

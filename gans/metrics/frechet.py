@@ -29,28 +29,31 @@ def activation_statistics(features_ND: np.ndarray) -> tuple[np.ndarray, np.ndarr
   return np.mean(features_ND, axis=0), np.cov(features_ND, rowvar=False)
 
 
-def _psd_eigenvalues(symmetric: np.ndarray, name: str) -> np.ndarray:
-  """Eigenvalues of a symmetric PSD matrix, rounding noise below zero clipped."""
-  eigenvalues = np.linalg.eigvalsh(symmetric)
-  _check_psd(eigenvalues, name)
-  return np.maximum(eigenvalues, 0.0)
+def _zero_rounding_noise(eigenvalues: np.ndarray, name: str) -> np.ndarray:
+  """Eigenvalues of a symmetric PSD matrix, with those within rounding noise of zero set to zero.
 
-
-def _check_psd(eigenvalues: np.ndarray, name: str) -> None:
-  scale = np.max(np.abs(eigenvalues), initial=0.0)
-  if eigenvalues.size and eigenvalues.min() < -NEGATIVE_EIGENVALUE_TOLERANCE * scale:
-    raise ValueError(f"{name} has eigenvalue {eigenvalues.min():.3g} (largest {scale:.3g}): "
+  With fewer samples than dimensions most eigenvalues are zero, and the
+  eigensolver returns them as +-(d eps largest); their square roots would add
+  up to ~d sqrt(d eps largest) to the trace (4e-8 relative with 4 samples of
+  2048-d features). The cut-off is numpy's matrix_rank tolerance. Clearly
+  negative eigenvalues mean the input is no covariance and raise.
+  """
+  largest = np.max(np.abs(eigenvalues), initial=0.0)
+  if eigenvalues.size and eigenvalues.min() < -NEGATIVE_EIGENVALUE_TOLERANCE * largest:
+    raise ValueError(f"{name} has eigenvalue {eigenvalues.min():.3g} (largest {largest:.3g}): "
                      "covariances must be positive semi-definite")
+  noise_level = largest * len(eigenvalues) * np.finfo(eigenvalues.dtype).eps
+  return np.where(eigenvalues > noise_level, eigenvalues, 0.0)
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
   """tr(sqrtm(sigma1 sigma2)) for symmetric PSD sigma1, sigma2."""
   eigenvalues, eigenvectors = np.linalg.eigh(sigma1)
-  _check_psd(eigenvalues, "sigma1")
-  sqrt_sigma1 = (eigenvectors * np.sqrt(np.maximum(eigenvalues, 0.0))) @ eigenvectors.T
+  sqrt_sigma1 = (eigenvectors * np.sqrt(_zero_rounding_noise(eigenvalues, "sigma1"))) @ eigenvectors.T
   similar = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
   similar = (similar + similar.T) / 2  # symmetric up to rounding; eigvalsh reads one triangle
-  return float(np.sum(np.sqrt(_psd_eigenvalues(similar, "sigma1^(1/2) sigma2 sigma1^(1/2)"))))
+  product_eigenvalues = _zero_rounding_noise(np.linalg.eigvalsh(similar), "sigma1^(1/2) sigma2 sigma1^(1/2)")
+  return float(np.sum(np.sqrt(product_eigenvalues)))
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
