@@ -91,38 +91,39 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
   def save(step: int):
     checkpointer.save(step, state, iterator.get_state(), setup.meta)
 
-  logging.info("Training %s from step %d to %d on %d device(s); workdir %s", config.variant, start_step,
-               train.steps, setup.mesh.devices.size, workdir)
-  step = start_step
-  with _sigterm_flag() as preempted:
-    while step < train.steps:
-      host_batches = _stack([next(iterator) for _ in range(batches_per_step)])
-      state, metrics = step_function(step)(state, sharding.to_global(host_batches, batch_sharding), base_key)
-      step += 1
-      if step % train.log_every == 0 or step == train.steps:
-        metrics = jax.device_get(metrics)
-        reporter.scalars(step, metrics)
-        reporter.progress(step, metrics)
-      if train.sample_every and step % train.sample_every == 0:
-        reporter.samples(step, _sample_picture(setup, state))
-      if train.eval_every and step % train.eval_every == 0 and step < train.steps:
-        reporter.evaluation(step, evaluation.evaluate_state(setup, state))
-      if step % train.checkpoint_every == 0 and step < train.steps:
-        save(step)
-      if preempted["set"]:
-        save(step)
-        checkpointer.wait()
-        reporter.close()
-        raise Preempted(f"SIGTERM received: saved a checkpoint at step {step} in {checkpointer.directory}; "
-                        f"rerun the same command to resume.")
+  try:
+    logging.info("Training %s from step %d to %d on %d device(s); workdir %s", config.variant, start_step,
+                 train.steps, setup.mesh.devices.size, workdir)
+    step = start_step
+    with _sigterm_flag() as preempted:
+      while step < train.steps:
+        host_batches = _stack([next(iterator) for _ in range(batches_per_step)])
+        state, metrics = step_function(step)(state, sharding.to_global(host_batches, batch_sharding), base_key)
+        step += 1
+        if step % train.log_every == 0 or step == train.steps:
+          metrics = jax.device_get(metrics)
+          reporter.scalars(step, metrics)
+          reporter.progress(step, metrics)
+        if train.sample_every and step % train.sample_every == 0:
+          reporter.samples(step, _sample_picture(setup, state))
+        if train.eval_every and step % train.eval_every == 0 and step < train.steps:
+          reporter.evaluation(step, evaluation.evaluate_state(setup, state))
+        if step % train.checkpoint_every == 0 and step < train.steps:
+          save(step)
+        if preempted["set"]:
+          save(step)
+          raise Preempted(f"SIGTERM received: saved a checkpoint at step {step} in {checkpointer.directory}; "
+                          f"rerun the same command to resume.")
 
-  if start_step < train.steps or checkpointer.latest_step() != train.steps:
-    save(train.steps)
-  reporter.samples(train.steps, _sample_picture(setup, state))
-  if config.eval.metrics:
-    results = evaluation.evaluate_state(setup, state)
-    reporter.evaluation(train.steps, results)
-    logging.info("Evaluation at step %d: %s", train.steps, json.dumps(results))
-  checkpointer.wait()
-  reporter.close()
-  return state
+    if start_step < train.steps or checkpointer.latest_step() != train.steps:
+      save(train.steps)
+    reporter.samples(train.steps, _sample_picture(setup, state))
+    if config.eval.metrics:
+      results = evaluation.evaluate_state(setup, state)
+      reporter.evaluation(train.steps, results)
+      logging.info("Evaluation at step %d: %s", train.steps, json.dumps(results))
+    return state
+  finally:  # also on errors and preemption: finish writing what was started
+    checkpointer.wait()
+    reporter.close()
+    iterator.close()
