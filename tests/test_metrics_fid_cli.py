@@ -147,6 +147,13 @@ def test_without_cache_dir_nothing_is_written(image_sets, tmp_path, counting):
   assert counting.calls == 2 and not os.listdir(tmp_path)
 
 
+def test_folder_of_mixed_sizes_is_refused(tmp_path):
+  _write_pngs(str(tmp_path), np.zeros((2, 8, 8, 3), np.uint8))
+  Image.fromarray(np.zeros((9, 8, 3), np.uint8)).save(tmp_path / "002.png")
+  with pytest.raises(ValueError, match="002.png"):
+    list(fid.image_batches(str(tmp_path), batch_size=2))
+
+
 def test_grayscale_npz_is_read_as_rgb(tmp_path):
   path = tmp_path / "gray.npz"
   np.savez(path, samples=np.linspace(-1, 1, 2 * 4 * 4).reshape(2, 4, 4, 1).astype(np.float32))

@@ -59,11 +59,14 @@ def _uint8_to_data_space(images_NHWC: np.ndarray) -> np.ndarray:
 
 def _folder_batches(folder: str, batch_size: int) -> Iterator[np.ndarray]:
   files = _image_files(folder)
+  first_shape = None
   for start in range(0, len(files), batch_size):
     images = [_read_rgb_uint8(path) for path in files[start:start + batch_size]]
-    shapes = {image.shape for image in images}
-    if len(shapes) > 1:
-      raise ValueError(f"Images in {folder} differ in size ({sorted(shapes)}); resize them to one size first")
+    first_shape = first_shape or images[0].shape
+    for path, image in zip(files[start:start + batch_size], images):
+      if image.shape != first_shape:
+        raise ValueError(f"{path} is {image.shape[:2]}, not {first_shape[:2]} like the first image of "
+                         f"{folder}: resize the set to one size first")
     yield _uint8_to_data_space(np.stack(images))
 
 
