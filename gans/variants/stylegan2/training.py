@@ -55,9 +55,10 @@ def mix_styles(key, ws, ws_other, mixing_prob=STYLE_MIXING_PROB):
   without mixing the batch is returned unchanged.
   """
   num_ws = ws.shape[1]
-  cutoff_key, apply_key = jax.random.split(key)
-  cutoff = jax.random.randint(cutoff_key, (), 1, num_ws)
-  cutoff = jnp.where(jax.random.uniform(apply_key, ()) < mixing_prob, cutoff, num_ws)
+  # One uniform draw for both choices: every jax.random call site is slow to compile on CPU.
+  cutoff_u, apply_u = jax.random.uniform(key, (2,))
+  cutoff = jnp.minimum(1 + jnp.floor(cutoff_u * (num_ws - 1)).astype(jnp.int32), num_ws - 1)
+  cutoff = jnp.where(apply_u < mixing_prob, cutoff, num_ws)
   from_other = (jnp.arange(num_ws) >= cutoff)[None, :, None]
   return jnp.where(from_other, ws_other, ws)
 
