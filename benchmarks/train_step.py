@@ -1,0 +1,115 @@
+"""Throughput of an experiment's training step, and the same architecture in PyTorch when it is installed.
+
+  python benchmarks/train_step.py --experiment=dcgan_celeba64 --batch_size=64
+
+Prints one JSON line: images_per_sec and compile_sec of the project's jitted step (the experiment's own
+architecture and batch size on synthetic data, the phases that run every step), plus torch_images_per_sec
+and ratio (ours / PyTorch's) when PyTorch is importable. The two are timed in alternating blocks in one
+process and the medians compared, because this kind of machine is shared and noisy: only the ratio of
+interleaved measurements means anything. Images per second counts the batch of one step (one D update and
+one G update on batch_size real and batch_size generated images).
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax
+from absl import app, flags
+
+import experiments
+from gans import run, steps
+from gans.variants import common
+
+flags.DEFINE_string("experiment", "dcgan_celeba64", "Experiment whose step is timed.")
+flags.DEFINE_integer("batch_size", 0, "Global batch; 0 = the experiment's.")
+flags.DEFINE_integer("blocks", 7, "Alternating timing blocks per framework; the median block counts.")
+flags.DEFINE_float("block_seconds", 3.0, "Approximate length of one timing block.")
+flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
+FLAGS = flags.FLAGS
+
+
+def jax_step(config):
+  """(run one step, compile seconds) for the experiment's every-step phases on a synthetic batch."""
+  setup = run.Setup(config)
+  every_step = tuple(phase.name for phase in setup.variant.phases if phase.every == 1)
+  train_step = jax.jit(steps.make_train_step(setup.variant, setup.optimizers, every_step, config.ema.decay),
+                       donate_argnums=0)
+  shape = (steps.batches_per_step(setup.variant), config.train.batch_size) + common.data_shape(config.data)
+  batches = {"x" if len(shape) == 3 else "image": jax.random.uniform(jax.random.key(0), shape, minval=-1, maxval=1)}
+  key = jax.random.key(1)
+  start = time.perf_counter()
+  compiled = train_step.lower(setup.initial_state, batches, key).compile()
+  compile_sec = time.perf_counter() - start
+  state = [setup.initial_state]
+
+  def step():
+    state[0], metrics = compiled(state[0], batches, key)
+    jax.block_until_ready(metrics)
+
+  return step, compile_sec
+
+
+def torch_step(config):
+  """The same architecture's PyTorch step, or None when there is no reference for this variant or no torch."""
+  try:
+    import torch  # noqa: F401
+  except ImportError:
+    return None
+  if config.variant == "dcgan":
+    from benchmarks import torch_dcgan
+    return torch_dcgan.make_torch_dcgan_step(
+        resolution=config.data.resolution, batch_size=config.train.batch_size, latent_dim=config.model.z_dim,
+        base_channels=config.model.g_channels, image_channels=config.data.channels)
+  if config.variant == "gan":
+    from benchmarks import torch_mlp_gan
+    return torch_mlp_gan.make_torch_mlp_gan_step(config)
+  return None
+
+
+def seconds_per_step(step, block_seconds: float, calls_per_block: int) -> float:
+  start = time.perf_counter()
+  for _ in range(calls_per_block):
+    step()
+  return (time.perf_counter() - start) / calls_per_block
+
+
+def calls_for(step, block_seconds: float) -> int:
+  step()  # warm-up
+  one = seconds_per_step(step, block_seconds, 1)
+  return max(1, int(block_seconds / max(one, 1e-6)))
+
+
+def benchmark(config, blocks: int, block_seconds: float, with_torch: bool) -> dict:
+  ours, compile_sec = jax_step(config)
+  reference = torch_step(config) if with_torch else None
+  steppers = {"jax": ours} if reference is None else {"jax": ours, "torch": reference}
+  calls = {name: calls_for(step, block_seconds) for name, step in steppers.items()}
+  times = {name: [] for name in steppers}
+  for _ in range(blocks):
+    for name, step in steppers.items():
+      times[name].append(seconds_per_step(step, block_seconds, calls[name]))
+  batch = config.train.batch_size
+  result = {"experiment": FLAGS.experiment, "batch_size": batch, "devices": jax.device_count(),
+            "images_per_sec": batch / statistics.median(times["jax"]), "compile_sec": compile_sec}
+  if "torch" in times:
+    import torch
+    result["torch_images_per_sec"] = batch / statistics.median(times["torch"])
+    result["ratio"] = result["images_per_sec"] / result["torch_images_per_sec"]
+    result["torch_threads"] = torch.get_num_threads()
+  return result
+
+
+def main(argv) -> None:
+  del argv
+  config = experiments.get_config(FLAGS.experiment)
+  if FLAGS.batch_size:
+    config.train.batch_size = FLAGS.batch_size
+  print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch)))
+
+
+if __name__ == "__main__":
+  app.run(main)
