@@ -194,12 +194,13 @@ def test_conditional_model_of_another_size_round_trips():
   assert max_abs_diff(loaded.discriminator(img, c[::-1]), logits) > 1e-3
 
 
-@pytest.mark.parametrize("g_architecture, d_architecture", [("orig", "orig"), ("resnet", "skip")])
-def test_other_architectures_are_inferred_and_run(g_architecture, d_architecture):
+@pytest.mark.parametrize("g_architecture, d_architecture, taps", [("orig", "orig", (1, 3, 3, 1)),
+                                                                  ("resnet", "skip", (1, 2, 1))])
+def test_other_architectures_are_inferred_and_run(g_architecture, d_architecture, taps):
   generator = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channels=(8, 4),
-                        architecture=g_architecture, mapping_layers=1, conv_clamp=None)
+                        architecture=g_architecture, mapping_layers=1, resample_taps=taps, conv_clamp=None)
   discriminator = Discriminator(c_dim=0, img_resolution=8, img_channels=3, channels=(8, 4),
-                                architecture=d_architecture, conv_clamp=None)
+                                architecture=d_architecture, resample_taps=taps, conv_clamp=None)
   z = np.random.default_rng(0).standard_normal((2, 8), np.float32)
   g_variables = random_variables(generator, 1, z, noise_mode="const")
   d_variables = random_variables(discriminator, 2, jnp.zeros((2, 8, 8, 3)))
@@ -207,6 +208,11 @@ def test_other_architectures_are_inferred_and_run(g_architecture, d_architecture
   assert ("G/synthesis.b8.skip.weight" in state_dict) == (g_architecture == "resnet")
   assert ("G/synthesis.b4.torgb.weight" in state_dict) == (g_architecture == "skip")
   assert ("D/b4.fromrgb.weight" in state_dict) == (d_architecture == "skip")
+  # Like the official constructors: only resampling layers get the network's filter.
+  assert state_dict["G/synthesis.b8.conv0.resample_filter"].shape == (len(taps),) * 2
+  assert state_dict["D/b8.conv1.resample_filter"].shape == (len(taps),) * 2
+  assert state_dict["G/synthesis.b8.conv1.resample_filter"].shape == (4, 4)
+  assert state_dict["D/b8.conv0.resample_filter"].shape == (4, 4)
   loaded = load_official(state_dict, conv_clamp=None)
   assert loaded.generator_module == generator and loaded.discriminator_module == discriminator
   assert_same_variables(loaded.g_variables, g_variables)

@@ -27,8 +27,11 @@ from gans.variants.stylegan2.networks import Discriminator, Generator, block_res
 
 G_PREFIX = "G/"
 D_PREFIX = "D/"
-# Module names that are official Conv2dLayer / SynthesisLayer instances; each carries a resample_filter buffer.
-_CONV_LAYER_NAMES = ("conv0", "conv1", "skip", "fromrgb", "conv")
+# Official Conv2dLayer / SynthesisLayer instances each register a resample_filter buffer,
+# but only the resampling ones are handed the network's filter; the others keep the
+# constructor default [1, 3, 3, 1], which they never use.
+_RESAMPLING_LAYERS = {G_PREFIX: ("conv0", "skip"), D_PREFIX: ("conv1", "skip")}
+_NON_RESAMPLING_LAYERS = {G_PREFIX: ("conv1",), D_PREFIX: ("conv0", "fromrgb", "conv")}
 _BLOCK_NAME = re.compile(r"^b(\d+)$")
 
 
@@ -48,8 +51,13 @@ def _count_layers(state_dict, prefix):
 
 
 def _resample_taps(state_dict, prefix):
-  """The 1-D taps behind every resample_filter buffer under prefix; they must all agree."""
-  filters = {k: np.asarray(v) for k, v in state_dict.items() if k.startswith(prefix) and k.endswith("resample_filter")}
+  """The 1-D taps behind the resample_filter buffers that resample; they must all agree."""
+  filters = {}
+  for key, value in state_dict.items():
+    if key.startswith(prefix) and key.endswith(".resample_filter"):
+      module = key[len(prefix):-len(".resample_filter")].split(".")
+      if module[-1] in _RESAMPLING_LAYERS[prefix] or _is_block(prefix, module[-1]):
+        filters[key] = np.asarray(value)
   if not filters:
     return DEFAULT_RESAMPLE_TAPS
   first_key = sorted(filters)[0]
@@ -61,6 +69,12 @@ def _resample_taps(state_dict, prefix):
     if value.shape != reference.shape or not np.allclose(value, reference, rtol=0, atol=1e-7):
       raise ValueError(f"{key!r} differs from {first_key!r}; one filter per network is supported")
   return taps
+
+
+def _is_block(group_prefix, name):
+  block = _BLOCK_NAME.match(name)
+  # The discriminator's b4 is the epilogue, which registers no filter of its own.
+  return block is not None and not (group_prefix == D_PREFIX and block.group(1) == "4")
 
 
 def _mapping_config(state_dict, prefix):
@@ -175,17 +189,17 @@ def _from_official_array(group_prefix, path, value):
   return value
 
 
-def _official_filter_names(group_prefix, variable_paths):
-  """Names of the resample_filter buffers the official modules register (no numeric effect)."""
+def _official_filters(group_prefix, variable_paths, resample_taps):
+  """The resample_filter buffers the official modules register (no numeric effect here)."""
   modules = {path[:i] for path in variable_paths for i in range(1, len(path))}
-  names = set()
+  filters = {}
   for module in modules:
-    last = module[-1]
-    block = _BLOCK_NAME.match(last)
-    is_block = block is not None and not (group_prefix == D_PREFIX and block.group(1) == "4")
-    if is_block or last in _CONV_LAYER_NAMES:
-      names.add(group_prefix + ".".join(module) + ".resample_filter")
-  return names
+    name = group_prefix + ".".join(module) + ".resample_filter"
+    if _is_block(group_prefix, module[-1]) or module[-1] in _RESAMPLING_LAYERS[group_prefix]:
+      filters[name] = fir_filter_2d(resample_taps)
+    elif module[-1] in _NON_RESAMPLING_LAYERS[group_prefix]:
+      filters[name] = fir_filter_2d(DEFAULT_RESAMPLE_TAPS)
+  return filters
 
 
 def _group_to_official(group_prefix, variables, resample_taps):
@@ -195,8 +209,7 @@ def _group_to_official(group_prefix, variables, resample_taps):
     for path, value in flax.traverse_util.flatten_dict(dict(variables.get(collection, {}))).items():
       paths.append(path)
       state_dict[group_prefix + ".".join(path)] = _to_official_array(group_prefix, path, value)
-  for name in _official_filter_names(group_prefix, paths):
-    state_dict[name] = fir_filter_2d(resample_taps)
+  state_dict.update(_official_filters(group_prefix, paths, resample_taps))
   return state_dict
 
 
