@@ -75,9 +75,12 @@ def test_identical_statistics_are_at_distance_zero(reference):
   assert abs(distance) <= 1e-12 * np.trace(reference["sigma1"])
 
 
-def test_not_positive_semidefinite_covariance_is_refused():
+@pytest.mark.parametrize("not_psd", [np.diag([-1.0, 1.0]), np.array([[0.0, 1.0], [1.0, 0.0]])])
+def test_not_positive_semidefinite_covariance_is_refused_in_either_place(not_psd):
   with pytest.raises(ValueError, match="positive semi-definite"):
-    frechet.frechet_distance(np.zeros(2), np.diag([-1.0, 1.0]), np.zeros(2), np.eye(2))
+    frechet.frechet_distance(np.zeros(2), not_psd, np.zeros(2), np.eye(2))
+  with pytest.raises(ValueError, match="positive semi-definite"):
+    frechet.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), not_psd)
 
 
 def test_mismatched_shapes_are_refused():
