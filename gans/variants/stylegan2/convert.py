@@ -90,8 +90,9 @@ def _mapping_config(state_dict, prefix):
     layer_features=first_out if num_layers > 1 else None)
 
 
-def infer_generator_config(state_dict, prefix=G_PREFIX) -> dict:
+def infer_generator_config(state_dict) -> dict:
   """Generator constructor arguments (except conv_clamp and the lr multiplier) from names and shapes."""
+  prefix = G_PREFIX
   pattern = re.compile(re.escape(prefix) + r"synthesis\.b(\d+)\.")
   found = sorted({int(m.group(1)) for k in state_dict for m in [pattern.match(k)] if m})
   if not found:
@@ -118,8 +119,9 @@ def infer_generator_config(state_dict, prefix=G_PREFIX) -> dict:
     mapping_layer_features=mapping["layer_features"], resample_taps=_resample_taps(state_dict, prefix))
 
 
-def infer_discriminator_config(state_dict, prefix=D_PREFIX) -> dict:
+def infer_discriminator_config(state_dict) -> dict:
   """Discriminator constructor arguments (except mbstd_group_size, conv_clamp, lr multiplier)."""
+  prefix = D_PREFIX
   pattern = re.compile(re.escape(prefix) + r"b(\d+)\.")
   found = sorted({int(m.group(1)) for k in state_dict for m in [pattern.match(k)] if m})
   if not found:
