@@ -10,11 +10,6 @@ from gans.metrics import inception
 DATA_AXIS = "data"
 
 
-def _forward(variables, images_NHWC, with_logits: bool):
-  unit = inception.data_to_unit_range(images_NHWC)
-  return inception.FIDInceptionV3().apply(variables, unit, with_logits=with_logits)
-
-
 def _fixed_size_batches(chunks: Iterable[np.ndarray], batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
   """Regroup arrays of any length into (batch of exactly batch_size, number of real rows).
 
@@ -59,7 +54,7 @@ class FeatureExtractor:
     else:
       variables = jax.device_put(variables)
     self._variables = variables
-    self._forward = jax.jit(_forward, static_argnames="with_logits")
+    self._forward = jax.jit(inception.features_from_data_space, static_argnames="with_logits")
 
   def run_batch(self, batch_NHWC: np.ndarray) -> dict:
     """Outputs (device arrays, sharded like the batch) of exactly batch_size images."""

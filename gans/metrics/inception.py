@@ -254,3 +254,15 @@ def data_to_unit_range(images_NHWC):
   # floor(v + 0.5): round half up, as StyleGAN2-ADA's (x * 127.5 + 128) -> uint8 does.
   levels = jnp.clip(jnp.floor((images_NHWC + 1.0) * 127.5 + 0.5), 0.0, 255.0).astype(jnp.int32)
   return jnp.asarray(_UNIT_LEVELS)[levels]
+
+
+def features_from_data_space(variables, images_NHWC, with_logits: bool = False) -> dict:
+  """FID Inception outputs of images in the project's data space [-1, 1], NHWC, any size.
+
+  Pure and jittable: data_to_unit_range (x -> round((x + 1) * 127.5) / 255, the
+  8-bit [0, 1] images pytorch-fid reads) and then the network, which resizes to
+  299 and maps back to [-1, 1] itself. Returns {"pool3": f32[N, 2048]} and, with
+  with_logits, {"logits_unbiased": f32[N, 1008]}. For many images use
+  extract.FeatureExtractor, which batches, pads and shards this.
+  """
+  return FIDInceptionV3().apply(variables, data_to_unit_range(images_NHWC), with_logits=with_logits)
