@@ -52,7 +52,7 @@ def mixture_gan_config(mixture: str, pack: int) -> ml_collections.ConfigDict:
   config.data.source = mixture
   config.data.size = 100_000  # training points, as in the paper
   config.train.batch_size = 100 * pack
-  config.train.steps = 50_000
+  config.train.steps = 400_000  # the paper's 400 epochs of 1,000 batches
   config.train.log_every = 1000
   config.train.sample_every = 10_000
   config.train.checkpoint_every = 10_000

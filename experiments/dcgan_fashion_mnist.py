@@ -1,4 +1,4 @@
-"""DCGAN on Fashion-MNIST (28x28 padded to 32x32) from IDX files.
+"""DCGAN on Fashion-MNIST (28x28 resized to 32x32) from IDX files.
 
 Data: Debian's dataset-fashion-mnist package (`apt-get install dataset-fashion-mnist`) installs the IDX files
 in /usr/share/datasets/fashion-mnist; any folder with the four standard files works via --config.data.path.

@@ -1,4 +1,4 @@
-"""DCGAN on MNIST from TFDS (28x28 padded to 32x32).
+"""DCGAN on MNIST from TFDS (28x28 resized to 32x32).
 
 Data: prepared TFDS data; `pip install -e .[prepare]` then `tfds build mnist --data_dir=DIR` on a machine
 with internet, and --config.data.path=DIR here. Reading needs no TensorFlow.
