@@ -1,5 +1,6 @@
-"""Batched, jitted (and optionally sharded) FID Inception feature extraction."""
-from typing import Iterable, Iterator, Mapping, Optional, Union
+"""Batched, jitted (and optionally sharded) feature extraction: the FID Inception or any pure network."""
+import functools
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Union
 
 import jax
 import numpy as np
@@ -30,8 +31,21 @@ def _fixed_size_batches(chunks: Iterable[np.ndarray], batch_size: int) -> Iterat
     yield np.concatenate([stacked, padding]), pending_rows
 
 
+_inception_forward = jax.jit(inception.features_from_data_space, static_argnames="with_logits")
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(forward: Callable):
+  # One jitted function per forward, so repeated evaluations (every eval_every steps) reuse its compilation.
+  return jax.jit(forward)
+
+
 class FeatureExtractor:
   """Maps images in data space [-1, 1] (NHWC, any size) to FID Inception outputs.
+
+  With `forward` (a pure, module-level (variables, images) -> dict of arrays,
+  e.g. classifier.outputs) the same batching, padding and sharding serve that
+  network instead.
 
   Images are rounded to 8-bit levels and scaled to [0, 1] first (see
   inception.data_to_unit_range), so features equal those pytorch-fid computes
@@ -41,7 +55,7 @@ class FeatureExtractor:
   """
 
   def __init__(self, variables: Mapping, batch_size: int = 50, mesh: Optional[Mesh] = None,
-               with_logits: bool = False):
+               with_logits: bool = False, forward: Optional[Callable] = None):
     self.batch_size = batch_size  # images per jitted call; the last batch is padded
     self.with_logits = with_logits  # also return "logits_unbiased" (needs the fc kernel)
     self._batch_sharding = None
@@ -54,12 +68,15 @@ class FeatureExtractor:
     else:
       variables = jax.device_put(variables)
     self._variables = variables
-    self._forward = jax.jit(inception.features_from_data_space, static_argnames="with_logits")
+    if forward is None:
+      self._forward = functools.partial(_inception_forward, with_logits=with_logits)
+    else:
+      self._forward = _jitted(forward)
 
   def run_batch(self, batch_NHWC: np.ndarray) -> dict:
     """Outputs (device arrays, sharded like the batch) of exactly batch_size images."""
     batch = jax.device_put(np.asarray(batch_NHWC, np.float32), self._batch_sharding)
-    return self._forward(self._variables, batch, with_logits=self.with_logits)
+    return self._forward(self._variables, batch)
 
   def __call__(self, images: Union[np.ndarray, Iterable[np.ndarray]]) -> dict[str, np.ndarray]:
     """images: one NHWC array or an iterable of them (streamed batch by batch)."""
