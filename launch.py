@@ -17,6 +17,8 @@ flags.DEFINE_string("experiment", "dcgan_digits", "Experiment name; --list shows
 flags.DEFINE_string("workdir", None, "Run directory (default: runs/<experiment>).")
 flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "train (resumes automatically), sample or eval.")
 flags.DEFINE_integer("num_samples", 64, "Samples to generate in --mode=sample.")
+flags.DEFINE_integer("label", None, "--mode=sample: the class to generate (conditional variants, e.g. cgan).")
+flags.DEFINE_integer("code", None, "--mode=sample: the categorical code to fix (InfoGAN).")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
 flags.DEFINE_bool("library_logs", False, "Show the INFO logs of libraries (orbax, grain, ...), not just this project's.")
@@ -62,6 +64,7 @@ def main(argv) -> None:
   from gans import evaluation, sampling, sharding, trainer
   from gans.checkpoint import CheckpointError
   from gans.data import DatasetNotFoundError
+  from gans.run import ConditioningError
 
   if not FLAGS.library_logs:
     logging.get_absl_handler().addFilter(_ProjectInfoOnly())
@@ -72,13 +75,19 @@ def main(argv) -> None:
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, workdir)
     elif FLAGS.mode == "sample":
-      sampling.write_samples(config, workdir, FLAGS.num_samples)
+      sampling.write_samples(config, workdir, FLAGS.num_samples, **_conditioning())
     else:
       results = evaluation.evaluate_checkpoint(config, workdir)
       print(json.dumps(results))
-  except (CheckpointError, DatasetNotFoundError, trainer.Preempted) as error:
+  except (CheckpointError, ConditioningError, DatasetNotFoundError, trainer.Preempted) as error:
     logging.error("%s", error)
     _fail(str(error))
+
+
+def _conditioning() -> dict:
+  """The sampling flags that were given, as the variant's conditioning keywords."""
+  given = {"label": FLAGS.label, "code": FLAGS.code}
+  return {name: value for name, value in given.items() if value is not None}
 
 
 def _one_line(error: Exception) -> str:

@@ -16,6 +16,9 @@ NAMES = (
     "dcgan_fashion_mnist",
     "dcgan_mnist",
     "dcgan_celeba64",
+    "stylegan2_ffhq",
+    "stylegan2_digits",
+    "cgan_digits",
 )
 
 

@@ -22,19 +22,47 @@ def stream_key(seed: int, stream: int) -> jax.Array:
 
 @functools.lru_cache(maxsize=None)
 def _jitted_sampler(sample_fn, n: int):
-  return jax.jit(lambda params, model_state, key: sample_fn(params, model_state, key, n))
+  # Conditioning values are traced arguments, so --label=3 and --label=4 share one compilation.
+  return jax.jit(lambda params, model_state, key, conditioning: sample_fn(params, model_state, key, n,
+                                                                        **conditioning))
 
 
-def generate(variant: GanVariant, params, model_state, key: jax.Array, n: int, batch_size: int = 500) -> np.ndarray:
+class ConditioningError(ValueError):
+  """Sampling was asked for conditioning (--label, --code) that the variant does not take."""
+
+
+def check_conditioning(variant: GanVariant, conditioning: dict) -> None:
+  """Refuses conditioning the variant's sampler does not take, naming what it does take."""
+  unknown = sorted(set(conditioning) - set(variant.conditioning))
+  if unknown:
+    accepted = ", ".join(variant.conditioning) or "none"
+    raise ConditioningError(f"This variant's sampler takes no {', '.join(unknown)}; its conditioning: {accepted}.")
+
+
+def chunk_conditioning(conditioning: dict, n: int, start: int, size: int) -> dict:
+  """The conditioning of samples [start, start + size): per-sample arrays (leading dim n) sliced, ints kept."""
+  return {name: value[start:start + size] if np.ndim(value) and np.shape(value)[0] == n else value
+          for name, value in conditioning.items()}
+
+
+def generate(variant: GanVariant, params, model_state, key: jax.Array, n: int, batch_size: int = 500,
+             **conditioning) -> np.ndarray:
   """n samples in data space as a host array; chunk c uses fold_in(key, c), so results are independent of
-  the device count but not of `batch_size`."""
+  the device count but not of `batch_size`. `conditioning` (e.g. label=3) goes to the variant's sampler."""
+  check_conditioning(variant, conditioning)
   chunks = []
   for chunk, start in enumerate(range(0, n, batch_size)):
     size = min(batch_size, n - start)
     chunk_key = jax.random.fold_in(key, chunk)
-    outputs = _jitted_sampler(variant.sample, size)(params, model_state, chunk_key)
+    outputs = _jitted_sampler(variant.sample, size)(params, model_state, chunk_key,
+                                                    chunk_conditioning(conditioning, n, start, size))
     chunks.append(np.asarray(jax.device_get(outputs)))
   return np.concatenate(chunks)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_grid(grid_fn):
+  return jax.jit(grid_fn)
 
 
 class Setup:
@@ -52,9 +80,17 @@ class Setup:
     self.initial_state: GanState = init(stream_key(config.seed, INIT_STREAM))
     self.meta = checkpoint.make_meta(config, self.initial_state)
 
-  def generate(self, state: GanState, n: int, key: jax.Array | None = None) -> np.ndarray:
+  def generate(self, state: GanState, n: int, key: jax.Array | None = None, **conditioning) -> np.ndarray:
     key = stream_key(self.config.seed, SAMPLE_STREAM) if key is None else key
-    return generate(self.variant, steps.sampling_params(state), state.model_state, key, n)
+    return generate(self.variant, steps.sampling_params(state), state.model_state, key, n, **conditioning)
+
+  def grid(self, state: GanState) -> np.ndarray | None:
+    """The variant's sample grid (outputs[rows, columns, ...]) on the sample stream, or None if it has none."""
+    if self.variant.grid is None:
+      return None
+    key = stream_key(self.config.seed, SAMPLE_STREAM)
+    return np.asarray(jax.device_get(_jitted_grid(self.variant.grid)(steps.sampling_params(state),
+                                                                      state.model_state, key)))
 
   def restore_latest(self, workdir: str, with_data: bool = True):
     """(state, data state, step) of the latest checkpoint in workdir, or the initial state when there is none."""

@@ -39,6 +39,15 @@ class GanVariant(NamedTuple):
   sample: Callable[..., PyTree]
   ema_groups: tuple[str, ...] = ("g",)  # groups whose EMA copy is kept and used for sampling
   modules: Mapping[str, Any] = {}  # group name -> Linen module, for inspection and tests
+  # The keyword arguments `sample` accepts, e.g. ("label",) for a conditional GAN, ("code",) for InfoGAN;
+  # each takes an int (the same for every sample) or one value per sample. Others are refused by name.
+  conditioning: tuple[str, ...] = ()
+  # grid(params, model_state, key) -> outputs[rows, columns, ...]: the variant's own sample picture (one
+  # row per class, a code varied along the columns); None = `sample` laid out in a square.
+  grid: Callable[..., PyTree] | None = None
+  # encode(params, model_state, batch) -> dict of latents inferred from data (InfoGAN's code logits),
+  # for evaluators; None = the variant has no encoder.
+  encode: Callable[..., PyTree] | None = None
 
 
 @flax.struct.dataclass

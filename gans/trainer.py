@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gans import data, evaluation, report, sharding, steps
+from gans import data, evaluation, report, sampling, sharding, steps
 from gans.run import Setup, stream_key, TRAIN_STREAM
 from gans.state import GanState
 
@@ -46,6 +46,9 @@ def _stack(batches):
 
 
 def _sample_picture(setup: Setup, state: GanState) -> np.ndarray:
+  grid = setup.grid(state)
+  if grid is not None:  # the variant lays out its own picture (one row per class, ...)
+    return sampling.grid_picture(grid)
   samples = setup.generate(state, setup.config.train.num_grid_samples)
   reference = None
   if samples.ndim == 2:

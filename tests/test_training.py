@@ -34,7 +34,10 @@ def tiny_config(name: str, **train):
 def synthetic_batches(config, batches_per_step: int, key=jax.random.key(0)):
   shape = (batches_per_step, config.train.batch_size) + common.data_shape(config.data)
   name = "x" if len(shape) == 3 else "image"
-  return {name: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)}
+  batch = {name: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)}
+  if name == "image" and config.data.source != "folder":  # digits, IDX and TFDS sources carry labels
+    batch["label"] = jnp.zeros(shape[:2], jnp.int32)
+  return batch
 
 
 def one_step(config, num_devices: int):

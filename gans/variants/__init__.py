@@ -1,9 +1,11 @@
 """The variant registry: name -> make(config) -> GanVariant."""
-from gans.variants import dcgan, gan
+from gans.variants import cgan, dcgan, gan, stylegan2
 
 VARIANTS = {
     "gan": gan.make,
     "dcgan": dcgan.make,
+    "stylegan2": stylegan2.make,
+    "cgan": cgan.make,
 }
 
 
