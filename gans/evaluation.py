@@ -1,41 +1,296 @@
 """Evaluation of a generator: the experiment's `config.eval.metrics`, by name.
 
-Each evaluator is fn(config, generate) -> dict of results, where
-generate(n) returns n samples in data space. New metrics register here.
+Each evaluator is fn(config, generate) -> dict of results, where generate(n)
+returns n samples in data space. New metrics register in EVALUATORS.
+
+Within one `evaluate` call the samples are generated once and shared by every
+metric, and so are their features under each network (Samples below). The
+config.eval fields are documented in gans/metrics/eval_config.py; experiments
+that predate a field get its default there.
+
+Inception metrics (fid, kid, is, precision_recall) follow pytorch-fid /
+StyleGAN2-ADA; classifier metrics (classifier_fid, class_coverage,
+stacked_modes) use the project's own classifier (gans/metrics/classifier.py),
+which needs no download.
 """
+import functools
+import os
+from typing import Callable
+
+import jax
 import numpy as np
 
 from gans import checkpoint, data, report, run
-from gans.metrics import modes
+from gans.metrics import classifier, eval_config, extract, fid, frechet, modes, reference
+from gans.metrics.progress import Progress
 
+GENERATION_CHUNK = 500  # samples per generator call (run.generate's batch) and progress update
+INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                         + INCEPTION_WEIGHTS_FILE)
+
+
+class MissingInceptionWeightsError(data.DatasetNotFoundError):
+  """The Inception metrics' weights file is not where config.eval.inception_weights says.
+
+  A DatasetNotFoundError (a file the run needs that the user must fetch) so the
+  launcher reports it as one line, like a missing dataset.
+  """
+
+
+def eval_field(config, name: str):
+  """config.eval.<name>, or its eval_config default for experiments that do not set it."""
+  return config.eval.get(name, eval_config.eval_config()[name])
+
+
+def cache_dir(config) -> str:
+  return eval_field(config, "cache_dir") or reference.default_cache_dir()
+
+
+# ----------------------------------------------------------------------------- samples shared by the metrics
+
+class Samples:
+  """generate(n), memoised for one evaluation; features of the samples are memoised per network too."""
+
+  def __init__(self, generate: Callable[[int], np.ndarray]):
+    self._generate = generate
+    self._samples = None
+    self._derived = {}
+    self._once = {}
+
+  def __call__(self, n: int) -> np.ndarray:
+    if self._samples is None or len(self._samples) < n:
+      self._samples = np.asarray(self._generate(n))
+      self._derived.clear()
+    return self._samples[:n]
+
+  def derived(self, name: str, n: int, compute: Callable[[np.ndarray], dict]) -> dict:
+    """compute(first n samples), computed once per (name, n)."""
+    if (name, n) not in self._derived:
+      self._derived[(name, n)] = compute(self(n))
+    return self._derived[(name, n)]
+
+  def once(self, name: str, compute: Callable[[], dict]) -> dict:
+    """compute(), once per evaluation: e.g. reference statistics several metrics read."""
+    if name not in self._once:
+      self._once[name] = compute()
+    return self._once[name]
+
+
+def _as_samples(generate) -> Samples:
+  return generate if isinstance(generate, Samples) else Samples(generate)
+
+
+def _in_batches(images_NHWC: np.ndarray, batch_size: int, description: str):
+  with Progress(len(images_NHWC), description) as progress:
+    for start in range(0, len(images_NHWC), batch_size):
+      progress.update(min(batch_size, len(images_NHWC) - start))
+      yield images_NHWC[start:start + batch_size]
+
+
+def _sharded_batch_size(config, mesh) -> int:
+  shards = 1 if mesh is None else mesh.shape[extract.DATA_AXIS]
+  return -(-eval_field(config, "batch_size") // shards) * shards
+
+
+# ----------------------------------------------------------------------------- 2D mixtures
 
 def _mode_coverage(config, generate) -> dict:
   means, std = data.mixture_modes(config.data.source)
   return modes.mode_metrics(generate(config.eval.num_samples), np.asarray(means), std)
 
 
+# ----------------------------------------------------------------------------- the project's classifier
+
+def _classifier_extractor(config, forward=classifier.outputs):
+  """(extractor, network id) of the experiment's data classifier, trained on first use."""
+  variables, _, file = classifier.cached_classifier(config.data, cache_dir(config))
+  mesh = fid.data_mesh()
+  extractor = extract.FeatureExtractor(variables, _sharded_batch_size(config, mesh), mesh, forward=forward)
+  return extractor, f"{classifier.RECIPE}/{fid.file_sha256(file)}"
+
+
+def _classifier_outputs(config, generate) -> dict:
+  samples = _as_samples(generate)
+  n = config.eval.num_samples
+  extractor, _ = _classifier_extractor(config)
+  return samples.derived("classifier", n, lambda images: extractor(
+      _in_batches(images, extractor.batch_size, "Evaluation: classifier features of the samples")))
+
+
+def _classifier_fid(config, generate) -> dict:
+  fake = _classifier_outputs(config, generate)["features"]
+  extractor, network_id = _classifier_extractor(config)
+  real = reference.reference_statistics(config.data, extractor, "features", network_id, cache_dir(config),
+                                        eval_field(config, "num_reference"))
+  mu, sigma = frechet.activation_statistics(fake)
+  return {"classifier_fid": frechet.frechet_distance(real["mu"], real["sigma"], mu, sigma)}
+
+
+def _class_coverage(config, generate) -> dict:
+  return classifier.class_coverage(_classifier_outputs(config, generate)["logits"])
+
+
+def _stacked_modes(config, generate) -> dict:
+  samples = _as_samples(generate)
+  n = config.eval.num_samples
+  images = samples(n)
+  if images.ndim != 4 or images.shape[-1] < 2:
+    raise ValueError(f"stacked_modes needs images with one stacked grayscale image per channel; samples are "
+                     f"{images.shape[1:]}")
+  extractor, _ = _classifier_extractor(config, forward=classifier.stacked_outputs)
+  outputs = samples.derived("stacked_classifier", n, lambda images: extractor(
+      _in_batches(images, extractor.batch_size, "Evaluation: classifying the channels of the samples")))
+  return classifier.stacked_modes(outputs["logits"])
+
+
+# ----------------------------------------------------------------------------- FID Inception
+
+INCEPTION_METRICS = ("fid", "kid", "is", "precision_recall")
+
+
+def inception_weights_path(config) -> str:
+  """config.eval.inception_weights, checked to exist: the one error a user without the weights sees."""
+  path = eval_field(config, "inception_weights")
+  if not path or not os.path.isfile(path):
+    wanted = [name for name in config.eval.metrics if name in INCEPTION_METRICS]
+    where = f"config.eval.inception_weights={path!r} is not a file" if path else "config.eval.inception_weights is unset"
+    raise MissingInceptionWeightsError(
+        f"The metrics {', '.join(wanted) or ', '.join(INCEPTION_METRICS)} need the FID Inception weights and "
+        f"{where}. Download {INCEPTION_WEIGHTS_FILE} (pytorch-fid's GitHub release: {INCEPTION_WEIGHTS_URL}) "
+        f"and pass --config.eval.inception_weights=FILE.")
+  return path
+
+
+@functools.lru_cache(maxsize=2)
+def _inception_variables_and_id(path: str, stamp: str) -> tuple[dict, str]:
+  del stamp  # part of the memo key only: a rewritten file is read again
+  from gans.metrics import weights  # pylint: disable=import-outside-toplevel  (torch-pickle reader, only here)
+  return weights.load_fid_inception(path), f"{fid.FEATURE_VERSION}/{fid.file_sha256(path)}"
+
+
+def _inception_extractor(config, with_logits: bool):
+  path = inception_weights_path(config)
+  variables, network_id = _inception_variables_and_id(os.path.abspath(path), reference.path_stamp(path))
+  mesh = fid.data_mesh()
+  extractor = extract.FeatureExtractor(variables, _sharded_batch_size(config, mesh), mesh, with_logits=with_logits)
+  return extractor, network_id
+
+
+def _as_rgb(batches):
+  for batch in batches:  # grayscale reaches the network as PIL's convert("RGB") would make it: channel copies
+    yield np.repeat(batch, 3, axis=-1) if batch.shape[-1] == 1 else batch
+
+
+def _inception_outputs(config, generate) -> dict:
+  """pool3 features (and the IS logits when "is" is configured) of the samples."""
+  samples = _as_samples(generate)
+  n = config.eval.num_samples
+  with_logits = "is" in config.eval.metrics
+  extractor, _ = _inception_extractor(config, with_logits)
+  return samples.derived(f"inception/logits={with_logits}", n, lambda images: extractor(
+      _as_rgb(_in_batches(images, extractor.batch_size, "Evaluation: Inception features of the samples"))))
+
+
+def _inception_reference(config, generate) -> dict:
+  def compute():
+    extractor, network_id = _inception_extractor(config, with_logits=False)
+    return reference.reference_statistics(config.data, _RgbExtractor(extractor), "pool3", network_id,
+                                          cache_dir(config), eval_field(config, "num_reference"))
+  return _as_samples(generate).once("inception_reference", compute)
+
+
+class _RgbExtractor:
+  """An extractor fed grayscale batches as RGB, for the reference statistics of grayscale data."""
+
+  def __init__(self, extractor):
+    self._extractor = extractor
+    self.batch_size = extractor.batch_size
+
+  def __call__(self, batches):
+    return self._extractor(_as_rgb(batches))
+
+
+def _fid(config, generate) -> dict:
+  fake = _inception_outputs(config, generate)["pool3"]
+  real = _inception_reference(config, generate)
+  mu, sigma = frechet.activation_statistics(fake)
+  return {"fid": frechet.frechet_distance(real["mu"], real["sigma"], mu, sigma)}
+
+
+def _kid(config, generate) -> dict:
+  from gans.metrics import kid  # pylint: disable=import-outside-toplevel
+  fake = _inception_outputs(config, generate)["pool3"]
+  mean, std = kid.kernel_inception_distance(_inception_reference(config, generate)["features"], fake,
+                                            eval_field(config, "kid_subsets"), eval_field(config, "kid_subset_size"))
+  return {"kid": mean, "kid_std": std}
+
+
+def _inception_score(config, generate) -> dict:
+  from gans.metrics import inception_score  # pylint: disable=import-outside-toplevel
+  mean, std = inception_score.inception_score(_inception_outputs(config, generate)["logits_unbiased"])
+  return {"is": mean, "is_std": std}
+
+
+def _precision_recall(config, generate) -> dict:
+  from gans.metrics import precision_recall  # pylint: disable=import-outside-toplevel
+  fake = _inception_outputs(config, generate)["pool3"]
+  precision, recall = precision_recall.precision_recall(_inception_reference(config, generate)["features"], fake)
+  return {"precision": precision, "recall": recall}
+
+
 EVALUATORS = {
     "modes": _mode_coverage,
+    "fid": _fid,
+    "kid": _kid,
+    "is": _inception_score,
+    "precision_recall": _precision_recall,
+    "classifier_fid": _classifier_fid,
+    "class_coverage": _class_coverage,
+    "stacked_modes": _stacked_modes,
 }
 
 
+def check_config(config) -> None:
+  """Fails on unknown metric names and missing Inception weights: worth calling before training starts."""
+  unknown = [name for name in config.eval.metrics if name not in EVALUATORS]
+  if unknown:
+    raise ValueError(f"Unknown metric {unknown[0]!r} in config.eval.metrics; valid: {', '.join(sorted(EVALUATORS))}.")
+  if any(name in INCEPTION_METRICS for name in config.eval.metrics):
+    inception_weights_path(config)
+
+
 def evaluate(config, generate) -> dict:
+  check_config(config)
+  samples = Samples(generate)
   results = {}
   for name in config.eval.metrics:
-    if name not in EVALUATORS:
-      raise ValueError(f"Unknown metric {name!r} in config.eval.metrics; valid: {', '.join(sorted(EVALUATORS))}.")
-    results.update(EVALUATORS[name](config, generate))
+    results.update(EVALUATORS[name](config, samples))
   return results
+
+
+def _chunked_generate(setup, state, key: jax.Array) -> Callable[[int], np.ndarray]:
+  """generate(n) in GENERATION_CHUNK pieces (chunk c on fold_in(key, c)), with progress over the samples."""
+  def generate(n: int) -> np.ndarray:
+    chunks = []
+    with Progress(n, "Evaluation: generating samples") as progress:
+      for index, start in enumerate(range(0, n, GENERATION_CHUNK)):
+        size = min(GENERATION_CHUNK, n - start)
+        chunks.append(setup.generate(state, size, jax.random.fold_in(key, index)))
+        progress.update(size)
+    return np.concatenate(chunks)
+  return generate
 
 
 def evaluate_state(setup, state) -> dict:
   """The configured metrics of `state`'s generator (EMA weights when kept), on the evaluation stream."""
   key = run.stream_key(setup.config.seed, run.EVAL_STREAM)
-  return evaluate(setup.config, lambda n: setup.generate(state, n, key))
+  return evaluate(setup.config, _chunked_generate(setup, state, key))
 
 
 def evaluate_checkpoint(config, workdir: str) -> dict:
   """`--mode=eval`: evaluates the latest checkpoint in workdir and appends the results to eval.jsonl."""
+  check_config(config)  # before restoring anything: a missing weights file is the first thing to hear about
   setup = run.Setup(config)
   _, state, _, step = setup.restore_latest(workdir, with_data=False)
   if step == 0:

@@ -41,6 +41,7 @@ from absl import app, flags
 
 from gans import data
 from gans.data.config import field
+from gans.metrics import reference
 
 RESOLUTION = 32  # input side; other sizes are resized to it inside the jitted forward
 FEATURE_DIM = 128  # penultimate width: the classifier-FID feature dimension
@@ -219,23 +220,11 @@ def accuracy(variables, images_NHWC: np.ndarray, labels_N: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------- files and cache
 
-def default_cache_dir() -> str:
-  return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gans")
-
-
-def path_stamp(path: str) -> str:
-  """Size and modification time of a data path, so a replaced dataset is not served a stale classifier."""
-  if not path or not os.path.exists(path):
-    return ""
-  stat = os.stat(path)
-  return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def dataset_key(data_config) -> str:
   """What identifies a labelled dataset, whatever resolution or channel count the experiment trains at."""
   names = ("source", "path", "name", "center_crop", "image_key", "label_key")
   parts = [f"{name}={field(data_config, name)!r}" for name in names]
-  return "\n".join(parts + [f"stamp={path_stamp(field(data_config, 'path'))}"])
+  return "\n".join(parts + [f"stamp={reference.path_stamp(field(data_config, 'path'))}"])
 
 
 def classifier_file(data_config, cache_dir: str) -> str:
@@ -275,7 +264,7 @@ def train_for(data_config) -> tuple[dict, float]:
 
 def cached_classifier(data_config, cache_dir: str | None = None) -> tuple[dict, float, str]:
   """(variables, held-out accuracy, file) of the data's classifier: trained and stored on first use."""
-  path = classifier_file(data_config, cache_dir or default_cache_dir())
+  path = classifier_file(data_config, cache_dir or reference.default_cache_dir())
   if not os.path.exists(path):
     variables, heldout_accuracy = train_for(data_config)
     save(path, variables, heldout_accuracy)
@@ -286,10 +275,14 @@ def cached_classifier(data_config, cache_dir: str | None = None) -> tuple[dict, 
 # ----------------------------------------------------------------------------- command line
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("source", "digits", "Labelled data source: digits, idx or tfds (gans/data/config.py).")
-flags.DEFINE_string("path", "", "Data path of an idx / tfds source.")
-flags.DEFINE_string("name", "", "TFDS dataset name, e.g. mnist.")
-flags.DEFINE_string("cache_dir", None, "Where classifiers are kept (default: $XDG_CACHE_HOME/gans or ~/.cache/gans).")
+
+
+def _define_flags() -> None:
+  # Only when run as a command: evaluation imports this module inside launch.py, whose flags must not clash.
+  flags.DEFINE_string("source", "digits", "Labelled data source: digits, idx or tfds (gans/data/config.py).")
+  flags.DEFINE_string("path", "", "Data path of an idx / tfds source.")
+  flags.DEFINE_string("name", "", "TFDS dataset name, e.g. mnist.")
+  flags.DEFINE_string("cache_dir", None, "Where classifiers are kept (default: $XDG_CACHE_HOME/gans or ~/.cache/gans).")
 
 
 def main(argv):
@@ -302,4 +295,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

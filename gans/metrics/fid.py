@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import zipfile
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import jax
 import numpy as np
@@ -140,19 +140,24 @@ def _save_atomically(file: str, statistics: dict) -> None:
   os.replace(temporary, file)  # readers never see a half-written cache entry
 
 
-def cached_statistics(path: str, extractor: extract.FeatureExtractor, network_id: str,
-                      cache_dir: Optional[str]) -> dict[str, np.ndarray]:
-  """Statistics of a set, from cache_dir when its key matches, else computed (and stored)."""
+def cached(cache_dir: Optional[str], key: str, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
+  """compute()'s statistics, read from cache_dir/fid_stats_<key>.npz when that exists, else stored there."""
   if cache_dir is None:
-    return compute_statistics(path, extractor)
-  file = os.path.join(cache_dir, f"fid_stats_{cache_key(path, network_id)}.npz")
+    return compute()
+  file = os.path.join(cache_dir, f"fid_stats_{key}.npz")
   if os.path.exists(file):
-    with np.load(file) as cached:
-      return {name: cached[name] for name in ("mu", "sigma", "features")}
-  statistics = compute_statistics(path, extractor)
+    with np.load(file) as stored:
+      return {name: stored[name] for name in stored.files}
+  statistics = compute()
   os.makedirs(cache_dir, exist_ok=True)
   _save_atomically(file, statistics)
   return statistics
+
+
+def cached_statistics(path: str, extractor: extract.FeatureExtractor, network_id: str,
+                      cache_dir: Optional[str]) -> dict[str, np.ndarray]:
+  """Statistics of a set, from cache_dir when its key matches, else computed (and stored)."""
+  return cached(cache_dir, cache_key(path, network_id), lambda: compute_statistics(path, extractor))
 
 
 def compare(stats_a: dict, stats_b: dict, kid_subsets: int = 100, kid_subset_size: int = 1000,
@@ -172,13 +177,18 @@ def compare(stats_a: dict, stats_b: dict, kid_subsets: int = 100, kid_subset_siz
 # ----------------------------------------------------------------------------- command line
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("inception_weights", None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth, "
-                    "or an .npz of converted Flax variables.")
-flags.DEFINE_integer("batch_size", 50, "Images per jitted call; rounded up to a multiple of the device count.")
-flags.DEFINE_string("cache_dir", None, "Where to keep per-set statistics; no caching when unset.")
-flags.DEFINE_integer("kid_subsets", 100, "Number of KID subsets.")
-flags.DEFINE_integer("kid_subset_size", 1000, "Largest KID subset (smaller sets use their size).")
-flags.DEFINE_integer("seed", 0, "Seed of the KID subset sampling.")
+
+
+def _define_flags() -> None:
+  # Only when run as a command: evaluation imports this module inside launch.py, whose flags must not clash.
+  flags.DEFINE_string("inception_weights", None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth, "
+                      "or an .npz of converted Flax variables.")
+  flags.DEFINE_integer("batch_size", 50, "Images per jitted call; rounded up to a multiple of the device count.")
+  flags.DEFINE_string("cache_dir", None, "Where to keep per-set statistics; no caching when unset.")
+  flags.DEFINE_integer("kid_subsets", 100, "Number of KID subsets.")
+  flags.DEFINE_integer("kid_subset_size", 1000, "Largest KID subset (smaller sets use their size).")
+  flags.DEFINE_integer("seed", 0, "Seed of the KID subset sampling.")
+  flags.mark_flag_as_required("inception_weights")
 
 
 def data_mesh() -> Optional[Mesh]:
@@ -202,5 +212,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("inception_weights")
+  _define_flags()
   app.run(main)

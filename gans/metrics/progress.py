@@ -30,10 +30,13 @@ class Progress:
     if self._bar is not None:
       self._bar.update(count)
       return
-    while self._next_fraction < len(LOG_FRACTIONS) and self.done >= LOG_FRACTIONS[self._next_fraction] * self.total:
+    passed = self._next_fraction
+    while passed < len(LOG_FRACTIONS) and self.done >= LOG_FRACTIONS[passed] * self.total:
+      passed += 1
+    if passed > self._next_fraction:  # one line per update, however many quarters it crossed
       logging.info("%s: %d/%d (%.0f%%) in %.1f s", self.description, self.done, self.total,
                    100.0 * self.done / max(self.total, 1), time.monotonic() - self._start)
-      self._next_fraction += 1
+      self._next_fraction = passed
 
   def close(self) -> None:
     if self._bar is not None:
