@@ -19,6 +19,7 @@ NAMES = (
     "stylegan2_ffhq",
     "stylegan2_digits",
     "cgan_digits",
+    "infogan_digits",
 )
 
 

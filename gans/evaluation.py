@@ -18,11 +18,13 @@ import os
 from typing import Callable
 
 import jax
+import ml_collections
 import numpy as np
 
-from gans import checkpoint, data, report, run
+from gans import checkpoint, data, report, run, steps
 from gans.metrics import classifier, eval_config, extract, fid, frechet, modes, reference
 from gans.metrics.progress import Progress
+from gans.variants import cgan, infogan
 
 GENERATION_CHUNK = 500  # samples per generator call (run.generate's batch) and progress update
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -52,8 +54,9 @@ def cache_dir(config) -> str:
 class Samples:
   """generate(n), memoised for one evaluation; features of the samples are memoised per network too."""
 
-  def __init__(self, generate: Callable[[int], np.ndarray]):
+  def __init__(self, generate: Callable[[int], np.ndarray], encode: Callable | None = None):
     self._generate = generate
+    self.encode = encode  # encode(batch) -> the variant's latents inferred from data; None without an encoder
     self._samples = None
     self._derived = {}
     self._once = {}
@@ -69,6 +72,10 @@ class Samples:
     if (name, n) not in self._derived:
       self._derived[(name, n)] = compute(self(n))
     return self._derived[(name, n)]
+
+  def conditioned(self, n: int, **conditioning) -> np.ndarray:
+    """n fresh samples with the variant's conditioning (e.g. label=3); not memoised."""
+    return np.asarray(self._generate(n, **conditioning))
 
   def once(self, name: str, compute: Callable[[], dict]) -> dict:
     """compute(), once per evaluation: e.g. reference statistics several metrics read."""
@@ -239,6 +246,40 @@ def _precision_recall(config, generate) -> dict:
   return {"precision": precision, "recall": recall}
 
 
+# ----------------------------------------------------------------------------- conditional variants
+
+def _classify(config):
+  """(classify(images) -> predicted labels, the classifier's held-out accuracy on real data)."""
+  variables, heldout_accuracy, _ = classifier.cached_classifier(config.data, cache_dir(config))
+  return lambda images: np.argmax(classifier.predict(variables, images)["logits"], axis=1), heldout_accuracy
+
+
+def _label_accuracy(config, generate) -> dict:
+  """cGAN: how often the classifier assigns a sample generated for label k to k (per class and overall)."""
+  classify, heldout_accuracy = _classify(config)
+  results = cgan.label_accuracy(_as_samples(generate).conditioned, classify, config.model.num_classes,
+                                config.eval.num_samples)
+  return {**results, "classifier_accuracy": heldout_accuracy}
+
+
+def _code_accuracy(config, generate) -> dict:
+  """InfoGAN: Q's categorical code on labelled real images (the test split where there is one) as a
+  classifier under the best code -> class matching; and the classifier's agreement with the code of
+  generated samples under the same kind of matching."""
+  samples = _as_samples(generate)
+  if samples.encode is None:
+    raise ValueError("code_accuracy needs a variant with an encoder (GanVariant.encode), such as InfoGAN.")
+  labelled = ml_collections.ConfigDict(config.data.to_dict())
+  labelled.split = "test" if labelled.source in classifier.SPLIT_SOURCES else labelled.split
+  images, labels = classifier.read_labelled(labelled)
+  num_classes = int(labels.max()) + 1
+  results = infogan.code_accuracy(samples.encode, images, labels, config.model.num_categories, num_classes)
+  classify, _ = _classify(config)
+  results.update(infogan.generated_code_accuracy(samples.conditioned, classify, config.model.num_categories,
+                                                 num_classes, config.eval.num_samples))
+  return results
+
+
 EVALUATORS = {
     "modes": _mode_coverage,
     "fid": _fid,
@@ -248,6 +289,8 @@ EVALUATORS = {
     "classifier_fid": _classifier_fid,
     "class_coverage": _class_coverage,
     "stacked_modes": _stacked_modes,
+    "label_accuracy": _label_accuracy,
+    "code_accuracy": _code_accuracy,
 }
 
 
@@ -260,9 +303,9 @@ def check_config(config) -> None:
     inception_weights_path(config)
 
 
-def evaluate(config, generate) -> dict:
+def evaluate(config, generate, encode: Callable | None = None) -> dict:
   check_config(config)
-  samples = Samples(generate)
+  samples = Samples(generate, encode)
   results = {}
   for name in config.eval.metrics:
     results.update(EVALUATORS[name](config, samples))
@@ -270,13 +313,15 @@ def evaluate(config, generate) -> dict:
 
 
 def _chunked_generate(setup, state, key: jax.Array) -> Callable[[int], np.ndarray]:
-  """generate(n) in GENERATION_CHUNK pieces (chunk c on fold_in(key, c)), with progress over the samples."""
-  def generate(n: int) -> np.ndarray:
+  """generate(n, **conditioning) in GENERATION_CHUNK pieces (chunk c on fold_in(key, c)), with progress over
+  the samples; conditioning (label=k, code=k) goes to the variant's sampler."""
+  def generate(n: int, **conditioning) -> np.ndarray:
     chunks = []
     with Progress(n, "Evaluation: generating samples") as progress:
       for index, start in enumerate(range(0, n, GENERATION_CHUNK)):
         size = min(GENERATION_CHUNK, n - start)
-        chunks.append(setup.generate(state, size, jax.random.fold_in(key, index)))
+        chunks.append(setup.generate(state, size, jax.random.fold_in(key, index),
+                                     **run.chunk_conditioning(conditioning, n, start, size)))
         progress.update(size)
     return np.concatenate(chunks)
   return generate
@@ -285,7 +330,15 @@ def _chunked_generate(setup, state, key: jax.Array) -> Callable[[int], np.ndarra
 def evaluate_state(setup, state) -> dict:
   """The configured metrics of `state`'s generator (EMA weights when kept), on the evaluation stream."""
   key = run.stream_key(setup.config.seed, run.EVAL_STREAM)
-  return evaluate(setup.config, _chunked_generate(setup, state, key))
+  return evaluate(setup.config, _chunked_generate(setup, state, key), _bound_encoder(setup, state))
+
+
+def _bound_encoder(setup, state) -> Callable | None:
+  """The variant's encoder applied with `state`'s parameters, jitted; None when the variant has none."""
+  if setup.variant.encode is None:
+    return None
+  encode = jax.jit(setup.variant.encode)
+  return lambda batch: jax.device_get(encode(steps.sampling_params(state), state.model_state, batch))
 
 
 def evaluate_checkpoint(config, workdir: str) -> dict:

@@ -1,11 +1,12 @@
 """The variant registry: name -> make(config) -> GanVariant."""
-from gans.variants import cgan, dcgan, gan, stylegan2
+from gans.variants import cgan, dcgan, gan, infogan, stylegan2
 
 VARIANTS = {
     "gan": gan.make,
     "dcgan": dcgan.make,
     "stylegan2": stylegan2.make,
     "cgan": cgan.make,
+    "infogan": infogan.make,
 }
 
 
