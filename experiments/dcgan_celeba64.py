@@ -7,6 +7,7 @@ Runtime: RUNTIME
 Reproduces: the DCGAN paper reports samples, not a number, on faces; FID columns come with the metrics issue.
 """
 from experiments import common
+from gans.metrics import eval_config
 
 
 def get_config():
@@ -16,4 +17,7 @@ def get_config():
   config.train.steps = 20_000
   config.train.sample_every = 1000
   config.train.checkpoint_every = 2000
+  # Needs --config.eval.inception_weights=pt_inception-2015-12-05-6726825d.pth (see README, Evaluation);
+  # reference: a fixed 50k of the 162k training faces, as FID50k-style numbers use.
+  config.eval = eval_config.eval_config(eval_config.INCEPTION_METRICS, num_samples=10_000, num_reference=50_000)
   return config

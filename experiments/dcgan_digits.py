@@ -5,6 +5,7 @@ Runtime: RUNTIME
 Reproduces: no published number; the check is that samples are recognisable digits (README sample grid).
 """
 from experiments import common
+from gans.metrics import eval_config
 
 
 def get_config():
@@ -15,4 +16,6 @@ def get_config():
   config.train.log_every = 100
   config.train.sample_every = 500
   config.train.checkpoint_every = 1000
+  # No download: the project's digits classifier (trained on first use, cached); at the end of training.
+  config.eval = eval_config.eval_config(eval_config.CLASSIFIER_METRICS, num_samples=2000)
   return config

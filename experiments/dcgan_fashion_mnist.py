@@ -7,6 +7,7 @@ Runtime: RUNTIME
 Reproduces: no published DCGAN number on Fashion-MNIST; FID/KID columns come with the metrics issue.
 """
 from experiments import common
+from gans.metrics import eval_config
 
 
 def get_config():
@@ -14,4 +15,6 @@ def get_config():
   config.data.source = "idx"
   config.data.path = "/usr/share/datasets/fashion-mnist"
   config.train.steps = 10_000
+  # No download: the project's Fashion-MNIST classifier (trained on first use, cached), against all 60k images.
+  config.eval = eval_config.eval_config(eval_config.CLASSIFIER_METRICS, num_samples=5000)
   return config

@@ -7,6 +7,7 @@ Runtime: RUNTIME
 Reproduces: no published DCGAN number on MNIST; FID/KID columns come with the metrics issue.
 """
 from experiments import common
+from gans.metrics import eval_config
 
 
 def get_config():
@@ -14,4 +15,6 @@ def get_config():
   config.data.source = "tfds"
   config.data.name = "mnist"
   config.train.steps = 10_000
+  # Needs --config.eval.inception_weights=pt_inception-2015-12-05-6726825d.pth (see README, Evaluation).
+  config.eval = eval_config.eval_config(eval_config.INCEPTION_METRICS, num_samples=10_000)
   return config
