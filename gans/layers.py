@@ -1,0 +1,358 @@
+"""Shared Linen layers.
+
+ConvTranspose
+-------------
+`ConvTranspose` is a transposed convolution with PyTorch's semantics
+(`torch.nn.ConvTranspose2d`: `padding` crops the full transposed output,
+`output_padding` extends it on the high side), NHWC, computed in the form that
+is fastest on XLA:CPU for both the forward and the backward pass.
+
+Definition (the scatter form; `x` is NHWC, `kernel` is (kH, kW, C_in, C_out)):
+
+    y[n, i*s_h - p_h + a, j*s_w - p_w + b, co] += x[n, i, j, ci] * kernel[a, b, ci, co]
+
+for every input pixel (i, j) and kernel tap (a, b), keeping output rows in
+[0, (H-1)*s_h - 2*p_h + kH + output_padding_h) (likewise for columns).
+
+Why not `lax.conv_transpose`: XLA lowers it to a convolution over the input
+dilated by the stride (lhs dilation), and XLA:CPU has no fast kernel for
+dilated convolutions nor for their gradients, so it falls back to a generic
+loop nest (about 8x slower than PyTorch on the backward pass). Here the same
+operator is computed as one stride-1 convolution producing s_h*s_w*C_out
+channels ("sub-pixel" form), followed by a depth-to-space shuffle and a crop.
+Every convolution in the forward and backward pass is then an ordinary
+undilated convolution that XLA:CPU hands to its fast library kernel.
+
+The stored parameter is the plain transposed-convolution kernel above; the
+sub-pixel rearrangement is a cheap reshape of the parameter inside the forward
+pass, so checkpoints are independent of how the operator is computed.
+Relation to other conventions (K = our kernel):
+
+  * PyTorch ConvTranspose2d weight w (C_in, C_out, kH, kW):
+      K = w.transpose(2, 3, 0, 1)          (`torch_conv_transpose_kernel_to_flax`)
+  * flax.linen.ConvTranspose(transpose_kernel=False), kernel (kH, kW, C_in, C_out):
+      K[::-1, ::-1] with padding ((kH-1-p_h, kH-1-p_h+op_h), (kW-1-p_w, kW-1-p_w+op_w))
+  * flax.linen.ConvTranspose(transpose_kernel=True), kernel (kH, kW, C_out, C_in):
+      K.transpose(0, 1, 3, 2) with the same padding.
+"""
+import functools
+from typing import Any, Callable, Optional, Sequence, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+Array = jax.Array
+IntPair = Union[int, Sequence[int]]
+
+
+def _pair(value: IntPair, name: str) -> tuple[int, int]:
+  if isinstance(value, int):
+    return (value, value)
+  value = tuple(int(v) for v in value)
+  if len(value) != 2:
+    raise ValueError(f"{name} must be an int or a pair of ints, got {value}")
+  return value
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int,
+                               output_padding: int = 0) -> int:
+  """Output length of a transposed convolution along one axis (PyTorch's formula)."""
+  return (size - 1) * stride - 2 * padding + kernel + output_padding
+
+
+def torch_conv_transpose_kernel_to_flax(weight) -> Any:
+  """PyTorch ConvTranspose2d weight (C_in, C_out, kH, kW) -> our kernel (kH, kW, C_in, C_out).
+
+  Works on numpy arrays, jax arrays and torch tensors alike (`.transpose` with
+  axes is replaced by `permute` on torch tensors).
+  """
+  if hasattr(weight, "permute"):
+    return weight.permute(2, 3, 0, 1)
+  return weight.transpose(2, 3, 0, 1)
+
+
+def flax_conv_transpose_kernel_to_torch(kernel) -> Any:
+  """Inverse of `torch_conv_transpose_kernel_to_flax`: (kH, kW, C_in, C_out) -> (C_in, C_out, kH, kW)."""
+  if hasattr(kernel, "permute"):
+    return kernel.permute(2, 3, 0, 1)
+  return kernel.transpose(2, 3, 0, 1)
+
+
+class _AxisPlan:
+  """How one spatial axis of a transposed conv maps onto the sub-pixel form.
+
+  Output position o is written o = o0 + q*s + r with phase r in [0, s) and
+  q in [0, num_blocks). Choosing o0 = -(p mod s) makes every phase use the same
+  taps (kernel index a = r + s*m, input index i = q + p//s - m, m in
+  [0, taps)), so the rearranged kernel has no structural zeros (when s divides
+  k) and one stride-1 conv of `taps` taps computes all phases at once. The price
+  is up to one extra block at the border, cropped away afterwards.
+  """
+
+  def __init__(self, size, kernel, stride, padding, output_padding):
+    if stride < 1 or kernel < 1:
+      raise ValueError(f"kernel and stride must be >= 1, got kernel={kernel} stride={stride}")
+    if padding < 0 or output_padding < 0:
+      raise ValueError(f"padding and output_padding must be >= 0, got {padding}, {output_padding}")
+    self.kernel = kernel
+    self.stride = stride
+    self.out_size = conv_transpose_output_size(size, kernel, stride, padding, output_padding)
+    if self.out_size < 1:
+      raise ValueError(f"transposed conv output would be empty: size={size} kernel={kernel} "
+                       f"stride={stride} padding={padding} output_padding={output_padding}")
+    self.taps = -(-kernel // stride)
+    block_shift = padding // stride
+    self.crop_start = padding % stride  # = -o0
+    self.num_blocks = -(-(self.out_size + self.crop_start) // stride)
+    # The conv reads padded input index q + t for tap t = taps-1-m, i.e. input
+    # index q + block_shift - m, so the padded input starts at -(taps-1-block_shift).
+    self.pad_low = self.taps - 1 - block_shift
+    self.pad_high = self.num_blocks - size + block_shift
+
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _correlate_weight_grad(a_NHWC: Array, b_NHWC: Array, taps: tuple[int, int],
+                           precision: Optional[lax.Precision]) -> Array:
+  """Returns w[t_h, t_w, ca, cb] = sum_{n, q_h, q_w} a[n, q_h + t_h, q_w + t_w, ca] * b[n, q_h, q_w, cb].
+
+  This is the kernel gradient of a stride-1 VALID conv of `a` (padded input)
+  producing `b`'s shape (b is the output cotangent). XLA's own lowering of it
+  is a convolution whose "kernel" is the whole feature map, which XLA:CPU
+  runs through a slow generic loop (seconds per layer). Here it is one matmul
+  contracting over batch and space: the operand with fewer channels is
+  replicated once per tap (im2col on `a`, or shifted copies of `b` on a zero
+  canvas of `a`'s size), so the copy stays small and the matmul is large.
+  """
+  t_h, t_w = taps
+  n, h_a, w_a, c_a = a_NHWC.shape
+  _, q_h, q_w, c_b = b_NHWC.shape
+  tap_offsets = [(i, j) for i in range(t_h) for j in range(t_w)]
+  contract_rows = (((0,), (0,)), ((), ()))
+  if c_a <= c_b:
+    cols = jnp.concatenate([a_NHWC[:, i:i + q_h, j:j + q_w] for i, j in tap_offsets], axis=-1)
+    grad = lax.dot_general(b_NHWC.reshape(-1, c_b), cols.reshape(-1, t_h * t_w * c_a), contract_rows,
+                           precision=precision)  # (c_b, taps * c_a)
+    return grad.reshape(c_b, t_h, t_w, c_a).transpose(1, 2, 3, 0)
+  # sum_q a[q + t] b[q] = sum_u a[u] b_shifted_t[u] with b_shifted_t[u] = b[u - t].
+  shifted = jnp.concatenate(
+      [jnp.pad(b_NHWC, ((0, 0), (i, h_a - q_h - i), (j, w_a - q_w - j), (0, 0))) for i, j in tap_offsets],
+      axis=-1)
+  grad = lax.dot_general(a_NHWC.reshape(-1, c_a), shifted.reshape(-1, t_h * t_w * c_b), contract_rows,
+                         precision=precision)  # (c_a, taps * c_b)
+  return grad.reshape(c_a, t_h, t_w, c_b).transpose(1, 2, 0, 3)
+
+
+def _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision):
+  return lax.conv_general_dilated(x_NHWC, kernel_HWIO, (1, 1), padding, dimension_numbers=_NHWC,
+                                  precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_stride1(x_NHWC: Array, kernel_HWIO: Array, padding: tuple[tuple[int, int], tuple[int, int]],
+                 precision: Optional[lax.Precision] = None) -> Array:
+  """Stride-1 NHWC/HWIO convolution (cross-correlation) with a fast kernel gradient on XLA:CPU.
+
+  Forward and input gradient are XLA's own (ordinary undilated convolutions);
+  only the kernel gradient is replaced, see `_correlate_weight_grad`.
+  `padding` is ((low_h, high_h), (low_w, high_w)); negative values crop.
+  """
+  return _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision)
+
+
+def _conv_stride1_fwd(x_NHWC, kernel_HWIO, padding, precision):
+  return _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision), (x_NHWC, kernel_HWIO)
+
+
+def _conv_stride1_bwd(padding, precision, residuals, y_grad):
+  x_NHWC, kernel_HWIO = residuals
+  _, input_vjp = jax.vjp(lambda x: _conv_stride1_plain(x, kernel_HWIO, padding, precision), x_NHWC)
+  (x_grad,) = input_vjp(y_grad)
+  zero = jnp.zeros((), x_NHWC.dtype)
+  x_padded = lax.pad(x_NHWC, zero, ((0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)))
+  kernel_grad = _correlate_weight_grad(x_padded, y_grad, kernel_HWIO.shape[:2], precision)
+  return x_grad, kernel_grad.astype(kernel_HWIO.dtype)
+
+
+conv_stride1.defvjp(_conv_stride1_fwd, _conv_stride1_bwd)
+
+
+def _subpixel_kernel(kernel_HWIO: Array, plan_h: _AxisPlan, plan_w: _AxisPlan) -> Array:
+  """(kH, kW, C_in, C_out) -> (taps_h, taps_w, C_in, s_h*s_w*C_out), output channels ordered (r_h, r_w, c)."""
+  k_h, k_w, c_in, c_out = kernel_HWIO.shape
+  t_h, s_h, t_w, s_w = plan_h.taps, plan_h.stride, plan_w.taps, plan_w.stride
+  padded = jnp.pad(kernel_HWIO, ((0, t_h * s_h - k_h), (0, t_w * s_w - k_w), (0, 0), (0, 0)))
+  # Kernel index a = m*s + r; tap t = taps-1-m reads the input at offset -m.
+  blocks = padded.reshape(t_h, s_h, t_w, s_w, c_in, c_out)[::-1, :, ::-1]
+  return blocks.transpose(0, 2, 4, 1, 3, 5).reshape(t_h, t_w, c_in, s_h * s_w * c_out)
+
+
+def conv_transpose(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPair = 0,
+                   output_padding: IntPair = 0, precision: Optional[lax.Precision] = None) -> Array:
+  """Transposed 2D convolution with PyTorch semantics, computed in sub-pixel form.
+
+  Args:
+    x_NHWC: input, (N, H, W, C_in).
+    kernel_HWIO: (kH, kW, C_in, C_out), the scatter-form kernel of the module docstring.
+    strides: stride per spatial axis.
+    padding: PyTorch's `padding`, cropped from both sides of the full output.
+    output_padding: PyTorch's `output_padding`, extra rows/columns on the high side.
+    precision: passed to the convolution.
+  Returns:
+    (N, H_out, W_out, C_out) with H_out = (H-1)*s_h - 2*p_h + kH + output_padding_h.
+  """
+  s_h, s_w = _pair(strides, "strides")
+  p_h, p_w = _pair(padding, "padding")
+  op_h, op_w = _pair(output_padding, "output_padding")
+  n, h, w, c_in = x_NHWC.shape
+  k_h, k_w, k_in, c_out = kernel_HWIO.shape
+  if k_in != c_in:
+    raise ValueError(f"kernel expects {k_in} input channels, input has {c_in}")
+  plan_h = _AxisPlan(h, k_h, s_h, p_h, op_h)
+  plan_w = _AxisPlan(w, k_w, s_w, p_w, op_w)
+
+  if h == 1 and w == 1:
+    # A single input pixel: the output is the kernel scaled by it, so one
+    # matmul (DCGAN's z -> 4x4 layer). No conv over a mostly-zero padded input.
+    y = jnp.dot(x_NHWC.reshape(n, c_in), kernel_HWIO.transpose(2, 0, 1, 3).reshape(c_in, -1),
+                precision=precision).reshape(n, k_h, k_w, c_out)
+    y = lax.pad(y, jnp.zeros((), y.dtype),
+                ((0, 0, 0), (-p_h, plan_h.out_size - k_h + p_h, 0),
+                 (-p_w, plan_w.out_size - k_w + p_w, 0), (0, 0, 0)))
+    return y
+
+  # Negative padding (padding larger than the kernel reach) is a crop of the input.
+  x = x_NHWC
+  if min(plan_h.pad_low, plan_h.pad_high, plan_w.pad_low, plan_w.pad_high) < 0:
+    x = lax.pad(x, jnp.zeros((), x.dtype),
+                ((0, 0, 0), (min(plan_h.pad_low, 0), min(plan_h.pad_high, 0), 0),
+                 (min(plan_w.pad_low, 0), min(plan_w.pad_high, 0), 0), (0, 0, 0)))
+  conv_padding = ((max(plan_h.pad_low, 0), max(plan_h.pad_high, 0)),
+                  (max(plan_w.pad_low, 0), max(plan_w.pad_high, 0)))
+  y = conv_stride1(x, _subpixel_kernel(kernel_HWIO, plan_h, plan_w), conv_padding, precision)
+  # Depth to space: channel (r_h, r_w, c) of block (q_h, q_w) is pixel (q_h*s_h + r_h, q_w*s_w + r_w).
+  q_h, q_w = plan_h.num_blocks, plan_w.num_blocks
+  y = y.reshape(n, q_h, q_w, s_h, s_w, c_out).transpose(0, 1, 3, 2, 4, 5)
+  y = y.reshape(n, q_h * s_h, q_w * s_w, c_out)
+  return y[:, plan_h.crop_start:plan_h.crop_start + plan_h.out_size,
+           plan_w.crop_start:plan_w.crop_start + plan_w.out_size]
+
+
+def conv_transpose_reference(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1,
+                             padding: IntPair = 0, output_padding: IntPair = 0,
+                             precision: Optional[lax.Precision] = None) -> Array:
+  """The same operator through `lax.conv_transpose` (XLA's input-dilated conv); slow on CPU."""
+  s_h, s_w = _pair(strides, "strides")
+  p_h, p_w = _pair(padding, "padding")
+  op_h, op_w = _pair(output_padding, "output_padding")
+  k_h, k_w = kernel_HWIO.shape[:2]
+  return lax.conv_transpose(
+      x_NHWC, kernel_HWIO[::-1, ::-1], (s_h, s_w),
+      ((k_h - 1 - p_h, k_h - 1 - p_h + op_h), (k_w - 1 - p_w, k_w - 1 - p_w + op_w)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
+
+
+def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPair = 0,
+         precision: Optional[lax.Precision] = None) -> Array:
+  """2D convolution with PyTorch's Conv2d semantics (symmetric zero `padding`), fast backward on XLA:CPU.
+
+  A strided conv is computed on the space-to-depth input: padded rows
+  o*s + m*s + r become block o + m, phase r, so the conv becomes a stride-1
+  conv with ceil(k/s) taps over s*s*C_in channels. Its input gradient is then
+  an ordinary conv (XLA's gradient of a strided conv needs an input-dilated
+  conv, which XLA:CPU runs slowly) and its kernel gradient a matmul.
+
+  Args:
+    x_NHWC: (N, H, W, C_in).
+    kernel_HWIO: (kH, kW, C_in, C_out), as in flax.linen.Conv.
+    strides: stride per spatial axis.
+    padding: zeros added on both sides of each spatial axis.
+  Returns:
+    (N, (H + 2*p_h - kH)//s_h + 1, (W + 2*p_w - kW)//s_w + 1, C_out).
+  """
+  s_h, s_w = _pair(strides, "strides")
+  p_h, p_w = _pair(padding, "padding")
+  n, h, w, c_in = x_NHWC.shape
+  k_h, k_w, k_in, c_out = kernel_HWIO.shape
+  if k_in != c_in:
+    raise ValueError(f"kernel expects {k_in} input channels, input has {c_in}")
+  out_h, out_w = (h + 2 * p_h - k_h) // s_h + 1, (w + 2 * p_w - k_w) // s_w + 1
+  if out_h < 1 or out_w < 1:
+    raise ValueError(f"conv output would be empty for input {h}x{w}, kernel {k_h}x{k_w}, padding {padding}")
+  if s_h == 1 and s_w == 1:
+    return conv_stride1(x_NHWC, kernel_HWIO, ((p_h, p_h), (p_w, p_w)), precision)
+  t_h, t_w = -(-k_h // s_h), -(-k_w // s_w)
+  # Blocks o .. o + taps - 1 cover padded rows o*s .. o*s + taps*s - 1 >= the kernel's reach.
+  rows, cols = s_h * (out_h + t_h - 1), s_w * (out_w + t_w - 1)
+  x = lax.pad(x_NHWC, jnp.zeros((), x_NHWC.dtype),
+              ((0, 0, 0), (p_h, rows - h - p_h, 0), (p_w, cols - w - p_w, 0), (0, 0, 0)))
+  x = x.reshape(n, rows // s_h, s_h, cols // s_w, s_w, c_in).transpose(0, 1, 3, 2, 4, 5)
+  x = x.reshape(n, rows // s_h, cols // s_w, s_h * s_w * c_in)
+  kernel = jnp.pad(kernel_HWIO, ((0, t_h * s_h - k_h), (0, t_w * s_w - k_w), (0, 0), (0, 0)))
+  kernel = kernel.reshape(t_h, s_h, t_w, s_w, c_in, c_out).transpose(0, 2, 1, 3, 4, 5)
+  kernel = kernel.reshape(t_h, t_w, s_h * s_w * c_in, c_out)
+  return conv_stride1(x, kernel, ((0, 0), (0, 0)), precision)
+
+
+default_kernel_init = nn.initializers.lecun_normal()
+
+
+class ConvTranspose(nn.Module):
+  """Transposed convolution with PyTorch ConvTranspose2d semantics, NHWC (see the module docstring).
+
+  The parameter "kernel" has shape (kH, kW, C_in, C_out) in scatter form:
+  `torch_conv_transpose_kernel_to_flax` converts a PyTorch weight to it.
+  """
+  features: int  # output channels
+  kernel_size: IntPair  # (kH, kW) or one int for both
+  strides: IntPair = 1  # upsampling factor per spatial axis
+  padding: IntPair = 0  # PyTorch's `padding`: rows/columns cropped from each side of the full output
+  output_padding: IntPair = 0  # PyTorch's `output_padding`: extra rows/columns on the high side
+  use_bias: bool = True  # adds a per-channel bias
+  dtype: Optional[Any] = None  # computation dtype; None: inferred from the input and parameters
+  param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  precision: Optional[lax.Precision] = None  # passed to the convolution
+  kernel_init: Callable = default_kernel_init  # init of the (kH, kW, C_in, C_out) kernel
+  bias_init: Callable = nn.initializers.zeros_init()  # init of the (C_out,) bias
+
+  @nn.compact
+  def __call__(self, x_NHWC: Array) -> Array:
+    kernel_size = _pair(self.kernel_size, "kernel_size")
+    kernel = self.param("kernel", self.kernel_init, kernel_size + (x_NHWC.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+    x_NHWC, kernel, bias = nn.dtypes.promote_dtype(x_NHWC, kernel, bias, dtype=self.dtype)
+    y = conv_transpose(x_NHWC, kernel, self.strides, self.padding, self.output_padding, self.precision)
+    return y if bias is None else y + bias
+
+
+class Conv(nn.Module):
+  """Convolution with PyTorch Conv2d semantics (symmetric zero padding), NHWC, fast backward on CPU.
+
+  The parameter "kernel" has shape (kH, kW, C_in, C_out) as in flax.linen.Conv;
+  a PyTorch Conv2d weight (C_out, C_in, kH, kW) converts by `.transpose(2, 3, 1, 0)`.
+  """
+  features: int  # output channels
+  kernel_size: IntPair  # (kH, kW) or one int for both
+  strides: IntPair = 1  # downsampling factor per spatial axis
+  padding: IntPair = 0  # zeros added on both sides of each spatial axis
+  use_bias: bool = True  # adds a per-channel bias
+  dtype: Optional[Any] = None  # computation dtype; None: inferred from the input and parameters
+  param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  precision: Optional[lax.Precision] = None  # passed to the convolution
+  kernel_init: Callable = default_kernel_init  # init of the (kH, kW, C_in, C_out) kernel
+  bias_init: Callable = nn.initializers.zeros_init()  # init of the (C_out,) bias
+
+  @nn.compact
+  def __call__(self, x_NHWC: Array) -> Array:
+    kernel_size = _pair(self.kernel_size, "kernel_size")
+    kernel = self.param("kernel", self.kernel_init, kernel_size + (x_NHWC.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+    x_NHWC, kernel, bias = nn.dtypes.promote_dtype(x_NHWC, kernel, bias, dtype=self.dtype)
+    y = conv(x_NHWC, kernel, self.strides, self.padding, self.precision)
+    return y if bias is None else y + bias
