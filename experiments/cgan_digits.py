@@ -36,6 +36,7 @@ def cgan_config(resolution: int, channels: int, base_channels: int, architecture
 def get_config():
   config = cgan_config(resolution=32, channels=1, base_channels=32)
   config.data.source = "digits"
+  config.eval.metrics = ("label_accuracy",)
   config.train.batch_size = 64
   config.train.steps = 3000
   config.train.log_every = 100
