@@ -1,8 +1,15 @@
-"""Test-wide setup: four fake CPU devices, so multi-device code runs on any machine.
+"""Test-wide setup: four fake CPU devices, and a compilation cache shared by the tests of one session.
 
 Set before any test touches a JAX backend; tests that want one device build a
-one-device mesh explicitly.
+one-device mesh explicitly. Many tests build the same tiny networks again
+(each run of the trainer makes new jitted closures with identical programs), so
+the persistent cache turns most recompilations into lookups.
 """
+import tempfile
+
 import jax
 
 jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="gans-test-jax-cache-"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
