@@ -11,6 +11,7 @@ from gans.variants.stylegan2.networks import (
   Discriminator, Generator, MappingNetwork, SynthesisNetwork, block_resolutions, channels_from_base, num_ws_for,
   truncate)
 from gans.variants.stylegan2.training import (
-  PL_BATCH_SHRINK, PL_DECAY, PL_INTERVAL, PL_WEIGHT, R1_INTERVAL, STYLE_MIXING_PROB, W_AVG_BETA, generate_for_training,
-  generator_sample, initial_model_state, lazy_regularization, make, mix_styles, path_length_penalty, training_ws,
+  MODEL_DEFAULTS, PL_BATCH_SHRINK, PL_DECAY, PL_INTERVAL, PL_WEIGHT, R1_INTERVAL, STYLE_MIXING_PROB, W_AVG_BETA,
+  ema_decay_for, generate_for_training, generator_sample, initial_model_state, lazy_optimizer_settings,
+  lazy_regularization, make, mix_styles, model_settings, one_hot_labels, path_length_penalty, training_ws,
   update_w_avg)

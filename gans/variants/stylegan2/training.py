@@ -75,11 +75,15 @@ def training_ws(generator, g_params, key, z, c=None, style_mixing_prob=STYLE_MIX
 
 
 def generate_for_training(generator, g_params, g_buffers, key, z, c=None, style_mixing_prob=STYLE_MIXING_PROB,
-                          noise_mode="random"):
-  """(img_NHWC, ws) as the official training pass makes them: style mixing, random noise."""
+                          noise_mode="random", fused_modconv=False):
+  """(img_NHWC, ws) as the official training pass makes them: style mixing, random noise.
+
+  fused_modconv=False as the official networks choose in training mode: scaling the
+  activations around one shared convolution is also what a CPU runs fastest.
+  """
   ws_key, noise_key = jax.random.split(key)
   ws = training_ws(generator, g_params, ws_key, z, c, style_mixing_prob)
-  img_NHWC = generator.apply({"params": g_params, "buffers": g_buffers}, ws, noise_mode,
+  img_NHWC = generator.apply({"params": g_params, "buffers": g_buffers}, ws, noise_mode, fused_modconv,
                              method=Generator.synthesize, rngs={"noise": noise_key})
   return img_NHWC, ws
 
@@ -118,36 +122,77 @@ def generator_sample(generator, params, model_state, key, n, c=None, truncation_
 
 
 # ----------------------------------------------------------------------------------------
-# The variant. A sketch against gans/state.py: not exercised end to end until the trainer
-# runs it; the parity tests do not depend on it.
+# The variant.
+
+# config.model fields read by make(); a field the experiment leaves out takes this value
+# (the official config F, except that c_dim 0 means unconditional).
+MODEL_DEFAULTS = dict(
+  z_dim=512, w_dim=512, c_dim=0, channel_base=32768, channel_max=512, mapping_layers=8,
+  mbstd_group_size=4, conv_clamp=256.0, r1_gamma=10.0, style_mixing_prob=STYLE_MIXING_PROB,
+  pl_weight=PL_WEIGHT, r1_interval=R1_INTERVAL, pl_interval=PL_INTERVAL)
+
+
+def model_settings(model_config) -> dict:
+  """config.model with every missing field at its MODEL_DEFAULTS value; unknown fields are an error."""
+  unknown = sorted(set(model_config) - set(MODEL_DEFAULTS))
+  if unknown:
+    raise ValueError(f"unknown StyleGAN2 config.model fields {unknown}; valid: {sorted(MODEL_DEFAULTS)}")
+  return {name: model_config.get(name, default) for name, default in MODEL_DEFAULTS.items()}
+
+
+def one_hot_labels(labels, c_dim):
+  """Integer class labels [N] -> one-hot [N, c_dim]; [N, c_dim] vectors pass through."""
+  labels = jnp.asarray(labels)
+  if labels.ndim == 2:
+    return labels.astype(jnp.float32)
+  return jax.nn.one_hot(labels, c_dim, dtype=jnp.float32)
+
+
+def lazy_optimizer_settings(learning_rate, b1, b2, interval):
+  """config.optim.<group> fields for a group regularised every `interval` steps (0 = never)."""
+  if not interval:
+    return dict(learning_rate=learning_rate, b1=b1, b2=b2)
+  learning_rate, (b1, b2) = lazy_regularization(learning_rate, (b1, b2), interval)
+  return dict(learning_rate=learning_rate, b1=b1, b2=b2)
+
+
+def ema_decay_for(batch_size, ema_kimg):
+  """Per-step EMA decay with a half-life of ema_kimg thousand images, as the official G_ema.
+
+  The official update is beta = 0.5 ** (batch / (ema_kimg * 1000)) per step: after
+  ema_kimg thousand images the old weights have half their influence, whatever the batch.
+  """
+  return 0.5 ** (batch_size / (ema_kimg * 1000.0))
 
 
 def make(config):
   """StyleGAN2 (config F) as a GanVariant: phases d_main, d_r1 (every 16), g_main, g_pl (every 4).
 
-  Reads config.model: z_dim, w_dim, c_dim, channel_base, channel_max, mapping_layers,
-  mbstd_group_size, conv_clamp, r1_gamma, style_mixing_prob, pl_weight (defaults: the
-  official ones), and config.data.resolution / channels. The optimizer settings of the
-  regularised groups should be passed through lazy_regularization() by the experiment.
+  Reads config.model (fields and defaults: MODEL_DEFAULTS) and config.data.resolution /
+  channels. The lazy-regularisation correction of the optimizers is the experiment's
+  business (lazy_optimizer_settings), because the trainer builds them from config.optim.
+  Buffers are explicit model_state: w_avg (an EMA of the mapped w, updated by every phase
+  that maps latents, as the official mapping network updates its own in d_main, g_main
+  and g_pl) and pl_mean (the path-length EMA, updated by g_pl).
   """
   from gans import losses  # imported here so the networks and converter do not depend on it
   from gans.state import GanVariant, Phase
 
-  model = config.model
+  model = model_settings(config.model)
   resolution, img_channels = config.data.resolution, config.data.channels
-  z_dim, w_dim, c_dim = model.get("z_dim", 512), model.get("w_dim", 512), model.get("c_dim", 0)
-  channels = channels_from_base(resolution, model.get("channel_base", 32768), model.get("channel_max", 512))
-  conv_clamp = model.get("conv_clamp", 256)
+  z_dim, w_dim, c_dim = model["z_dim"], model["w_dim"], model["c_dim"]
+  channels = channels_from_base(resolution, model["channel_base"], model["channel_max"])
+  conv_clamp = model["conv_clamp"] or None  # 0 = no clamp
   generator = Generator(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
-                        channels=channels, mapping_layers=model.get("mapping_layers", 8), conv_clamp=conv_clamp)
+                        channels=channels, mapping_layers=model["mapping_layers"], conv_clamp=conv_clamp)
   discriminator = Discriminator(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, channels=channels,
-                                mbstd_group_size=model.get("mbstd_group_size", 4), conv_clamp=conv_clamp)
-  r1_gamma = model.get("r1_gamma", 10.0)
-  style_mixing_prob = model.get("style_mixing_prob", STYLE_MIXING_PROB)
-  pl_weight = model.get("pl_weight", PL_WEIGHT)
+                                mbstd_group_size=model["mbstd_group_size"], conv_clamp=conv_clamp)
+  r1_gamma, pl_weight = model["r1_gamma"], model["pl_weight"]
+  r1_interval, pl_interval = model["r1_interval"], model["pl_interval"]
+  style_mixing_prob = model["style_mixing_prob"]
 
   def labels(batch):
-    return batch["label"] if c_dim else None
+    return one_hot_labels(batch["label"], c_dim) if c_dim else None
 
   def init(key):
     g_key, d_key = jax.random.split(key)
@@ -166,26 +211,35 @@ def make(config):
   def d_logits(params, img_NHWC, c):
     return discriminator.apply({"params": params["d"]}, img_NHWC, c)
 
+  def with_w_avg(model_state, ws):
+    # ws[:, 0] is the unmixed w of each sample (mixing never replaces layer 0).
+    return dict(model_state, w_avg=update_w_avg(model_state["w_avg"], ws[:, 0]))
+
   def d_main(params, model_state, batch, key):
     real, c = batch["image"], labels(batch)
     fake, ws = fakes(params, model_state, key, real.shape[0], c)
-    loss = losses.minimax_d_loss(d_logits(params, real, c), d_logits(params, fake, c))
-    new_state = dict(model_state, w_avg=update_w_avg(model_state["w_avg"], ws[:, 0]))
-    return loss, ({"loss": loss}, new_state)
+    fake = jax.lax.stop_gradient(fake)  # D's phase: nothing flows back into G
+    real_logits, fake_logits = d_logits(params, real, c), d_logits(params, fake, c)
+    loss = losses.minimax_d_loss(real_logits, fake_logits)
+    metrics = {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
+    return loss, (metrics, with_w_avg(model_state, ws))
 
   def d_r1(params, model_state, batch, key):
+    del key
     real, c = batch["image"], labels(batch)
     # The gradient of the summed logits, as the official loss takes it (minibatch std
     # couples the samples, so this is not exactly each sample's own gradient).
     penalty = losses.r1_penalty(lambda x: d_logits(params, x, c), real)
-    loss = penalty * (r1_gamma / 2) * R1_INTERVAL
-    return loss, ({"loss": loss, "r1_penalty": penalty}, model_state)
+    # Scaled by the interval so that the lazy penalty carries the weight of an every-step one.
+    loss = penalty * (r1_gamma / 2) * r1_interval
+    return loss, ({"r1_penalty": penalty}, model_state)
 
   def g_main(params, model_state, batch, key):
     c = labels(batch)
-    fake, _ = fakes(params, model_state, key, batch["image"].shape[0], c)
-    loss = losses.non_saturating_g_loss(d_logits(params, fake, c))
-    return loss, ({"loss": loss}, model_state)
+    fake, ws = fakes(params, model_state, key, batch["image"].shape[0], c)
+    fake_logits = d_logits(params, fake, c)
+    loss = losses.non_saturating_g_loss(fake_logits)
+    return loss, ({"fake_logits": jnp.mean(fake_logits)}, with_w_avg(model_state, ws))
 
   def g_pl(params, model_state, batch, key):
     n = max(batch["image"].shape[0] // PL_BATCH_SHRINK, 1)
@@ -195,24 +249,30 @@ def make(config):
     z = jax.random.normal(z_key, (n, z_dim), jnp.float32)
     ws = training_ws(generator, params["g"], ws_key, z, c, style_mixing_prob)
     variables = {"params": params["g"], "buffers": model_state["g_buffers"]}
-    synthesize = lambda ws: generator.apply(variables, ws, "random", method=Generator.synthesize,
+    synthesize = lambda ws: generator.apply(variables, ws, "random", False, method=Generator.synthesize,
                                             rngs={"noise": noise_key})
     penalty, pl_mean, lengths = path_length_penalty(synthesize, ws, pl_key, model_state["pl_mean"])
-    loss = jnp.mean(penalty) * pl_weight * PL_INTERVAL
-    metrics = {"loss": loss, "pl_penalty": jnp.mean(penalty), "pl_length": jnp.mean(lengths)}
-    return loss, (metrics, dict(model_state, pl_mean=pl_mean))
+    loss = jnp.mean(penalty) * pl_weight * pl_interval
+    metrics = {"pl_penalty": jnp.mean(penalty), "pl_length": jnp.mean(lengths), "pl_mean": pl_mean}
+    return loss, (metrics, dict(with_w_avg(model_state, ws), pl_mean=pl_mean))
 
-  def sample(params, model_state, key, n, **conditioning):
-    return generator_sample(generator, params, model_state, key, n, **conditioning)
+  def sample(params, model_state, key, n, label=None, truncation_psi=1.0, truncation_cutoff=None):
+    """n images; label: one class for all, one per sample, or None (classes in turn); psi: truncation."""
+    c = None
+    if c_dim:
+      label = jnp.arange(n) % c_dim if label is None else jnp.broadcast_to(jnp.asarray(label), (n,))
+      c = one_hot_labels(label, c_dim)
+    z_key, noise_key = jax.random.split(key)
+    z = jax.random.normal(z_key, (n, z_dim), jnp.float32)
+    variables = {"params": params["g"], "buffers": model_state["g_buffers"]}
+    # Not fused: the fused path's per-sample grouped convolution is the slow one on CPUs.
+    return generator.apply(variables, z, c, model_state["w_avg"], truncation_psi, truncation_cutoff, "const", False,
+                           rngs={"noise": noise_key})
 
-  return GanVariant(
-    init=init,
-    phases=(
-      Phase("d_main", d_main, updates=("d",)),
-      Phase("d_r1", d_r1, updates=("d",), every=R1_INTERVAL),
-      Phase("g_main", g_main, updates=("g",)),
-      Phase("g_pl", g_pl, updates=("g",), every=PL_INTERVAL),
-    ),
-    sample=sample,
-    modules={"g": generator, "d": discriminator},
-  )
+  phases = [Phase("d_main", d_main, updates=("d",))]
+  if r1_gamma and r1_interval:
+    phases.append(Phase("d_r1", d_r1, updates=("d",), every=r1_interval))
+  phases.append(Phase("g_main", g_main, updates=("g",)))
+  if pl_weight and pl_interval:
+    phases.append(Phase("g_pl", g_pl, updates=("g",), every=pl_interval))
+  return GanVariant(init=init, phases=tuple(phases), sample=sample, modules={"g": generator, "d": discriminator})
