@@ -1,0 +1,300 @@
+"""gans.layers.ConvTranspose / Conv against independent definitions.
+
+The reference that makes these tests meaningful without any other library is a
+plain numpy transcription of the definitions (scatter-add for the transposed
+conv, gather for the conv) together with their gradients, in float64. The fast
+ops are also compared with lax.conv_transpose / lax.conv_general_dilated
+(values and jax.grad), with flax.linen.ConvTranspose through the documented
+kernel and padding correspondence, and with PyTorch when it is importable.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from gans import layers
+
+TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+
+
+def _pair(value):
+  return (value, value) if isinstance(value, int) else tuple(value)
+
+
+# ---------------------------------------------------------------------------
+# numpy references (float64)
+
+
+def numpy_conv_transpose(x, kernel, stride, padding, output_padding=0):
+  """y[i*s - p + a] += x[i] @ kernel[a] per spatial axis, cropped to PyTorch's output size."""
+  (s_h, s_w), (p_h, p_w), (op_h, op_w) = _pair(stride), _pair(padding), _pair(output_padding)
+  n, h, w, _ = x.shape
+  k_h, k_w, _, c_out = kernel.shape
+  out_h, out_w = (h - 1) * s_h - 2 * p_h + k_h + op_h, (w - 1) * s_w - 2 * p_w + k_w + op_w
+  # Canvas in uncropped coordinates, long enough for the kernel reach and the output_padding rows.
+  canvas = np.zeros((n, max((h - 1) * s_h + k_h, p_h + out_h), max((w - 1) * s_w + k_w, p_w + out_w), c_out))
+  for i in range(h):
+    for j in range(w):
+      canvas[:, i * s_h:i * s_h + k_h, j * s_w:j * s_w + k_w] += np.einsum("nc,abcd->nabd", x[:, i, j], kernel)
+  return canvas[:, p_h:p_h + out_h, p_w:p_w + out_w]
+
+
+def numpy_conv_transpose_grads(x, kernel, y_grad, stride, padding, output_padding=0):
+  """Gradients of sum(conv_transpose(x, kernel) * y_grad) w.r.t. x and kernel, from the same definition."""
+  (s_h, s_w), (p_h, p_w) = _pair(stride), _pair(padding)
+  n, h, w, _ = x.shape
+  k_h, k_w = kernel.shape[:2]
+  out_h, out_w = y_grad.shape[1:3]
+  canvas = np.zeros((n, max((h - 1) * s_h + k_h, p_h + out_h), max((w - 1) * s_w + k_w, p_w + out_w),
+                     y_grad.shape[-1]))
+  canvas[:, p_h:p_h + out_h, p_w:p_w + out_w] = y_grad
+  x_grad = np.zeros_like(x)
+  kernel_grad = np.zeros_like(kernel)
+  for i in range(h):
+    for j in range(w):
+      window = canvas[:, i * s_h:i * s_h + k_h, j * s_w:j * s_w + k_w]
+      x_grad[:, i, j] = np.einsum("nabd,abcd->nc", window, kernel)
+      kernel_grad += np.einsum("nc,nabd->abcd", x[:, i, j], window)
+  return x_grad, kernel_grad
+
+
+def numpy_conv(x, kernel, stride, padding):
+  """y[o] = sum_a x_padded[o*s + a] @ kernel[a] per spatial axis (PyTorch Conv2d, symmetric zero padding)."""
+  (s_h, s_w), (p_h, p_w) = _pair(stride), _pair(padding)
+  x = np.pad(x, ((0, 0), (p_h, p_h), (p_w, p_w), (0, 0)))
+  k_h, k_w, _, c_out = kernel.shape
+  out_h, out_w = (x.shape[1] - k_h) // s_h + 1, (x.shape[2] - k_w) // s_w + 1
+  y = np.zeros((x.shape[0], out_h, out_w, c_out))
+  for i in range(out_h):
+    for j in range(out_w):
+      y[:, i, j] = np.einsum("nabc,abcd->nd", x[:, i * s_h:i * s_h + k_h, j * s_w:j * s_w + k_w], kernel)
+  return y
+
+
+def numpy_conv_grads(x, kernel, y_grad, stride, padding):
+  (s_h, s_w), (p_h, p_w) = _pair(stride), _pair(padding)
+  x_padded = np.pad(x, ((0, 0), (p_h, p_h), (p_w, p_w), (0, 0)))
+  k_h, k_w = kernel.shape[:2]
+  x_padded_grad = np.zeros_like(x_padded)
+  kernel_grad = np.zeros_like(kernel)
+  for i in range(y_grad.shape[1]):
+    for j in range(y_grad.shape[2]):
+      window = (slice(None), slice(i * s_h, i * s_h + k_h), slice(j * s_w, j * s_w + k_w))
+      x_padded_grad[window] += np.einsum("nd,abcd->nabc", y_grad[:, i, j], kernel)
+      kernel_grad += np.einsum("nabc,nd->abcd", x_padded[window], y_grad[:, i, j])
+  return x_padded_grad[:, p_h:p_h + x.shape[1], p_w:p_w + x.shape[2]], kernel_grad
+
+
+def _random(shape, seed, scale=1.0):
+  return scale * np.random.default_rng(seed).standard_normal(shape)
+
+
+def _operands(h, w, kernel_size, c_in, c_out, seed=0):
+  k_h, k_w = _pair(kernel_size)
+  x = _random((2, h, w, c_in), seed)
+  kernel = _random((k_h, k_w, c_in, c_out), seed + 1, 1.0 / np.sqrt(k_h * k_w * c_in))
+  return x, kernel
+
+
+def _value_and_grads(fn, x, kernel, y_grad):
+  """fn's output and the gradients of sum(fn(x, kernel) * y_grad), jitted, float32."""
+  x, kernel, y_grad = (jnp.asarray(a, jnp.float32) for a in (x, kernel, y_grad))
+  value = jax.jit(fn)(x, kernel)
+  grads = jax.jit(jax.grad(lambda x, k: jnp.vdot(fn(x, k), y_grad), (0, 1)))(x, kernel)
+  return value, grads
+
+
+# ---------------------------------------------------------------------------
+# ConvTranspose
+
+# (h, w, kernel_size, stride, padding, output_padding); output_padding < stride as PyTorch requires.
+CONV_TRANSPOSE_CASES = [
+    (4, 4, 4, 2, 1, 0),  # DCGAN's upsampling layer
+    (1, 1, 4, 1, 0, 0),  # DCGAN's z -> 4x4 layer
+    (5, 3, 4, 2, 1, 0),  # odd, non-square input
+    (3, 5, 3, 2, 1, 1),  # kernel not a multiple of the stride, output_padding
+    (4, 3, (3, 5), (2, 3), (1, 2), (1, 0)),  # everything different per axis
+    (2, 3, 2, 3, 0, 2),  # stride > kernel: gaps between the kernel's footprints
+    (7, 6, 3, 1, 3, 0),  # padding beyond the kernel's reach: crops the input itself
+    (3, 3, 5, 2, 3, 1),  # padding > stride
+    (1, 1, 4, 2, 1, 0),  # one input pixel, cropped
+    (1, 1, 3, 2, 0, 1),  # one input pixel, output_padding beyond the kernel
+    (6, 5, 1, 1, 0, 0),  # pointwise
+    (3, 2, 4, 4, 0, 0),  # stride == kernel: no overlap
+]
+# (c_in, c_out): the kernel gradient takes a different branch when c_in > stride**2 * c_out.
+CHANNELS = [(3, 5), (16, 2)]
+
+
+@pytest.mark.parametrize("channels", CHANNELS, ids=lambda c: f"c{c[0]}-{c[1]}")
+@pytest.mark.parametrize("h,w,kernel_size,stride,padding,output_padding", CONV_TRANSPOSE_CASES)
+def test_conv_transpose_matches_numpy_scatter_definition(h, w, kernel_size, stride, padding, output_padding,
+                                                         channels):
+  x, kernel = _operands(h, w, kernel_size, *channels)
+  want = numpy_conv_transpose(x, kernel, stride, padding, output_padding)
+  y_grad = _random(want.shape, 7)
+  fast = lambda x, k: layers.conv_transpose(x, k, stride, padding, output_padding)
+  value, (x_grad, kernel_grad) = _value_and_grads(fast, x, kernel, y_grad)
+
+  assert value.shape == want.shape
+  np.testing.assert_allclose(value, want, **TOLERANCE)
+  want_x_grad, want_kernel_grad = numpy_conv_transpose_grads(x, kernel, y_grad, stride, padding, output_padding)
+  np.testing.assert_allclose(x_grad, want_x_grad, **TOLERANCE)
+  np.testing.assert_allclose(kernel_grad, want_kernel_grad, **TOLERANCE)
+
+
+@pytest.mark.parametrize("channels", CHANNELS, ids=lambda c: f"c{c[0]}-{c[1]}")
+@pytest.mark.parametrize("h,w,kernel_size,stride,padding,output_padding", CONV_TRANSPOSE_CASES)
+def test_conv_transpose_matches_lax_conv_transpose_values_and_grads(h, w, kernel_size, stride, padding,
+                                                                    output_padding, channels):
+  x, kernel = _operands(h, w, kernel_size, *channels, seed=3)
+  reference = lambda x, k: layers.conv_transpose_reference(x, k, stride, padding, output_padding)
+  y_grad = _random(jax.eval_shape(reference, jnp.zeros(x.shape), jnp.zeros(kernel.shape)).shape, 5)
+  fast = lambda x, k: layers.conv_transpose(x, k, stride, padding, output_padding)
+  value, grads = _value_and_grads(fast, x, kernel, y_grad)
+  want_value, want_grads = _value_and_grads(reference, x, kernel, y_grad)
+  np.testing.assert_allclose(value, want_value, **TOLERANCE)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(got, want, **TOLERANCE)
+
+
+def _flax_padding(kernel_size, padding, output_padding):
+  """flax.linen.ConvTranspose pads the stride-dilated input: PyTorch's p is (k-1-p, k-1-p+output_padding)."""
+  return tuple((k - 1 - p, k - 1 - p + op)
+               for k, p, op in zip(_pair(kernel_size), _pair(padding), _pair(output_padding)))
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize("use_bias", [False, True])
+@pytest.mark.parametrize("h,w,kernel_size,stride,padding,output_padding",
+                         [case for case in CONV_TRANSPOSE_CASES
+                          if all(p <= k - 1 for p, k in zip(_pair(case[4]), _pair(case[2])))])
+def test_conv_transpose_module_matches_flax_conv_transpose(h, w, kernel_size, stride, padding, output_padding,
+                                                           use_bias, transpose_kernel):
+  ours = layers.ConvTranspose(4, kernel_size, stride, padding, output_padding, use_bias=use_bias,
+                              bias_init=nn.initializers.normal(1.0))
+  theirs = nn.ConvTranspose(4, _pair(kernel_size), _pair(stride), _flax_padding(kernel_size, padding, output_padding),
+                            use_bias=use_bias, transpose_kernel=transpose_kernel)
+  x = jnp.asarray(_random((2, h, w, 3), 11), jnp.float32)
+  params = ours.init(jax.random.key(0), x)["params"]
+  assert params["kernel"].shape == _pair(kernel_size) + (3, 4)
+  assert ("bias" in params) == use_bias
+
+  def to_flax(params):
+    # Documented correspondence: our scatter-form kernel K is flax's K[::-1, ::-1] without
+    # transpose_kernel, and K with its channel axes swapped with transpose_kernel.
+    kernel = params["kernel"].transpose(0, 1, 3, 2) if transpose_kernel else params["kernel"][::-1, ::-1]
+    return dict(params, kernel=kernel)
+
+  np.testing.assert_allclose(ours.apply({"params": params}, x),
+                             theirs.apply({"params": to_flax(params)}, x), **TOLERANCE)
+  # Gradients w.r.t. the parameters and the input, mapped through the same (linear) correspondence.
+  y_grad = jnp.asarray(_random(ours.apply({"params": params}, x).shape, 12), jnp.float32)
+  loss = lambda module, p, x: jnp.vdot(module.apply({"params": p}, x), y_grad)
+  our_param_grad, our_x_grad = jax.jit(jax.grad(lambda p, x: loss(ours, p, x), (0, 1)))(params, x)
+  their_param_grad, their_x_grad = jax.jit(jax.grad(lambda p, x: loss(theirs, to_flax(p), x), (0, 1)))(params, x)
+  np.testing.assert_allclose(our_x_grad, their_x_grad, **TOLERANCE)
+  for name in params:
+    np.testing.assert_allclose(our_param_grad[name], their_param_grad[name], **TOLERANCE)
+
+
+@pytest.mark.parametrize("h,w,kernel_size,stride,padding,output_padding", CONV_TRANSPOSE_CASES)
+def test_conv_transpose_matches_torch(h, w, kernel_size, stride, padding, output_padding):
+  torch = pytest.importorskip("torch")
+  x, _ = _operands(h, w, kernel_size, 3, 5, seed=21)
+  torch_weight = torch.randn(3, 5, *_pair(kernel_size), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+  torch_x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+  want = torch.nn.functional.conv_transpose2d(torch_x, torch_weight, stride=stride, padding=padding,
+                                              output_padding=output_padding).numpy().transpose(0, 2, 3, 1)
+  kernel = layers.torch_conv_transpose_kernel_to_flax(torch_weight).numpy()
+  got = layers.conv_transpose(jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32), stride, padding,
+                              output_padding)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_torch_kernel_conversion_round_trips_and_matches_the_scatter_definition():
+  weight = _random((3, 5, 4, 2), 0)  # PyTorch ConvTranspose2d: (C_in, C_out, kH, kW)
+  kernel = layers.torch_conv_transpose_kernel_to_flax(weight)
+  assert kernel.shape == (4, 2, 3, 5)
+  np.testing.assert_array_equal(layers.flax_conv_transpose_kernel_to_torch(kernel), weight)
+  # A single input pixel with a one-hot input channel reproduces that channel's PyTorch weight, unflipped.
+  x = np.zeros((1, 1, 1, 3))
+  x[0, 0, 0, 1] = 1.0
+  y = numpy_conv_transpose(x, kernel, 1, 0)
+  np.testing.assert_array_equal(y[0].transpose(2, 0, 1), weight[1])
+
+
+def test_conv_transpose_rejects_mismatched_channels_and_empty_outputs():
+  with pytest.raises(ValueError, match="expects 4 input channels, input has 3"):
+    layers.conv_transpose(jnp.zeros((1, 2, 2, 3)), jnp.zeros((3, 3, 4, 5)), 2, 1)
+  with pytest.raises(ValueError, match="would be empty"):
+    layers.conv_transpose(jnp.zeros((1, 1, 1, 3)), jnp.zeros((1, 1, 3, 5)), 1, 1)
+
+
+# ---------------------------------------------------------------------------
+# Conv (strided, space-to-depth form)
+
+# (h, w, kernel_size, stride, padding)
+CONV_CASES = [
+    (8, 8, 4, 2, 1),  # DCGAN's downsampling layer
+    (4, 4, 4, 1, 0),  # DCGAN's last layer: 4x4 -> 1x1
+    (7, 5, 3, 2, 1),  # odd sizes, kernel not a multiple of the stride
+    (9, 10, 4, 3, 2),  # stride 3, rows left over at the end
+    (5, 6, 1, 2, 0),  # pointwise strided: skips pixels
+    (6, 6, 3, 1, 1),  # stride 1 'same'
+    (8, 7, (3, 4), (2, 1), (1, 2)),  # everything different per axis
+]
+
+
+@pytest.mark.parametrize("channels", CHANNELS, ids=lambda c: f"c{c[0]}-{c[1]}")
+@pytest.mark.parametrize("h,w,kernel_size,stride,padding", CONV_CASES)
+def test_conv_matches_numpy_and_lax(h, w, kernel_size, stride, padding, channels):
+  x, kernel = _operands(h, w, kernel_size, *channels, seed=30)
+  want = numpy_conv(x, kernel, stride, padding)
+  y_grad = _random(want.shape, 31)
+  fast = lambda x, k: layers.conv(x, k, stride, padding)
+  value, grads = _value_and_grads(fast, x, kernel, y_grad)
+  np.testing.assert_allclose(value, want, **TOLERANCE)
+  for got, want_grad in zip(grads, numpy_conv_grads(x, kernel, y_grad, stride, padding)):
+    np.testing.assert_allclose(got, want_grad, **TOLERANCE)
+
+  reference = lambda x, k: lax.conv_general_dilated(x, k, _pair(stride), [(p, p) for p in _pair(padding)],
+                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  _, want_grads = _value_and_grads(reference, x, kernel, y_grad)
+  for got, want_grad in zip(grads, want_grads):
+    np.testing.assert_allclose(got, want_grad, **TOLERANCE)
+
+
+@pytest.mark.parametrize("h,w,kernel_size,stride,padding", CONV_CASES)
+def test_conv_module_matches_torch_conv2d(h, w, kernel_size, stride, padding):
+  torch = pytest.importorskip("torch")
+  module = layers.Conv(5, kernel_size, stride, padding, bias_init=nn.initializers.normal(1.0))
+  x = _random((2, h, w, 3), 40)
+  params = module.init(jax.random.key(1), jnp.asarray(x, jnp.float32))["params"]
+  want = torch.nn.functional.conv2d(
+      torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+      torch.from_numpy(np.asarray(params["kernel"], np.float64).transpose(3, 2, 0, 1).copy()),
+      torch.from_numpy(np.asarray(params["bias"], np.float64)), stride=stride, padding=padding)
+  np.testing.assert_allclose(module.apply({"params": params}, jnp.asarray(x, jnp.float32)),
+                             want.numpy().transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# conv_stride1: the custom kernel gradient on its own
+
+
+@pytest.mark.parametrize("c_in,c_out", [(2, 7), (7, 2)])  # both branches of the kernel gradient
+@pytest.mark.parametrize("padding", [((0, 0), (0, 0)), ((2, 1), (0, 3)), ((1, -1), (-1, 2))])
+def test_conv_stride1_gradients_match_xla(c_in, c_out, padding):
+  x = jnp.asarray(_random((3, 6, 5, c_in), 50), jnp.float32)
+  kernel = jnp.asarray(_random((3, 2, c_in, c_out), 51), jnp.float32)
+  xla_conv = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), padding,
+                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y_grad = _random(xla_conv(x, kernel).shape, 52)
+  value, grads = _value_and_grads(lambda x, k: layers.conv_stride1(x, k, padding), x, kernel, y_grad)
+  want_value, want_grads = _value_and_grads(xla_conv, x, kernel, y_grad)
+  np.testing.assert_allclose(value, want_value, **TOLERANCE)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(got, want, **TOLERANCE)
