@@ -19,7 +19,11 @@ NAMES = (
     "stylegan2_ffhq",
     "stylegan2_digits",
     "cgan_digits",
+    "cgan_fashion_mnist",
+    "cgan_mnist",
     "infogan_digits",
+    "infogan_fashion_mnist",
+    "infogan_mnist",
 )
 
 
