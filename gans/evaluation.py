@@ -15,7 +15,7 @@ which needs no download.
 """
 import functools
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -77,8 +77,8 @@ class Samples:
     """n fresh samples with the variant's conditioning (e.g. label=3); not memoised."""
     return np.asarray(self._generate(n, **conditioning))
 
-  def once(self, name: str, compute: Callable[[], dict]) -> dict:
-    """compute(), once per evaluation: e.g. reference statistics several metrics read."""
+  def once(self, name: str, compute: Callable[[], Any]) -> Any:
+    """compute(), once per evaluation: e.g. reference statistics or a network several metrics use."""
     if name not in self._once:
       self._once[name] = compute()
     return self._once[name]
@@ -109,25 +109,27 @@ def _mode_coverage(config, generate) -> dict:
 
 # ----------------------------------------------------------------------------- the project's classifier
 
-def _classifier_extractor(config, forward=classifier.outputs):
-  """(extractor, network id) of the experiment's data classifier, trained on first use."""
-  variables, _, file = classifier.cached_classifier(config.data, cache_dir(config))
-  mesh = fid.data_mesh()
-  extractor = extract.FeatureExtractor(variables, _sharded_batch_size(config, mesh), mesh, forward=forward)
-  return extractor, f"{classifier.RECIPE}/{fid.file_sha256(file)}"
+def _classifier_extractor(config, samples: Samples, forward=classifier.outputs):
+  """(extractor, network id) of the experiment's data classifier (trained on first use), once per evaluation."""
+  def build():
+    variables, _, file = classifier.cached_classifier(config.data, cache_dir(config))
+    mesh = fid.data_mesh()
+    extractor = extract.FeatureExtractor(variables, _sharded_batch_size(config, mesh), mesh, forward=forward)
+    return extractor, f"{classifier.RECIPE}/{fid.file_sha256(file)}"
+  return samples.once(f"classifier_extractor/{forward.__name__}", build)
 
 
-def _classifier_outputs(config, generate) -> dict:
-  samples = _as_samples(generate)
-  n = config.eval.num_samples
-  extractor, _ = _classifier_extractor(config)
-  return samples.derived("classifier", n, lambda images: extractor(
-      _in_batches(images, extractor.batch_size, "Evaluation: classifier features of the samples")))
+def _classifier_outputs(config, samples: Samples) -> dict:
+  def compute(images):
+    extractor, _ = _classifier_extractor(config, samples)
+    return extractor(_in_batches(images, extractor.batch_size, "Evaluation: classifier features of the samples"))
+  return samples.derived("classifier", config.eval.num_samples, compute)
 
 
 def _classifier_fid(config, generate) -> dict:
-  fake = _classifier_outputs(config, generate)["features"]
-  extractor, network_id = _classifier_extractor(config)
+  samples = _as_samples(generate)
+  fake = _classifier_outputs(config, samples)["features"]
+  extractor, network_id = _classifier_extractor(config, samples)
   real = reference.reference_statistics(config.data, extractor, "features", network_id, cache_dir(config),
                                         eval_field(config, "num_reference"))
   mu, sigma = frechet.activation_statistics(fake)
@@ -135,7 +137,7 @@ def _classifier_fid(config, generate) -> dict:
 
 
 def _class_coverage(config, generate) -> dict:
-  return classifier.class_coverage(_classifier_outputs(config, generate)["logits"])
+  return classifier.class_coverage(_classifier_outputs(config, _as_samples(generate))["logits"])
 
 
 def _stacked_modes(config, generate) -> dict:
@@ -145,7 +147,7 @@ def _stacked_modes(config, generate) -> dict:
   if images.ndim != 4 or images.shape[-1] < 2:
     raise ValueError(f"stacked_modes needs images with one stacked grayscale image per channel; samples are "
                      f"{images.shape[1:]}")
-  extractor, _ = _classifier_extractor(config, forward=classifier.stacked_outputs)
+  extractor, _ = _classifier_extractor(config, samples, forward=classifier.stacked_outputs)
   outputs = samples.derived("stacked_classifier", n, lambda images: extractor(
       _in_batches(images, extractor.batch_size, "Evaluation: classifying the channels of the samples")))
   return classifier.stacked_modes(outputs["logits"])
@@ -161,7 +163,8 @@ def inception_weights_path(config) -> str:
   path = eval_field(config, "inception_weights")
   if not path or not os.path.isfile(path):
     wanted = [name for name in config.eval.metrics if name in INCEPTION_METRICS]
-    where = f"config.eval.inception_weights={path!r} is not a file" if path else "config.eval.inception_weights is unset"
+    where = (f"config.eval.inception_weights={path!r} is not a file" if path
+             else "config.eval.inception_weights is unset")
     raise MissingInceptionWeightsError(
         f"The metrics {', '.join(wanted) or ', '.join(INCEPTION_METRICS)} need the FID Inception weights and "
         f"{where}. Download {INCEPTION_WEIGHTS_FILE} (pytorch-fid's GitHub release: {INCEPTION_WEIGHTS_URL}) "
@@ -189,22 +192,32 @@ def _as_rgb(batches):
     yield np.repeat(batch, 3, axis=-1) if batch.shape[-1] == 1 else batch
 
 
+def _shared_inception_extractor(config, samples: Samples):
+  """The Inception extractor, built (weights placed on every device) once per evaluation; with the IS logits
+  when "is" is configured."""
+  with_logits = "is" in config.eval.metrics
+  return samples.once("inception_extractor", lambda: _inception_extractor(config, with_logits))
+
+
 def _inception_outputs(config, generate) -> dict:
   """pool3 features (and the IS logits when "is" is configured) of the samples."""
   samples = _as_samples(generate)
-  n = config.eval.num_samples
-  with_logits = "is" in config.eval.metrics
-  extractor, _ = _inception_extractor(config, with_logits)
-  return samples.derived(f"inception/logits={with_logits}", n, lambda images: extractor(
-      _as_rgb(_in_batches(images, extractor.batch_size, "Evaluation: Inception features of the samples"))))
+
+  def compute(images):
+    extractor, _ = _shared_inception_extractor(config, samples)
+    batches = _in_batches(images, extractor.batch_size, "Evaluation: Inception features of the samples")
+    return extractor(_as_rgb(batches))
+  return samples.derived("inception", config.eval.num_samples, compute)
 
 
 def _inception_reference(config, generate) -> dict:
+  samples = _as_samples(generate)
+
   def compute():
-    extractor, network_id = _inception_extractor(config, with_logits=False)
+    extractor, network_id = _shared_inception_extractor(config, samples)
     return reference.reference_statistics(config.data, _RgbExtractor(extractor), "pool3", network_id,
                                           cache_dir(config), eval_field(config, "num_reference"))
-  return _as_samples(generate).once("inception_reference", compute)
+  return samples.once("inception_reference", compute)
 
 
 class _RgbExtractor:
