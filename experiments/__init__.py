@@ -16,6 +16,8 @@ NAMES = (
     "dcgan_fashion_mnist",
     "dcgan_mnist",
     "dcgan_celeba64",
+    "stylegan_ffhq",
+    "stylegan_digits",
     "stylegan2_ffhq",
     "stylegan2_digits",
     "cgan_digits",

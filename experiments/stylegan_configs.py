@@ -43,3 +43,28 @@ def stylegan2_config(resolution: int, channels: int, batch_size: int, ema_kimg: 
   config.ema = ml_collections.ConfigDict({"enabled": True,
                                           "decay": stylegan2_training.ema_decay_for(batch_size, ema_kimg)})
   return config
+
+
+def stylegan_config(resolution: int, channels: int, batch_size: int, learning_rate: float, ema_kimg: float,
+                    stable_kimg: float, fade_kimg: float, **model) -> ml_collections.ConfigDict:
+  """StyleGAN (v1) at `resolution`; `model` overrides fields of gans.variants.stylegan.MODEL_DEFAULTS.
+
+  The growing schedule is given in thousands of images, as the paper's (600k stable, 600k fade),
+  and stored in steps of this batch size (config.model.stable_steps / fade_steps). Adam betas
+  (0, 0.99), eps 1e-8 as the official code; the EMA half-life as for StyleGAN2 (stylegan2_config).
+  """
+  from gans.variants import stylegan  # the variant's own defaults fill what `model` leaves out
+
+  config = common.base_config()
+  config.variant = "stylegan"
+  steps_of = lambda kimg: int(round(kimg * 1000 / batch_size))
+  model = dict(model, stable_steps=steps_of(stable_kimg), fade_steps=steps_of(fade_kimg))
+  config.model = ml_collections.ConfigDict(stylegan.model_settings(model))
+  config.data.resolution = resolution
+  config.data.channels = channels
+  config.train.batch_size = batch_size
+  config.optim = ml_collections.ConfigDict({"g": common.adam(learning_rate, b1=0.0, b2=0.99),
+                                            "d": common.adam(learning_rate, b1=0.0, b2=0.99)})
+  config.ema = ml_collections.ConfigDict({"enabled": True,
+                                          "decay": stylegan2_training.ema_decay_for(batch_size, ema_kimg)})
+  return config

@@ -28,6 +28,11 @@ class Phase(NamedTuple):
   updates: tuple[str, ...]  # parameter groups differentiated and updated by this phase
   every: int = 1  # runs on generator steps where step % every == 0 (lazy regularisation)
   repeats: int = 1  # runs this many times per step, each on its own batch (n_critic for D)
+  start: int = 0  # first generator step the phase may run on (a progressive-growing stage's first step)
+  stop: int | None = None  # the phase runs only on steps < stop; None = to the end of training
+  # Metrics prefix; None = name. Phases that never run together (one per progressive-growing stage)
+  # can log as one curve, e.g. "d_main@16" and "d_main@32" both as "d_main".
+  log_as: str | None = None
 
 
 class GanVariant(NamedTuple):

@@ -36,8 +36,9 @@ def init_state(variant: GanVariant, optimizers: Mapping[str, optax.GradientTrans
 
 
 def due_phases(variant: GanVariant, step: int) -> tuple[str, ...]:
-  """Names of the phases that run at generator step `step`."""
-  return tuple(phase.name for phase in variant.phases if step % phase.every == 0)
+  """Names of the phases that run at generator step `step`: inside [start, stop) and on their `every`."""
+  return tuple(phase.name for phase in variant.phases
+               if phase.start <= step and (phase.stop is None or step < phase.stop) and step % phase.every == 0)
 
 
 def batches_per_step(variant: GanVariant) -> int:
@@ -79,7 +80,7 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
         state, run_metrics = _run_phase(phase, optimizers, state, batch, jax.random.fold_in(phase_key, run))
         runs.append(run_metrics)
       for name in runs[0]:
-        metrics[f"{phase.name}/{name}"] = jnp.mean(jnp.stack([m[name] for m in runs]))
+        metrics[f"{phase.log_as or phase.name}/{name}"] = jnp.mean(jnp.stack([m[name] for m in runs]))
     if state.ema_params:
       ema_params = {group: _ema_update(state.ema_params[group], state.params[group], ema_decay)
                     for group in state.ema_params}

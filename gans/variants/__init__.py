@@ -1,9 +1,10 @@
 """The variant registry: name -> make(config) -> GanVariant."""
-from gans.variants import cgan, dcgan, gan, infogan, stylegan2
+from gans.variants import cgan, dcgan, gan, infogan, stylegan, stylegan2
 
 VARIANTS = {
     "gan": gan.make,
     "dcgan": dcgan.make,
+    "stylegan": stylegan.make,
     "stylegan2": stylegan2.make,
     "cgan": cgan.make,
     "infogan": infogan.make,
