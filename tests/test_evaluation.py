@@ -183,3 +183,16 @@ def test_progress_off_a_terminal_logs_one_line_per_update_that_crosses_a_quarter
       progress.update(count)
   lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("Counting")]
   assert [line.split(" (")[0] for line in lines] == ["Counting: 30/100", "Counting: 60/100", "Counting: 100/100"]
+
+
+def test_classifier_features_sharded_over_four_devices_equal_one_device(cache_dir):
+  config = tiny_digits_config(cache_dir)
+  variables, _, _ = classifier.cached_classifier(config.data, cache_dir)
+  mesh = fid.data_mesh()
+  assert mesh is not None and mesh.shape[extract.DATA_AXIS] == 4
+  sharded = extract.FeatureExtractor(variables, batch_size=8, mesh=mesh, forward=classifier.outputs)
+  images = np.random.default_rng(1).uniform(-1, 1, (21, 8, 8, 1)).astype(np.float32)  # 21: a padded last batch
+  outputs = sharded(images)
+  single = classifier.predict(variables, images)
+  for name in ("features", "logits"):
+    np.testing.assert_allclose(outputs[name], single[name], rtol=1e-5, atol=1e-5)
