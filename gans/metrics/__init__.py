@@ -11,6 +11,12 @@ FID-family metrics follow pytorch-fid / StyleGAN2-ADA exactly:
   fid.py               command line: FID and KID between two folders / .npz files, cached statistics
   testing.py           the deterministic stand-in Inception weights of the test fixtures
   modes.py             mode coverage of 2D mixtures
+  classifier.py        the project's own domain classifier: classifier FID, class coverage, stacked modes
+  reference.py         statistics of an experiment's real data, computed once and cached
+  eval_config.py       the config.eval fields and their defaults
+  progress.py          progress over the samples of an evaluation
+
+gans/evaluation.py runs the metrics an experiment configures, by name.
 
 Submodules are imported where used, so importing one metric does not pull in the rest.
 """
