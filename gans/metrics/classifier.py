@@ -217,7 +217,7 @@ def train(images_NHWC: np.ndarray, labels_N: np.ndarray, num_classes: int, steps
   for index, batch in enumerate(_batch_indices(len(images_NHWC), steps, batch_size, seed)):
     params, opt_state, loss = step(params, opt_state, jax.device_put(images_NHWC[batch], device),
                                    jax.device_put(labels_N[batch], device))
-    if (index + 1) % (steps // 4) == 0:
+    if (index + 1) % max(1, steps // 4) == 0:
       logging.info("Classifier training: step %d/%d, loss %.4f, %.1f s", index + 1, steps, float(loss),
                    time.monotonic() - start)
   return {"params": jax.device_get(params)}
