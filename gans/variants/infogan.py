@@ -41,7 +41,7 @@ import scipy.optimize
 
 from gans import losses
 from gans.state import GanVariant, Phase
-from gans.variants import common, dcgan
+from gans.variants import common
 
 _init = nn.initializers.normal(0.02)
 _LEAK = 0.1  # the paper's leaky ReLU slope
@@ -49,6 +49,12 @@ _LEAK = 0.1  # the paper's leaky ReLU slope
 
 def _batch_norm(train: bool):
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)
+
+
+def _up_conv(features: int, use_bias: bool) -> nn.Module:
+  """PyTorch's ConvTranspose2d(k=4, s=2, p=1), which doubles H and W: padding k - 1 - p with a flipped kernel."""
+  return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)), transpose_kernel=True,
+                          use_bias=use_bias, kernel_init=_init)
 
 
 class Generator(nn.Module):
@@ -64,8 +70,8 @@ class Generator(nn.Module):
     h = nn.relu(_batch_norm(train)(nn.Dense(16 * self.base_channels, use_bias=False, kernel_init=_init)(latent)))
     h = nn.Dense(side * side * width, use_bias=False, kernel_init=_init)(h)
     h = nn.relu(_batch_norm(train)(h)).reshape(latent.shape[0], side, side, width)
-    h = nn.relu(_batch_norm(train)(dcgan.UpConv(self.base_channels)(h)))
-    return jnp.tanh(dcgan.UpConv(self.channels, use_bias=True)(h))
+    h = nn.relu(_batch_norm(train)(_up_conv(self.base_channels, use_bias=False)(h)))
+    return jnp.tanh(_up_conv(self.channels, use_bias=True)(h))
 
 
 class Discriminator(nn.Module):
