@@ -4,7 +4,9 @@ G: z -> 4x4 feature map (a 4x4 transposed conv from 1x1, written as the
 equivalent dense layer) -> transposed convs (4x4, stride 2, padding 1) that
 double the resolution and halve the channels, batch norm + ReLU, tanh output.
 D: the mirror image with strided 4x4 convs, LeakyReLU(0.2), batch norm on all
-but the first layer, and a final 4x4 valid conv to one logit. Weights
+but the first layer, and a final 4x4 valid conv to one logit. The convolutions
+come from gans/layers.py, which computes them in forms that XLA:CPU runs fast
+(sub-pixel transposed convs, space-to-depth strided convs). Weights
 N(0, 0.02^2), batch-norm scales N(1, 0.02^2), as in the paper. For 64x64 and
 `g_channels = d_channels = 64` this is the paper's network exactly.
 """
@@ -13,6 +15,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gans import layers
 from gans.state import GanVariant
 from gans.variants import common
 
@@ -35,16 +38,14 @@ def _num_doublings(resolution: int) -> int:
   return doublings
 
 
-class UpConv(nn.Module):
-  """Transposed conv, kernel 4, stride 2, padding 1 in PyTorch's terms: doubles H and W."""
-  features: int  # output channels
-  use_bias: bool = False  # no bias before batch norm
+def _up_conv(features: int) -> nn.Module:
+  """PyTorch's ConvTranspose2d(k=4, s=2, p=1), which doubles H and W, in the form fast on every backend."""
+  return layers.ConvTranspose(features, 4, strides=2, padding=1, use_bias=False, kernel_init=_init)
 
-  @nn.compact
-  def __call__(self, x_NHWC):
-    # Padding k - 1 - p = 2 with a flipped kernel is PyTorch's ConvTranspose2d(4, 2, 1).
-    return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
-                            transpose_kernel=True, use_bias=self.use_bias, kernel_init=_init)(x_NHWC)
+
+def _down_conv(features: int) -> nn.Module:
+  """PyTorch's Conv2d(k=4, s=2, p=1), which halves H and W."""
+  return layers.Conv(features, 4, strides=2, padding=1, use_bias=False, kernel_init=_init)
 
 
 class Generator(nn.Module):
@@ -60,8 +61,8 @@ class Generator(nn.Module):
     h = nn.relu(_batch_norm(train)(h))
     for level in range(doublings - 1):
       width //= 2
-      h = nn.relu(_batch_norm(train)(UpConv(width)(h)))
-    return jnp.tanh(UpConv(self.channels)(h))
+      h = nn.relu(_batch_norm(train)(_up_conv(width)(h)))
+    return jnp.tanh(_up_conv(self.channels)(h))
 
 
 class Discriminator(nn.Module):
@@ -72,8 +73,7 @@ class Discriminator(nn.Module):
     doublings = _num_doublings(x_NHWC.shape[1])
     h = x_NHWC
     for level in range(doublings):
-      h = nn.Conv(self.base_channels * 2 ** level, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  use_bias=False, kernel_init=_init)(h)
+      h = _down_conv(self.base_channels * 2 ** level)(h)
       if level > 0:
         h = _batch_norm(train)(h)
       h = nn.leaky_relu(h, 0.2)
