@@ -19,6 +19,9 @@ flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "train (resumes 
 flags.DEFINE_integer("num_samples", 64, "Samples to generate in --mode=sample.")
 flags.DEFINE_integer("label", None, "--mode=sample: the class to generate (conditional variants, e.g. cgan).")
 flags.DEFINE_integer("code", None, "--mode=sample: the categorical code to fix (InfoGAN).")
+flags.DEFINE_float("truncation_psi", None, "--mode=sample: truncation toward the mean w (StyleGAN; 1 = none).")
+flags.DEFINE_list("pictures", [], "--mode=sample: the variant's extra pictures to draw, e.g. "
+                  "style_mixing,interpolation (StyleGAN); each is written as <name>.png.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
 flags.DEFINE_bool("library_logs", False, "Show the INFO logs of libraries (orbax, grain, ...), not just this project's.")
@@ -75,7 +78,7 @@ def main(argv) -> None:
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, workdir)
     elif FLAGS.mode == "sample":
-      sampling.write_samples(config, workdir, FLAGS.num_samples, **_conditioning())
+      sampling.write_samples(config, workdir, FLAGS.num_samples, pictures=FLAGS.pictures, **_conditioning())
     else:
       results = evaluation.evaluate_checkpoint(config, workdir)
       print(json.dumps(results))
@@ -86,7 +89,7 @@ def main(argv) -> None:
 
 def _conditioning() -> dict:
   """The sampling flags that were given, as the variant's conditioning keywords."""
-  given = {"label": FLAGS.label, "code": FLAGS.code}
+  given = {"label": FLAGS.label, "code": FLAGS.code, "truncation_psi": FLAGS.truncation_psi}
   return {name: value for name, value in given.items() if value is not None}
 
 

@@ -26,6 +26,7 @@ from gans.variants import common
 
 flags.DEFINE_string("experiment", "dcgan_celeba64", "Experiment whose step is timed.")
 flags.DEFINE_integer("batch_size", 0, "Global batch; 0 = the experiment's.")
+flags.DEFINE_integer("resolution", 0, "Image resolution; 0 = the experiment's (e.g. 64 for StyleGAN2's 64x64 step).")
 flags.DEFINE_integer("blocks", 7, "Alternating timing blocks per framework; the median block counts.")
 flags.DEFINE_float("block_seconds", 3.0, "Approximate length of one timing block.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
@@ -67,6 +68,9 @@ def torch_step(config):
   if config.variant == "gan":
     from benchmarks import torch_mlp_gan
     return torch_mlp_gan.make_torch_mlp_gan_step(config)
+  if config.variant == "stylegan2":
+    from benchmarks import torch_stylegan2
+    return torch_stylegan2.make_torch_stylegan2_step(config)
   return None
 
 
@@ -108,6 +112,8 @@ def main(argv) -> None:
   config = experiments.get_config(FLAGS.experiment)
   if FLAGS.batch_size:
     config.train.batch_size = FLAGS.batch_size
+  if FLAGS.resolution:
+    config.data.resolution = FLAGS.resolution
   print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch)))
 
 

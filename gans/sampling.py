@@ -2,9 +2,10 @@
 import logging
 import os
 
+import jax
 import numpy as np
 
-from gans import checkpoint, data, report, run
+from gans import checkpoint, data, report, run, steps
 
 
 def grid_picture(grid: np.ndarray) -> np.ndarray:
@@ -12,15 +13,28 @@ def grid_picture(grid: np.ndarray) -> np.ndarray:
   return report.image_grid(grid.reshape((-1,) + grid.shape[2:]), columns=grid.shape[1])
 
 
-def write_samples(config, workdir: str, num_samples: int, **conditioning) -> str:
+def draw_picture(setup: run.Setup, state, name: str, **conditioning) -> np.ndarray:
+  """The variant's picture `name` (outputs[rows, columns, ...]) of `state` on the sample stream."""
+  draw = jax.jit(lambda params, model_state, key, conditioning: setup.variant.pictures[name](
+      params, model_state, key, **conditioning))
+  key = run.stream_key(setup.config.seed, run.SAMPLE_STREAM)
+  return np.asarray(jax.device_get(draw(steps.sampling_params(state), state.model_state, key, conditioning)))
+
+
+def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditioning) -> str:
   """Writes <workdir>/samples.npz (array `samples`, (N, ...) in data space) and samples.png; returns the npz path.
 
   `conditioning` (e.g. label=3 from --label=3) goes to the variant's sampler. A variant with its own grid
   (one row per class, ...) also gets grid.png. The same checkpoint, config.seed and conditioning give the
-  same samples (the run's sample stream).
+  same samples (the run's sample stream). Each of `pictures` (names in the variant's `pictures`, e.g.
+  StyleGAN's style_mixing) is written as <name>.png with the same conditioning.
   """
   setup = run.Setup(config)
   run.check_conditioning(setup.variant, conditioning)  # before reading a checkpoint, so a wrong flag fails fast
+  unknown = sorted(set(pictures) - set(setup.variant.pictures))
+  if unknown:
+    raise run.ConditioningError(f"This variant draws no picture {', '.join(unknown)}; its pictures: "
+                                f"{', '.join(sorted(setup.variant.pictures)) or 'none'}.")
   _, state, _, step = setup.restore_latest(workdir, with_data=False)
   if step == 0:
     raise checkpoint.CheckpointError(f"No checkpoint in {workdir}/checkpoints; train first (--mode=train).")
@@ -32,5 +46,8 @@ def write_samples(config, workdir: str, num_samples: int, **conditioning) -> str
   grid = setup.grid(state)
   if grid is not None:
     report.save_png(os.path.join(workdir, "grid.png"), grid_picture(grid))
+  for name in pictures:
+    picture = draw_picture(setup, state, name, **conditioning)
+    report.save_png(os.path.join(workdir, f"{name}.png"), grid_picture(picture))
   logging.info("Wrote %d samples of step %d to %s", num_samples, step, path)
   return path

@@ -53,6 +53,9 @@ class GanVariant(NamedTuple):
   # encode(params, model_state, batch) -> dict of latents inferred from data (InfoGAN's code logits),
   # for evaluators; None = the variant has no encoder.
   encode: Callable[..., PyTree] | None = None
+  # name -> fn(params, model_state, key, **conditioning) -> outputs[rows, columns, ...]: further pictures
+  # `--mode=sample --pictures=name` writes as <name>.png (StyleGAN: "style_mixing", "interpolation").
+  pictures: Mapping[str, Callable[..., PyTree]] = {}
 
 
 @flax.struct.dataclass

@@ -107,3 +107,24 @@ def test_ffhq_config_has_the_official_lazy_optimizer_correction_and_ema_half_lif
   # Half-life of 10k images at batch 32: 312.5 steps halve the old weights' influence.
   np.testing.assert_allclose(config.ema.decay ** (10_000 / 32), 0.5, rtol=1e-12)
   assert ema_decay_for(64, 10.0) == pytest.approx(config.ema.decay ** 2, rel=1e-12)
+
+
+def test_truncation_and_the_style_pictures():
+  variant = run.get_variant("stylegan2")(tiny_config())
+  rng = np.random.default_rng(4)
+  params, model_state = jax.tree.map(lambda s: (0.5 * rng.standard_normal(s.shape)).astype(s.dtype),
+                                     jax.eval_shape(variant.init, jax.random.key(0)))
+  key = jax.random.key(9)
+  sample = jax.jit(lambda psi: variant.sample(params, model_state, key, 3, truncation_psi=psi))
+  untruncated, collapsed = np.asarray(sample(1.0)), np.asarray(sample(0.0))
+  # psi = 0 puts every w at w_avg (noise is the constant buffer), so all samples coincide.
+  np.testing.assert_allclose(collapsed, np.broadcast_to(collapsed[:1], collapsed.shape), rtol=1e-5, atol=1e-6)
+  assert np.abs(untruncated[0] - untruncated[1]).max() > 1e-3
+  assert variant.conditioning == ("truncation_psi",) and sorted(variant.pictures) == ["interpolation", "style_mixing"]
+  mixing = np.asarray(jax.jit(lambda k: variant.pictures["style_mixing"](params, model_state, k))(key))
+  assert mixing.shape == (5, 5, 8, 8, 1) and np.all(mixing[0, 0] == -1)
+  # Mixing the column source's coarse styles into row source i changes it; the row header is source i.
+  assert np.abs(mixing[1, 1] - mixing[1, 0]).max() > 1e-4
+  walk = jax.jit(lambda k: variant.pictures["interpolation"](params, model_state, k, truncation_psi=0.0))(key)
+  assert walk.shape == (4, 8, 8, 8, 1)
+  np.testing.assert_allclose(walk, np.broadcast_to(walk[:1, :1], walk.shape), rtol=1e-5, atol=1e-6)

@@ -40,11 +40,12 @@ from gans.state import GanVariant, Phase
 from gans.variants.stylegan2.layers import (
   EqualizedConv2d, EqualizedDense, bias_act, fir_filter_2d, minibatch_std, upfirdn2d)
 from gans.variants.stylegan2.networks import MappingNetwork, block_resolutions, channels_from_base, truncate
-from gans.variants.stylegan2.training import mix_styles, one_hot_labels, update_w_avg
+from gans.variants.stylegan2.training import mix_styles, style_pictures, update_w_avg
 
 BLUR_TAPS = (1, 2, 1)  # StyleGAN's blur after upsampling and before downsampling (Karras et al. 2019, App. C)
 W_AVG_BETA = 0.995  # decay of the official StyleGAN's dlatent_avg
 STYLE_MIXING_PROB = 0.9  # Karras et al. 2019, Sec. 3.1
+TRUNCATION_CUTOFF = 8  # the official StyleGAN truncates the first 8 ws only (4x4 to 32x32)
 
 # config.model fields read by make(); a field the experiment leaves out takes this value (the paper's).
 MODEL_DEFAULTS = dict(
@@ -353,10 +354,9 @@ def make(config):
       return losses.non_saturating_g_loss(fake_logits), (metrics, dict(model_state, step=model_state["step"] + 1))
     return g_main
 
-  def sample_ws(params, model_state, key, n, truncation_psi=1.0, truncation_cutoff=None):
-    z = jax.random.normal(key, (n, z_dim), jnp.float32)
+  def map_ws(params, model_state, z, truncation_psi=1.0):
     return generator.apply({"params": params["g"]}, z, None, model_state["w_avg"], truncation_psi,
-                           truncation_cutoff, method=Generator.map)
+                           TRUNCATION_CUTOFF, method=Generator.map)
 
   def synthesize_current(params, model_state, ws, noise_mode="const", key=None):
     """Images of the stage model_state["step"] is in, upsampled to the data resolution."""
@@ -374,9 +374,9 @@ def make(config):
     index = sum(jnp.asarray(step >= stage.start, jnp.int32) for stage in stages[1:])
     return jax.lax.switch(index, [branch(stage) for stage in stages], ws)
 
-  def sample(params, model_state, key, n, truncation_psi=1.0, truncation_cutoff=None):
-    return synthesize_current(params, model_state, sample_ws(params, model_state, key, n, truncation_psi,
-                                                             truncation_cutoff))
+  def sample(params, model_state, key, n, truncation_psi=1.0):
+    z = jax.random.normal(key, (n, z_dim), jnp.float32)
+    return synthesize_current(params, model_state, map_ws(params, model_state, z, truncation_psi))
 
   phases = []
   for stage in stages:
@@ -385,7 +385,9 @@ def make(config):
   for stage in stages:
     bounds = dict(start=stage.start, stop=stage.stop)
     phases.append(Phase(f"g_main@{stage.resolution}", g_main_for(stage), updates=("g",), log_as="g_main", **bounds))
-  return GanVariant(init=init, phases=tuple(phases), sample=sample, modules={"g": generator, "d": discriminator})
+  return GanVariant(init=init, phases=tuple(phases), sample=sample, modules={"g": generator, "d": discriminator},
+                    conditioning=("truncation_psi",),
+                    pictures=style_pictures(z_dim, map_ws, lambda params, state, ws: synthesize_current(params, state, ws)))
 
 
 def stages_of(config):

@@ -122,6 +122,48 @@ def generator_sample(generator, params, model_state, key, n, c=None, truncation_
 
 
 # ----------------------------------------------------------------------------------------
+# Pictures for --mode=sample: style mixing and latent interpolation (shared with StyleGAN v1).
+
+MIXING_GRID = 4  # sources per side of the style-mixing picture
+COARSE_WS = 4  # ws taken from the column source: the 4x4 and 8x8 layers ("coarse styles", Karras et al. 2019)
+INTERPOLATION_ROWS, INTERPOLATION_STEPS = 4, 8
+
+
+def style_pictures(z_dim, map_ws, synthesize):
+  """{"style_mixing": fn, "interpolation": fn}, each fn(params, model_state, key, **conditioning)
+  -> images[rows, columns, H, W, C] for GanVariant.pictures.
+
+  map_ws(params, model_state, z, **conditioning) -> ws [N, num_ws, w_dim] (truncated as asked);
+  synthesize(params, model_state, ws) -> images at the data resolution.
+  style_mixing: the first row holds the column sources, the first column the row sources, the
+  top-left cell is black; cell (i, j) is row source i with the coarse styles of column source j.
+  interpolation: each row walks in w space from one latent to another in INTERPOLATION_STEPS.
+  """
+  def style_mixing(params, model_state, key, **conditioning):
+    z = jax.random.normal(key, (2 * MIXING_GRID, z_dim), jnp.float32)
+    ws = map_ws(params, model_state, z, **conditioning)
+    rows, columns = ws[:MIXING_GRID], ws[MIXING_GRID:]
+    coarse = (jnp.arange(ws.shape[1]) < COARSE_WS)[None, None, :, None]
+    mixed = jnp.where(coarse, columns[None], rows[:, None])  # [rows, columns, num_ws, w_dim]
+    images = synthesize(params, model_state, jnp.concatenate([ws, mixed.reshape((-1,) + ws.shape[1:])]))
+    sources, mixed = images[:2 * MIXING_GRID], images[2 * MIXING_GRID:].reshape((MIXING_GRID, MIXING_GRID) +
+                                                                                images.shape[1:])
+    top = jnp.concatenate([-jnp.ones_like(sources[:1]), sources[MIXING_GRID:]])[None]
+    body = jnp.concatenate([sources[:MIXING_GRID, None], mixed], axis=1)
+    return jnp.concatenate([top, body])
+
+  def interpolation(params, model_state, key, **conditioning):
+    z = jax.random.normal(key, (2 * INTERPOLATION_ROWS, z_dim), jnp.float32)
+    ws = map_ws(params, model_state, z, **conditioning)
+    t = jnp.linspace(0.0, 1.0, INTERPOLATION_STEPS)[None, :, None, None]
+    path = ws[:INTERPOLATION_ROWS, None] + (ws[INTERPOLATION_ROWS:, None] - ws[:INTERPOLATION_ROWS, None]) * t
+    images = synthesize(params, model_state, path.reshape((-1,) + ws.shape[1:]))
+    return images.reshape((INTERPOLATION_ROWS, INTERPOLATION_STEPS) + images.shape[1:])
+
+  return {"style_mixing": style_mixing, "interpolation": interpolation}
+
+
+# ----------------------------------------------------------------------------------------
 # The variant.
 
 # config.model fields read by make(); a field the experiment leaves out takes this value
@@ -269,10 +311,24 @@ def make(config):
     return generator.apply(variables, z, c, model_state["w_avg"], truncation_psi, truncation_cutoff, "const", False,
                            rngs={"noise": noise_key})
 
+  def map_ws(params, model_state, z, label=None, truncation_psi=1.0):
+    c = None
+    if c_dim:
+      label = jnp.arange(z.shape[0]) % c_dim if label is None else jnp.broadcast_to(jnp.asarray(label), z.shape[:1])
+      c = one_hot_labels(label, c_dim)
+    return generator.apply({"params": params["g"]}, z, c, model_state["w_avg"], truncation_psi, None,
+                           method=Generator.map)
+
+  def synthesize(params, model_state, ws):
+    variables = {"params": params["g"], "buffers": model_state["g_buffers"]}
+    return generator.apply(variables, ws, "const", False, method=Generator.synthesize)
+
   phases = [Phase("d_main", d_main, updates=("d",))]
   if r1_gamma and r1_interval:
     phases.append(Phase("d_r1", d_r1, updates=("d",), every=r1_interval))
   phases.append(Phase("g_main", g_main, updates=("g",)))
   if pl_weight and pl_interval:
     phases.append(Phase("g_pl", g_pl, updates=("g",), every=pl_interval))
-  return GanVariant(init=init, phases=tuple(phases), sample=sample, modules={"g": generator, "d": discriminator})
+  return GanVariant(init=init, phases=tuple(phases), sample=sample, modules={"g": generator, "d": discriminator},
+                    conditioning=("label", "truncation_psi") if c_dim else ("truncation_psi",),
+                    pictures=style_pictures(z_dim, map_ws, synthesize))
