@@ -90,8 +90,13 @@ candidate_subpixel_fast_grad_all_shapes.__doc__ = (
     "Sub-pixel form for every shape (also 1x1 inputs), matmul kernel gradient.")
 
 
+def candidate_subpixel_autodiff(x, kernel, stride, padding):
+  """Sub-pixel forward, JAX autodiff of it (stride-1 conv input gradient, matmul kernel gradient)."""
+  return layers._conv_transpose_subpixel(x, kernel, (stride, stride), (padding, padding), (0, 0), None)
+
+
 def candidate_layers_conv_transpose(x, kernel, stride, padding):
-  """gans.layers.conv_transpose: sub-pixel + matmul kernel gradient, one matmul for 1x1 inputs."""
+  """gans.layers.conv_transpose: sub-pixel forward; custom backward from XLA's strided conv and its kernel grad."""
   return layers.conv_transpose(x, kernel, stride, padding)
 
 
@@ -132,7 +137,8 @@ def _lax_forward_fast_backward_bwd(stride_padding, residuals, y_grad):
   x_grad = lax.conv_general_dilated(y_grad, kernel.transpose(0, 1, 3, 2), (stride, stride),
                                     [(padding, padding)] * 2, dimension_numbers=NHWC)
   # Kernel gradient: k[a] = sum_i x[i] * y_grad[i*s - p + a] -- the fast strided-conv weight gradient.
-  _, kernel_vjp = jax.vjp(lambda kt: layers.conv(y_grad, kt, stride, padding), kernel.transpose(0, 1, 3, 2))
+  _, kernel_vjp = jax.vjp(lambda kt: layers._conv_space_to_depth(y_grad, kt, (stride,) * 2, (padding,) * 2, None),
+                          kernel.transpose(0, 1, 3, 2))
   (kernel_t_grad,) = kernel_vjp(x)
   return x_grad, kernel_t_grad.transpose(0, 1, 3, 2)
 
@@ -141,7 +147,7 @@ _lax_forward_fast_backward.defvjp(_lax_forward_fast_backward_fwd, _lax_forward_f
 
 
 def candidate_custom_vjp_lax_forward(x, kernel, stride, padding):
-  """lax.conv_transpose forward; custom backward: input grad as a strided conv, kernel grad as matmul."""
+  """lax.conv_transpose forward; custom backward: input grad as XLA's strided conv, kernel grad as matmul."""
   return _lax_forward_fast_backward(x, kernel, (stride, padding))
 
 
@@ -150,6 +156,7 @@ CANDIDATES = {
     "lhs_dilated_conv": candidate_lhs_dilated_conv,
     "subpixel+xla_grad": candidate_subpixel_xla_grad,
     "subpixel+matmul_grad": candidate_subpixel_fast_grad_all_shapes,
+    "subpixel_autodiff": candidate_subpixel_autodiff,
     "layers.conv_transpose": candidate_layers_conv_transpose,
     "matmul+col2im": candidate_matmul_col2im,
     "custom_vjp(lax fwd)": candidate_custom_vjp_lax_forward,
@@ -170,8 +177,13 @@ def conv_candidate_xla(x, kernel, stride, padding):
 
 
 def conv_candidate_layers(x, kernel, stride, padding):
-  """gans.layers.conv: space-to-depth + stride-1 conv with a matmul kernel gradient."""
+  """gans.layers.conv: XLA's strided conv; custom backward: input grad by gans.layers.conv_transpose."""
   return layers.conv(x, kernel, stride, padding)
+
+
+def conv_candidate_space_to_depth(x, kernel, stride, padding):
+  """Space-to-depth + stride-1 conv with a matmul kernel gradient (JAX autodiff)."""
+  return layers._conv_space_to_depth(x, kernel, (stride, stride), (padding, padding), None)
 
 
 def conv_candidate_im2col(x, kernel, stride, padding):
@@ -188,6 +200,7 @@ def conv_candidate_im2col(x, kernel, stride, padding):
 CONV_CANDIDATES = {
     "xla_strided_conv": conv_candidate_xla,
     "layers.conv": conv_candidate_layers,
+    "space_to_depth": conv_candidate_space_to_depth,
     "im2col+matmul": conv_candidate_im2col,
 }
 

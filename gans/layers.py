@@ -191,39 +191,22 @@ def _subpixel_kernel(kernel_HWIO: Array, plan_h: _AxisPlan, plan_w: _AxisPlan) -
   return blocks.transpose(0, 2, 4, 1, 3, 5).reshape(t_h, t_w, c_in, s_h * s_w * c_out)
 
 
-def conv_transpose(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPair = 0,
-                   output_padding: IntPair = 0, precision: Optional[lax.Precision] = None) -> Array:
-  """Transposed 2D convolution with PyTorch semantics, computed in sub-pixel form.
+def _conv_transpose_subpixel(x_NHWC: Array, kernel_HWIO: Array, strides: tuple[int, int],
+                             padding: tuple[int, int], output_padding: tuple[int, int],
+                             precision: Optional[lax.Precision]) -> Array:
+  """The transposed conv as one stride-1 conv to s_h*s_w*C_out channels + depth-to-space + crop.
 
-  Args:
-    x_NHWC: input, (N, H, W, C_in).
-    kernel_HWIO: (kH, kW, C_in, C_out), the scatter-form kernel of the module docstring.
-    strides: stride per spatial axis.
-    padding: PyTorch's `padding`, cropped from both sides of the full output.
-    output_padding: PyTorch's `output_padding`, extra rows/columns on the high side.
-    precision: passed to the convolution.
-  Returns:
-    (N, H_out, W_out, C_out) with H_out = (H-1)*s_h - 2*p_h + kH + output_padding_h.
+  Differentiable on its own (its stride-1 conv has the matmul kernel
+  gradient), which `conv_transpose`'s custom gradient does not rely on.
   """
-  s_h, s_w = _pair(strides, "strides")
-  p_h, p_w = _pair(padding, "padding")
-  op_h, op_w = _pair(output_padding, "output_padding")
+  (s_h, s_w), (p_h, p_w), (op_h, op_w) = strides, padding, output_padding
   n, h, w, c_in = x_NHWC.shape
-  k_h, k_w, k_in, c_out = kernel_HWIO.shape
-  if k_in != c_in:
-    raise ValueError(f"kernel expects {k_in} input channels, input has {c_in}")
+  k_h, k_w, _, c_out = kernel_HWIO.shape
   plan_h = _AxisPlan(h, k_h, s_h, p_h, op_h)
   plan_w = _AxisPlan(w, k_w, s_w, p_w, op_w)
 
-  if h == 1 and w == 1:
-    # A single input pixel: the output is the kernel scaled by it, so one
-    # matmul (DCGAN's z -> 4x4 layer). No conv over a mostly-zero padded input.
-    y = jnp.dot(x_NHWC.reshape(n, c_in), kernel_HWIO.transpose(2, 0, 1, 3).reshape(c_in, -1),
-                precision=precision).reshape(n, k_h, k_w, c_out)
-    y = lax.pad(y, jnp.zeros((), y.dtype),
-                ((0, 0, 0), (-p_h, plan_h.out_size - k_h + p_h, 0),
-                 (-p_w, plan_w.out_size - k_w + p_w, 0), (0, 0, 0)))
-    return y
+  if h == 1 and w == 1:  # no conv over a mostly-zero padded input
+    return _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precision)
 
   # Negative padding (padding larger than the kernel reach) is a crop of the input.
   x = x_NHWC
@@ -256,35 +239,19 @@ def conv_transpose_reference(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair
       dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
 
 
-def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPair = 0,
-         precision: Optional[lax.Precision] = None) -> Array:
-  """2D convolution with PyTorch's Conv2d semantics (symmetric zero `padding`), fast backward on XLA:CPU.
+def _conv_space_to_depth(x_NHWC: Array, kernel_HWIO: Array, strides: tuple[int, int],
+                         padding: tuple[int, int], precision: Optional[lax.Precision]) -> Array:
+  """A strided conv as a stride-1 conv over the space-to-depth input (differentiable on its own).
 
-  A strided conv is computed on the space-to-depth input: padded rows
-  o*s + m*s + r become block o + m, phase r, so the conv becomes a stride-1
-  conv with ceil(k/s) taps over s*s*C_in channels. Its input gradient is then
-  an ordinary conv (XLA's gradient of a strided conv needs an input-dilated
-  conv, which XLA:CPU runs slowly) and its kernel gradient a matmul.
-
-  Args:
-    x_NHWC: (N, H, W, C_in).
-    kernel_HWIO: (kH, kW, C_in, C_out), as in flax.linen.Conv.
-    strides: stride per spatial axis.
-    padding: zeros added on both sides of each spatial axis.
-  Returns:
-    (N, (H + 2*p_h - kH)//s_h + 1, (W + 2*p_w - kW)//s_w + 1, C_out).
+  Padded rows o*s + m*s + r become block o + m, phase r, so the conv becomes a
+  stride-1 conv with ceil(k/s) taps over s*s*C_in channels, whose gradients
+  are an ordinary conv and a matmul. Kept as a measured alternative; `conv`
+  uses XLA's strided conv forward (faster on XLA:CPU, see benchmarks/).
   """
-  s_h, s_w = _pair(strides, "strides")
-  p_h, p_w = _pair(padding, "padding")
+  (s_h, s_w), (p_h, p_w) = strides, padding
   n, h, w, c_in = x_NHWC.shape
-  k_h, k_w, k_in, c_out = kernel_HWIO.shape
-  if k_in != c_in:
-    raise ValueError(f"kernel expects {k_in} input channels, input has {c_in}")
+  k_h, k_w, _, c_out = kernel_HWIO.shape
   out_h, out_w = (h + 2 * p_h - k_h) // s_h + 1, (w + 2 * p_w - k_w) // s_w + 1
-  if out_h < 1 or out_w < 1:
-    raise ValueError(f"conv output would be empty for input {h}x{w}, kernel {k_h}x{k_w}, padding {padding}")
-  if s_h == 1 and s_w == 1:
-    return conv_stride1(x_NHWC, kernel_HWIO, ((p_h, p_h), (p_w, p_w)), precision)
   t_h, t_w = -(-k_h // s_h), -(-k_w // s_w)
   # Blocks o .. o + taps - 1 cover padded rows o*s .. o*s + taps*s - 1 >= the kernel's reach.
   rows, cols = s_h * (out_h + t_h - 1), s_w * (out_w + t_w - 1)
@@ -296,6 +263,156 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
   kernel = kernel.reshape(t_h, s_h, t_w, s_w, c_in, c_out).transpose(0, 2, 1, 3, 4, 5)
   kernel = kernel.reshape(t_h, t_w, s_h * s_w * c_in, c_out)
   return conv_stride1(x, kernel, ((0, 0), (0, 0)), precision)
+
+
+
+def _check_channels(x_NHWC: Array, kernel_HWIO: Array) -> None:
+  if kernel_HWIO.ndim != 4 or x_NHWC.ndim != 4:
+    raise ValueError(f"expected NHWC input and (kH, kW, C_in, C_out) kernel, got shapes "
+                     f"{x_NHWC.shape} and {kernel_HWIO.shape}")
+  if kernel_HWIO.shape[2] != x_NHWC.shape[3]:
+    raise ValueError(f"kernel expects {kernel_HWIO.shape[2]} input channels, input has {x_NHWC.shape[3]}")
+
+
+def _strided_conv_xla(x_NHWC, kernel_HWIO, strides, padding, precision):
+  return lax.conv_general_dilated(x_NHWC, kernel_HWIO, strides, [(p, p) for p in padding],
+                                  dimension_numbers=_NHWC, precision=precision)
+
+
+def _strided_conv_kernel_grad(x_NHWC, y_grad, kernel_shape, strides, padding, precision):
+  """Kernel gradient of the strided conv y = conv(x, kernel): XLA's own (an undilated-input conv)."""
+  _, kernel_vjp = jax.vjp(lambda k: _strided_conv_xla(x_NHWC, k, strides, padding, precision),
+                          jnp.zeros(kernel_shape, y_grad.dtype))
+  return kernel_vjp(y_grad)[0]
+
+
+# conv_transpose and conv are each other's adjoints: the input gradient of one
+# is the forward of the other, with the same kernel (input and output channels
+# swapped). Both are given custom gradients built from the two fast forward
+# forms, so no gradient ever goes through an input-dilated conv, which
+# XLA:CPU runs slowly (lax.conv_transpose's forward has one, and so does
+# XLA's input gradient of a strided conv).
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_transpose(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision):
+  return _conv_transpose_subpixel(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
+
+
+def _conv_transpose_fwd(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision):
+  y = _conv_transpose(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
+  return y, (x_NHWC, kernel_HWIO)
+
+
+def _conv_transpose_bwd(strides, padding, output_padding, precision, residuals, y_grad):
+  x_NHWC, kernel_HWIO = residuals
+  kernel_as_conv = kernel_HWIO.transpose(0, 1, 3, 2)  # the conv from C_out back to C_in
+  x_grad = _conv(y_grad, kernel_as_conv, strides, padding, precision)
+  # The strided conv may reach fewer rows than x has only when output_padding >= stride.
+  x_grad = x_grad[:, :x_NHWC.shape[1], :x_NHWC.shape[2]]
+  kernel_grad = _strided_conv_kernel_grad(y_grad, x_NHWC, kernel_as_conv.shape, strides, padding, precision)
+  return x_grad, kernel_grad.transpose(0, 1, 3, 2).astype(kernel_HWIO.dtype)
+
+
+_conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv(x_NHWC, kernel_HWIO, strides, padding, precision):
+  return _strided_conv_xla(x_NHWC, kernel_HWIO, strides, padding, precision)
+
+
+def _conv_fwd(x_NHWC, kernel_HWIO, strides, padding, precision):
+  return _conv(x_NHWC, kernel_HWIO, strides, padding, precision), (x_NHWC, kernel_HWIO)
+
+
+def _conv_bwd(strides, padding, precision, residuals, y_grad):
+  x_NHWC, kernel_HWIO = residuals
+  # Rows of x past the last window get no gradient: output_padding restores x's size.
+  output_padding = tuple((size + 2 * p - k) % s for size, p, k, s in
+                         zip(x_NHWC.shape[1:3], padding, kernel_HWIO.shape[:2], strides))
+  x_grad = _conv_transpose(y_grad, kernel_HWIO.transpose(0, 1, 3, 2), strides, padding, output_padding,
+                           precision)
+  kernel_grad = _strided_conv_kernel_grad(x_NHWC, y_grad, kernel_HWIO.shape, strides, padding, precision)
+  return x_grad, kernel_grad.astype(kernel_HWIO.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precision):
+  """A single input pixel: the output is the kernel scaled by it, so one matmul (DCGAN's z -> 4x4)."""
+  n, _, _, c_in = x_NHWC.shape
+  k_h, k_w, _, c_out = kernel_HWIO.shape
+  y = jnp.dot(x_NHWC.reshape(n, c_in), kernel_HWIO.transpose(2, 0, 1, 3).reshape(c_in, -1),
+              precision=precision).reshape(n, k_h, k_w, c_out)
+  (p_h, p_w), (op_h, op_w) = padding, output_padding
+  return lax.pad(y, jnp.zeros((), y.dtype),
+                 ((0, 0, 0), (-p_h, op_h - p_h, 0), (-p_w, op_w - p_w, 0), (0, 0, 0)))
+
+
+def conv_transpose(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPair = 0,
+                   output_padding: IntPair = 0, precision: Optional[lax.Precision] = None) -> Array:
+  """Transposed 2D convolution with PyTorch semantics, fast forward and backward on XLA:CPU.
+
+  Forward: sub-pixel form (one stride-1 conv + depth-to-space), or one matmul
+  for a 1x1 input. Backward: the input gradient is the strided conv `conv`
+  of the output gradient, the kernel gradient XLA's kernel gradient of that
+  strided conv.
+
+  Args:
+    x_NHWC: input, (N, H, W, C_in).
+    kernel_HWIO: (kH, kW, C_in, C_out), the scatter-form kernel of the module docstring.
+    strides: stride per spatial axis.
+    padding: PyTorch's `padding`, cropped from both sides of the full output.
+    output_padding: PyTorch's `output_padding`, extra rows/columns on the high side.
+    precision: passed to the convolutions.
+  Returns:
+    (N, H_out, W_out, C_out) with H_out = (H-1)*s_h - 2*p_h + kH + output_padding_h.
+  """
+  strides, padding = _pair(strides, "strides"), _pair(padding, "padding")
+  output_padding = _pair(output_padding, "output_padding")
+  _check_channels(x_NHWC, kernel_HWIO)
+  for axis in range(2):  # validates and raises on empty outputs
+    _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO.shape[axis], strides[axis], padding[axis], output_padding[axis])
+  if x_NHWC.shape[1:3] == (1, 1):
+    return _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precision)
+  return _conv_transpose(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
+
+
+def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPair = 0,
+         precision: Optional[lax.Precision] = None) -> Array:
+  """2D convolution with PyTorch's Conv2d semantics (symmetric zero `padding`), fast backward on XLA:CPU.
+
+  Forward: XLA's strided conv. Backward: the input gradient is
+  `conv_transpose` of the output gradient (XLA's own needs an input-dilated
+  conv, slow on XLA:CPU), the kernel gradient XLA's. Stride 1 uses
+  `conv_stride1`, whose kernel gradient is a matmul. A kernel that covers the
+  whole unpadded input is one matmul (DCGAN's last 4x4 -> 1x1 layer).
+
+  Args:
+    x_NHWC: (N, H, W, C_in).
+    kernel_HWIO: (kH, kW, C_in, C_out), as in flax.linen.Conv.
+    strides: stride per spatial axis.
+    padding: zeros added on both sides of each spatial axis.
+    precision: passed to the convolutions.
+  Returns:
+    (N, (H + 2*p_h - kH)//s_h + 1, (W + 2*p_w - kW)//s_w + 1, C_out).
+  """
+  strides, padding = _pair(strides, "strides"), _pair(padding, "padding")
+  if min(strides) < 1 or min(padding) < 0:
+    raise ValueError(f"strides must be >= 1 and padding >= 0, got {strides} and {padding}")
+  _check_channels(x_NHWC, kernel_HWIO)
+  n, h, w, c_in = x_NHWC.shape
+  k_h, k_w, _, c_out = kernel_HWIO.shape
+  out_h, out_w = (h + 2 * padding[0] - k_h) // strides[0] + 1, (w + 2 * padding[1] - k_w) // strides[1] + 1
+  if out_h < 1 or out_w < 1:
+    raise ValueError(f"conv output would be empty for input {h}x{w}, kernel {k_h}x{k_w}, padding {padding}")
+  if (h, w) == (k_h, k_w) and padding == (0, 0):
+    return jnp.dot(x_NHWC.reshape(n, -1), kernel_HWIO.reshape(-1, c_out), precision=precision).reshape(n, 1, 1, c_out)
+  if strides == (1, 1):
+    return conv_stride1(x_NHWC, kernel_HWIO, tuple((p, p) for p in padding), precision)
+  return _conv(x_NHWC, kernel_HWIO, strides, padding, precision)
 
 
 default_kernel_init = nn.initializers.lecun_normal()
