@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gans import run
 from gans.variants import infogan
 from test_training import one_step, synthetic_batches, tiny_config
 
@@ -71,25 +70,28 @@ def test_grid_varies_the_code_by_row_and_the_first_continuous_code_by_column():
   np.testing.assert_array_equal(fed[..., :z_dim], np.broadcast_to(fed[0, 0, :z_dim], (3, 5, z_dim)))
 
 
+def _variant_and_variables(config):
+  """The variant and its initial (params, model_state), without a Setup's optimizers and jitted init."""
+  variant = infogan.make(config)
+  return variant, variant.init(jax.random.key(0))
+
+
 def test_q_head_and_encoder_shapes_and_groups():
-  config = small_model(tiny_config("infogan_digits"))
-  setup = run.Setup(config, num_devices=1)
-  assert set(setup.initial_state.params) == {"g", "d", "q"}
-  assert [(p.name, p.updates) for p in setup.variant.phases] == [("d_main", ("d",)), ("g_main", ("g", "q"))]
-  params = setup.initial_state.params
-  codes = setup.variant.encode(params, setup.initial_state.model_state, {"image": jnp.zeros((5, 8, 8, 1))})
+  variant, (params, model_state) = _variant_and_variables(small_model(tiny_config("infogan_digits")))
+  assert set(params) == {"g", "d", "q"}
+  assert [(p.name, p.updates) for p in variant.phases] == [("d_main", ("d",)), ("g_main", ("g", "q"))]
+  codes = variant.encode(params, model_state, {"image": jnp.zeros((5, 8, 8, 1))})
   assert codes["code_logits"].shape == (5, 3) and codes["continuous"].shape == (5, 2)
 
 
 def _phase_loss_and_grads(config, phase_index, batch):
-  setup = run.Setup(config, num_devices=1)
-  phase = setup.variant.phases[phase_index]
-  state = setup.initial_state
+  variant, (params, model_state) = _variant_and_variables(config)
+  phase = variant.phases[phase_index]
 
   def loss(trainable):
-    return phase.loss({**state.params, **trainable}, state.model_state, batch, jax.random.key(3))
+    return phase.loss({**params, **trainable}, model_state, batch, jax.random.key(3))
 
-  trainable = {group: state.params[group] for group in phase.updates}
+  trainable = {group: params[group] for group in phase.updates}
   (value, (metrics, _)), grads = jax.value_and_grad(loss, has_aux=True)(trainable)
   return value, metrics, grads
 
