@@ -7,8 +7,8 @@ average 8-20); 1.3 steps/s with the machine less busy. The default 3000 steps is
 Reproduces: Mirza & Osindero (2014) report log-likelihoods, not accuracies; the check here is that a held-out
 digits classifier assigns generated samples to their requested label about as often as it labels real digits
 correctly (eval.jsonl: label_accuracy overall and label_accuracy/K per class, classifier_accuracy beside).
-Measured, 600 steps, seed 0: label_accuracy 96.6% (per class 86.0% for 1 to 99.6%) against the classifier's
-97.2% on held-out real digits.
+Measured, 600 steps: label_accuracy 96.6% (seed 0; per class 86.0% for 1 to 99.6%) and 97.4% (seed 1); with
+--config.model.conditioning=projection, 99.2% (seed 0); the classifier scores 97.2% on held-out real digits.
 """
 import ml_collections
 
