@@ -16,7 +16,8 @@ Params = Mapping[str, PyTree]  # group name ("g", "d", "q", ...) -> that group's
 # loss(params, model_state, batch, key) -> (loss, (metrics, new_model_state))
 #   params:      every group's parameters; gradients flow only into the phase's `updates` groups.
 #   model_state: the non-trainable variables (BatchNorm statistics, w_avg, pl_mean, ...), a dict.
-#   batch:       the global batch, a dict of arrays (e.g. {"image": f32[N,H,W,C]} or {"x": f32[N,2]}).
+#   batch:       the global batch, a dict of arrays (e.g. {"image": f32[N,H,W,C]} or {"x": f32[N,2]}), with
+#                "label": int32[N] where the data source has labels (digits, IDX, most TFDS sets).
 #   metrics:     dict of scalars, logged as "<phase name>/<metric name>".
 LossFn = Callable[[Params, PyTree, PyTree, jax.Array], tuple[jax.Array, tuple[dict, PyTree]]]
 
