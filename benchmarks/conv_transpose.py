@@ -290,16 +290,19 @@ def benchmark_dcgan(resolution: int, batch_size: int, base_channels: int, repeat
     import torch_dcgan  # benchmarks/torch_dcgan.py
     runners["torch"] = torch_dcgan.make_torch_dcgan_step(resolution, batch_size, base_channels=base_channels,
                                                          reuse_fake=reuse_fake)
-  for variant in jax_variants:
-    runners[f"jax_{variant}"] = jax_dcgan.make_jax_dcgan_step(resolution, batch_size, base_channels=base_channels,
-                                                              variant=variant, reuse_fake=reuse_fake)
+  for name in jax_variants:
+    # "fast+eigen": the fast network compiled with gans.layers.xla_cpu_compiler_options().
+    variant, _, options = name.partition("+")
+    runners[f"jax_{name}"] = jax_dcgan.make_jax_dcgan_step(
+        resolution, batch_size, base_channels=base_channels, variant=variant, reuse_fake=reuse_fake,
+        compiler_options=layers.xla_cpu_compiler_options() if options == "eigen" else None)
   times = _interleaved(runners, repeats, iterations)
   print(f"\nDCGAN step {resolution}x{resolution} batch {batch_size} base_channels {base_channels} "
         f"reuse_fake={reuse_fake}, median of {repeats} interleaved rounds of {iterations} steps "
         f"(load average {os.getloadavg()[0]:.1f}):")
   for name, seconds in times.items():
     median = statistics.median(seconds)
-    line = f"  {name:10s} {median * 1e3:9.1f} ms/step {batch_size / median:8.1f} images/s"
+    line = f"  {name:16s} {median * 1e3:9.1f} ms/step {batch_size / median:8.1f} images/s"
     if "torch" in times and name != "torch":
       line += f"   speed vs torch {_median_ratio(times['torch'], seconds):.3f}x"
     print(line, flush=True)
@@ -314,7 +317,8 @@ def main():
   parser.add_argument("--skip", default="", help="comma-separated candidate names to leave out (layers)")
   parser.add_argument("--resolution", type=int, default=64)
   parser.add_argument("--base_channels", type=int, default=64)
-  parser.add_argument("--jax_variants", default="fast", help="comma-separated jax_dcgan variants: fast, flax")
+  parser.add_argument("--jax_variants", default="fast", help="comma-separated jax_dcgan variants: fast, flax, each optionally +eigen "
+                      "(compiled with gans.layers.xla_cpu_compiler_options())")
   parser.add_argument("--regenerate_fake", action="store_true",
                       help="run G forward again for the G step in both frameworks")
   args = parser.parse_args()

@@ -112,13 +112,15 @@ def _bce_with_logits(logits, target_is_real: bool):
 def make_jax_dcgan_step(resolution: int = 64, batch_size: int = 64, latent_dim: int = 100,
                         base_channels: int = 64, image_channels: int = 3, learning_rate: float = 2e-4,
                         beta1: float = 0.5, seed: int = 0, reuse_fake: bool = True, variant: str = "fast",
-                        donate: bool = True) -> Callable[[Optional[Any]], dict]:
+                        donate: bool = True, compiler_options: Optional[dict] = None
+                        ) -> Callable[[Optional[Any]], dict]:
   """Returns `step(real_NHWC=None) -> {"d_loss", "g_loss"}`, one D update then one G update.
 
   reuse_fake=True runs G forward once per step and back-propagates the G loss
   through it (jax.vjp), like PyTorch's DCGAN example; False runs G forward
   again inside the G loss, as phase-structured trainers do. The training state
-  lives in the closure and is donated to the jitted step.
+  lives in the closure and is donated to the jitted step (unless donate=False).
+  compiler_options are passed to jax.jit, e.g. gans.layers.xla_cpu_compiler_options().
   """
   generator = Generator(resolution, base_channels, image_channels, variant)
   discriminator = Discriminator(resolution, base_channels, variant)
@@ -177,7 +179,7 @@ def make_jax_dcgan_step(resolution: int = 64, batch_size: int = 64, latent_dim: 
                  "g_opt": g_opt, "d_opt": d_opt}
     return new_state, {"d_loss": d_loss, "g_loss": g_loss}
 
-  jitted = jax.jit(train_step, donate_argnums=(0,) if donate else ())
+  jitted = jax.jit(train_step, donate_argnums=(0,) if donate else (), compiler_options=compiler_options)
   holder = {"state": state, "step": 0}
 
   def step(real_NHWC=None) -> dict:
