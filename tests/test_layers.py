@@ -298,3 +298,30 @@ def test_conv_stride1_gradients_match_xla(c_in, c_out, padding):
   np.testing.assert_allclose(value, want_value, **TOLERANCE)
   for got, want in zip(grads, want_grads):
     np.testing.assert_allclose(got, want, **TOLERANCE)
+
+
+# ---------------------------------------------------------------------------
+# Second order: gradient penalties (WGAN-GP, R1) differentiate through the input gradient.
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gradient_of_input_gradient_matches_lax(transposed):
+  x = jnp.asarray(_random((2, 5, 6, 3), 60), jnp.float32)
+  kernel = jnp.asarray(_random((4, 4, 3, 2), 61, 0.3), jnp.float32)
+  if transposed:
+    fast = lambda x, k: layers.conv_transpose(x, k, 2, 1)
+    reference = lambda x, k: layers.conv_transpose_reference(x, k, 2, 1)
+  else:
+    fast = lambda x, k: layers.conv(x, k, 2, 1)
+    reference = lambda x, k: lax.conv_general_dilated(x, k, (2, 2), [(1, 1), (1, 1)],
+                                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def penalty(op, x, kernel):
+    # Squared norm of d(sum tanh(op))/dx, differentiated again w.r.t. both x and the kernel.
+    input_grad = jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, kernel))))(x)
+    return jnp.sum(input_grad**2)
+
+  got = jax.jit(jax.grad(lambda x, k: penalty(fast, x, k), (0, 1)))(x, kernel)
+  want = jax.jit(jax.grad(lambda x, k: penalty(reference, x, k), (0, 1)))(x, kernel)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
