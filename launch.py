@@ -83,7 +83,6 @@ def main(argv) -> None:
       results = evaluation.evaluate_checkpoint(config, workdir)
       print(json.dumps(results))
   except (CheckpointError, ConditioningError, DatasetNotFoundError, trainer.Preempted) as error:
-    logging.error("%s", error)
     _fail(str(error))
 
 

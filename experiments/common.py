@@ -6,6 +6,7 @@ The config is locked after an experiment builds it, so a misspelt override
 import ml_collections
 
 from gans import data
+from gans.metrics import eval_config
 
 
 def adam(learning_rate: float, b1: float = 0.5, b2: float = 0.999) -> ml_collections.ConfigDict:
@@ -31,7 +32,7 @@ def base_config() -> ml_collections.ConfigDict:
   })
   config.optim = ml_collections.ConfigDict({"g": adam(2e-4), "d": adam(2e-4)})  # DCGAN's Adam(2e-4, b1=0.5)
   config.ema = ml_collections.ConfigDict({"enabled": False, "decay": 0.999})  # EMA of G for sampling
-  config.eval = ml_collections.ConfigDict({"metrics": (), "num_samples": 2500})
+  config.eval = eval_config.eval_config()  # fields documented in gans/metrics/eval_config.py
   return config
 
 

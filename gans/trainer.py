@@ -65,6 +65,7 @@ def _write_config(config, workdir: str) -> None:
 
 def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> GanState:
   """Trains config.train.steps generator steps, resuming from the latest checkpoint in workdir."""
+  evaluation.check_config(config)  # a missing weights file fails now, not at the first evaluation hours later
   setup = Setup(config, num_devices)
   train = config.train
   checkpointer, state, data_state, start_step = setup.restore_latest(workdir)
