@@ -1,21 +1,28 @@
 """Forward+backward speed of transposed-conv formulations, and the DCGAN step, on XLA:CPU.
 
-Two benchmarks, each timed back to back in one process, interleaved (every
+Three benchmarks, each timed back to back in one process, interleaved (every
 candidate once per round, several rounds), reporting medians:
 
-  python benchmarks/conv_transpose.py layers [--repeats=5] [--batch_size=64]
+  python benchmarks/conv_transpose.py layers [--repeats=5] [--batch_size=64] [--xla_cpu_options]
       Every candidate formulation of a transposed conv (PyTorch semantics,
       kernel 4) at the DCGAN generator's layer shapes: time of one
       jit(grad) call (forward + gradients w.r.t. input and kernel), ratio to
       lax.conv_transpose and, when torch is importable, to PyTorch's
       conv_transpose2d forward + backward at the same shape.
 
+  python benchmarks/conv_transpose.py convs [...]
+      The same for the discriminator's strided convs (ratio to XLA's strided
+      conv, to torch's conv2d).
+
   python benchmarks/conv_transpose.py dcgan [--resolution=64] [--batch_size=64] [--base_channels=64]
+                                            [--jax_variants=fast+options,fast,flax] [--regenerate_fake]
       One DCGAN training step (D step on real + fake, then the G step),
       benchmarks/jax_dcgan.py against benchmarks/torch_dcgan.py (when torch is
       importable), alternating torch, jax, torch, jax...; images/s and ratio.
 
-XLA flags must be set in the environment before the process starts, e.g.
+--xla_cpu_options (layers, convs) and the "+options" variants (dcgan) compile
+with gans.layers.xla_cpu_compiler_options(). Other XLA flags must be set in
+the environment before the process starts, e.g.
 XLA_FLAGS=--xla_cpu_use_onednn=true python benchmarks/conv_transpose.py dcgan.
 """
 import argparse
@@ -24,7 +31,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -227,7 +234,8 @@ def _median_ratio(numerators, denominators):
   return statistics.median(a / b for a, b in zip(numerators, denominators))
 
 
-def benchmark_ops(transposed: bool, batch_size: int, repeats: int, iterations: int, skip: tuple[str, ...]) -> None:
+def benchmark_ops(transposed: bool, batch_size: int, repeats: int, iterations: int, skip: tuple[str, ...],
+                  compiler_options: Optional[dict]) -> None:
   """Times forward + gradients (input and kernel) of each candidate at each DCGAN layer shape."""
   shapes = DCGAN_GENERATOR_LAYERS if transposed else DCGAN_DISCRIMINATOR_LAYERS
   candidates = CANDIDATES if transposed else CONV_CANDIDATES
@@ -246,8 +254,11 @@ def benchmark_ops(transposed: bool, batch_size: int, repeats: int, iterations: i
     for name, candidate in candidates.items():
       if name in skip:
         continue
-      grad_fn = jax.jit(jax.grad(lambda x, k, g, c=candidate: jnp.vdot(c(x, k, stride, padding), g), (0, 1)))
-      grads = grad_fn(x, kernel, y_grad)
+      # value_and_grad: the loss needs the forward output, which a plain grad of this linear
+      # loss would let XLA drop as dead code (torch always runs its forward).
+      grad_fn = jax.jit(jax.value_and_grad(lambda x, k, g, c=candidate: jnp.vdot(c(x, k, stride, padding), g),
+                                           (0, 1)), compiler_options=compiler_options)
+      _, grads = grad_fn(x, kernel, y_grad)
       if expected is None:
         expected = grads
       for got, want in zip(grads, expected):  # a fast wrong answer is not a candidate
@@ -271,7 +282,7 @@ def benchmark_ops(transposed: bool, batch_size: int, repeats: int, iterations: i
     times = _interleaved(runners, repeats, iterations)
     print(f"\n{'conv_transpose' if transposed else 'conv'} {size}x{size}x{c_in} -> {out}x{out}x{c_out} "
           f"(k4 s{stride} p{padding}, batch {batch_size}), forward+backward, "
-          f"median of {repeats} interleaved rounds:")
+          f"median of {repeats} interleaved rounds (load average {os.getloadavg()[0]:.1f}):")
     for name, seconds in times.items():
       line = f"  {name:24s} {statistics.median(seconds) * 1e3:9.2f} ms"
       if baseline in times:
@@ -281,21 +292,41 @@ def benchmark_ops(transposed: bool, batch_size: int, repeats: int, iterations: i
       print(line, flush=True)
 
 
+def _with_torch_threads(step, num_threads):
+  """Runs `step` with torch limited to num_threads, then restores the default (for interleaving)."""
+  def run():
+    default = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+      return step()
+    finally:
+      torch.set_num_threads(default)
+  return run
+
+
 def benchmark_dcgan(resolution: int, batch_size: int, base_channels: int, repeats: int, iterations: int,
-                    jax_variants: tuple[str, ...], reuse_fake: bool) -> None:
-  """Alternates the torch step and each JAX variant's step; reports images/s and JAX/torch speed ratios."""
+                    jax_variants: tuple[str, ...], reuse_fake: bool, torch_threads: tuple[int, ...]) -> None:
+  """Alternates the torch step and each JAX variant's step; reports images/s and JAX/torch speed ratios.
+
+  "torch" runs with torch's default threads (all cores); each of torch_threads adds a
+  "torch_<n>threads" runner with its own networks, for reference (ratios are against "torch").
+  """
   import jax_dcgan  # benchmarks/jax_dcgan.py
   runners = {}
   if torch is not None:
     import torch_dcgan  # benchmarks/torch_dcgan.py
     runners["torch"] = torch_dcgan.make_torch_dcgan_step(resolution, batch_size, base_channels=base_channels,
                                                          reuse_fake=reuse_fake)
+    for num_threads in torch_threads:
+      runners[f"torch_{num_threads}threads"] = _with_torch_threads(
+          torch_dcgan.make_torch_dcgan_step(resolution, batch_size, base_channels=base_channels,
+                                            reuse_fake=reuse_fake), num_threads)
   for name in jax_variants:
-    # "fast+eigen": the fast network compiled with gans.layers.xla_cpu_compiler_options().
+    # "fast+options": the fast network compiled with gans.layers.xla_cpu_compiler_options().
     variant, _, options = name.partition("+")
     runners[f"jax_{name}"] = jax_dcgan.make_jax_dcgan_step(
         resolution, batch_size, base_channels=base_channels, variant=variant, reuse_fake=reuse_fake,
-        compiler_options=layers.xla_cpu_compiler_options() if options == "eigen" else None)
+        compiler_options=layers.xla_cpu_compiler_options() if options == "options" else None)
   times = _interleaved(runners, repeats, iterations)
   print(f"\nDCGAN step {resolution}x{resolution} batch {batch_size} base_channels {base_channels} "
         f"reuse_fake={reuse_fake}, median of {repeats} interleaved rounds of {iterations} steps "
@@ -303,7 +334,7 @@ def benchmark_dcgan(resolution: int, batch_size: int, base_channels: int, repeat
   for name, seconds in times.items():
     median = statistics.median(seconds)
     line = f"  {name:16s} {median * 1e3:9.1f} ms/step {batch_size / median:8.1f} images/s"
-    if "torch" in times and name != "torch":
+    if "torch" in times and not name.startswith("torch"):
       line += f"   speed vs torch {_median_ratio(times['torch'], seconds):.3f}x"
     print(line, flush=True)
 
@@ -314,11 +345,15 @@ def main():
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--iterations", type=int, default=1, help="calls per timed sample")
+  parser.add_argument("--xla_cpu_options", action="store_true",
+                      help="layers/convs: compile with gans.layers.xla_cpu_compiler_options()")
   parser.add_argument("--skip", default="", help="comma-separated candidate names to leave out (layers)")
   parser.add_argument("--resolution", type=int, default=64)
   parser.add_argument("--base_channels", type=int, default=64)
-  parser.add_argument("--jax_variants", default="fast", help="comma-separated jax_dcgan variants: fast, flax, each optionally +eigen "
+  parser.add_argument("--jax_variants", default="fast+options", help="comma-separated jax_dcgan variants: fast, flax, each optionally +options "
                       "(compiled with gans.layers.xla_cpu_compiler_options())")
+  parser.add_argument("--torch_threads", default="",
+                      help="dcgan: comma-separated thread counts for extra torch runners, e.g. 1")
   parser.add_argument("--regenerate_fake", action="store_true",
                       help="run G forward again for the G step in both frameworks")
   args = parser.parse_args()
@@ -327,10 +362,12 @@ def main():
            " (torch not importable)"))
   if args.which in ("layers", "convs"):
     benchmark_ops(args.which == "layers", args.batch_size, args.repeats, args.iterations,
-                  tuple(filter(None, args.skip.split(","))))
+                  tuple(filter(None, args.skip.split(","))),
+                  layers.xla_cpu_compiler_options() if args.xla_cpu_options else None)
   else:
     benchmark_dcgan(args.resolution, args.batch_size, args.base_channels, args.repeats, args.iterations,
-                    tuple(args.jax_variants.split(",")), not args.regenerate_fake)
+                    tuple(args.jax_variants.split(",")), not args.regenerate_fake,
+                    tuple(int(n) for n in args.torch_threads.split(",") if n))
 
 
 if __name__ == "__main__":

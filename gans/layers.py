@@ -418,16 +418,19 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
 def xla_cpu_compiler_options() -> dict:
   """Compiler options for `jax.jit(..., compiler_options=...)` that make these convs faster on XLA:CPU.
 
-  XLA:CPU (jax 0.10) hands convolutions to YNNPACK by default; for the
-  strided convs and kernel gradients of DCGAN-like networks its own Eigen
-  convolutions are faster (benchmarks/conv_transpose.py measures both). This
-  keeps YNNPACK for matmuls and sends convolutions to Eigen, for one jitted
-  function only, without touching XLA_FLAGS. Empty on other backends, where
-  the option means nothing.
+  XLA:CPU (jax 0.10) hands convolutions and matmuls to YNNPACK by default,
+  and splits large reductions into trees of reduce-windows. For the strided
+  convs and kernel gradients of DCGAN-like networks XLA's own Eigen
+  convolutions are faster, and YNNPACK's reductions are faster than the
+  reduce-window trees (BatchNorm statistics); benchmarks/conv_transpose.py
+  measures both. This keeps YNNPACK for matmuls and reductions and sends
+  convolutions to Eigen, for one jitted function only, without touching
+  XLA_FLAGS. Empty on other backends, where the option means nothing.
   """
   if jax.default_backend() != "cpu":
     return {}
-  return {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+  return {"xla_cpu_experimental_ynn_fusion_type":
+          "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
 default_kernel_init = nn.initializers.lecun_normal()
