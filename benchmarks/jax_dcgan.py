@@ -4,8 +4,8 @@ Same architecture, initialisation, losses, optimizer and step structure as the
 PyTorch reference (see its docstring), so that the two can be timed back to
 back (benchmarks/conv_transpose.py dcgan). Two variants of the network:
 
-  variant="fast": gans.layers.ConvTranspose / gans.layers.Conv (sub-pixel and
-      space-to-depth forms with matmul kernel gradients; fast on XLA:CPU).
+  variant="fast": gans.layers.ConvTranspose / gans.layers.Conv (sub-pixel
+      forward, custom gradients with no input-dilated convs; fast on XLA:CPU).
   variant="flax": flax.linen.ConvTranspose / flax.linen.Conv (XLA's dilated
       convolutions in the backward pass; the baseline).
 

@@ -1,4 +1,4 @@
-"""Shared Linen layers.
+"""Shared Linen layers: ConvTranspose and Conv with PyTorch semantics, fast on XLA:CPU.
 
 ConvTranspose
 -------------
@@ -15,13 +15,19 @@ for every input pixel (i, j) and kernel tap (a, b), keeping output rows in
 [0, (H-1)*s_h - 2*p_h + kH + output_padding_h) (likewise for columns).
 
 Why not `lax.conv_transpose`: XLA lowers it to a convolution over the input
-dilated by the stride (lhs dilation), and XLA:CPU has no fast kernel for
-dilated convolutions nor for their gradients, so it falls back to a generic
-loop nest (about 8x slower than PyTorch on the backward pass). Here the same
-operator is computed as one stride-1 convolution producing s_h*s_w*C_out
-channels ("sub-pixel" form), followed by a depth-to-space shuffle and a crop.
-Every convolution in the forward and backward pass is then an ordinary
-undilated convolution that XLA:CPU hands to its fast library kernel.
+dilated by the stride (lhs dilation); on XLA:CPU its gradients run 10-20x
+slower than PyTorch's (benchmarks/conv_transpose.py layers). Here:
+
+  * forward: one stride-1 convolution producing s_h*s_w*C_out channels
+    ("sub-pixel" form), a depth-to-space shuffle and a crop (one matmul for a
+    1x1 input);
+  * input gradient: the ordinary strided conv `conv` of the output gradient
+    (a transposed conv is the adjoint of a strided conv with the same kernel);
+  * kernel gradient: XLA's kernel gradient of that strided conv.
+
+`conv` (PyTorch Conv2d semantics) is built the same way the other way round,
+so no gradient of either ever needs an input-dilated convolution. Compile the
+training step with `xla_cpu_compiler_options()` on CPU for the fastest convs.
 
 The stored parameter is the plain transposed-convolution kernel above; the
 sub-pixel rearrangement is a cheap reshape of the parameter inside the forward
@@ -41,7 +47,6 @@ from typing import Any, Callable, Optional, Sequence, Union
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 Array = jax.Array
