@@ -37,8 +37,7 @@ def jax_step(config):
   """(run one step, compile seconds) for the experiment's every-step phases on a synthetic batch."""
   setup = run.Setup(config)
   every_step = tuple(phase.name for phase in setup.variant.phases if phase.every == 1)
-  train_step = jax.jit(steps.make_train_step(setup.variant, setup.optimizers, every_step, config.ema.decay),
-                       donate_argnums=0)
+  train_step = setup.train_step(every_step)  # the trainer's own jitted step
   shape = (steps.batches_per_step(setup.variant), config.train.batch_size) + common.data_shape(config.data)
   batches = {"x" if len(shape) == 3 else "image": jax.random.uniform(jax.random.key(0), shape, minval=-1, maxval=1)}
   key = jax.random.key(1)

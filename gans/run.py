@@ -8,7 +8,7 @@ import functools
 import jax
 import numpy as np
 
-from gans import checkpoint, sharding, steps
+from gans import checkpoint, layers, sharding, steps
 from gans.state import GanState, GanVariant
 from gans.variants import get_variant
 
@@ -79,6 +79,20 @@ class Setup:
                    out_shardings=sharding.replicated(self.mesh))
     self.initial_state: GanState = init(stream_key(config.seed, INIT_STREAM))
     self.meta = checkpoint.make_meta(config, self.initial_state)
+    self._train_steps = {}
+
+  def train_step(self, phases: tuple[str, ...]):
+    """The jitted step running `phases` (built once per distinct set): state donated, outputs replicated.
+
+    On the CPU it compiles with layers.xla_cpu_compiler_options() (Eigen convolutions), which
+    benchmarks/conv_transpose.py measures faster for these networks; other backends get no options.
+    """
+    if phases not in self._train_steps:
+      self._train_steps[phases] = jax.jit(
+          steps.make_train_step(self.variant, self.optimizers, phases, self.config.ema.decay),
+          donate_argnums=0, out_shardings=(sharding.replicated(self.mesh), sharding.replicated(self.mesh)),
+          compiler_options=layers.xla_cpu_compiler_options())
+    return self._train_steps[phases]
 
   def generate(self, state: GanState, n: int, key: jax.Array | None = None, **conditioning) -> np.ndarray:
     key = stream_key(self.config.seed, SAMPLE_STREAM) if key is None else key

@@ -79,16 +79,6 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
   batches_per_step = steps.batches_per_step(setup.variant)
   batch_sharding = sharding.batch_sharding(setup.mesh, batch_axis=1)
 
-  step_functions = {}
-
-  def step_function(step: int):
-    phases = steps.due_phases(setup.variant, step)
-    if phases not in step_functions:
-      step_functions[phases] = jax.jit(
-          steps.make_train_step(setup.variant, setup.optimizers, phases, config.ema.decay),
-          donate_argnums=0, out_shardings=(sharding.replicated(setup.mesh), sharding.replicated(setup.mesh)))
-    return step_functions[phases]
-
   reporter = report.Reporter(workdir, train.steps, first_step=start_step)
   base_key = stream_key(config.seed, TRAIN_STREAM)
 
@@ -102,7 +92,7 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
     with _sigterm_flag() as preempted:
       while step < train.steps:
         host_batches = _stack([next(iterator) for _ in range(batches_per_step)])
-        state, metrics = step_function(step)(state, sharding.to_global(host_batches, batch_sharding), base_key)
+        state, metrics = setup.train_step(steps.due_phases(setup.variant, step))(state, sharding.to_global(host_batches, batch_sharding), base_key)
         step += 1
         if step % train.log_every == 0 or step == train.steps:
           metrics = jax.device_get(metrics)
