@@ -120,7 +120,8 @@ def test_the_g_phase_trains_q_on_the_mi_term_and_reads_no_labels():
   loss, metrics, grads = _phase_loss_and_grads(config, 1, batch)
   assert set(grads) == {"g", "q"}
   assert all(float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(grads["q"]))
-  assert 0 < float(metrics["mi_categorical"]) <= math.log(3.0) + 1e-6
+  # The minibatch estimate E[log Q(c|x)] + H(c) can dip below 0 near initialisation, but never exceeds H(c).
+  assert -math.log(3.0) < float(metrics["mi_categorical"]) <= math.log(3.0) + 1e-6
   unlabelled = {"image": batch["image"]}
   np.testing.assert_array_equal(loss, _phase_loss_and_grads(config, 1, unlabelled)[0])
   np.testing.assert_array_equal(_phase_loss_and_grads(config, 0, batch)[0],

@@ -75,8 +75,7 @@ class ConvTrunk(nn.Module):
   def __call__(self, x_NHWC, train: bool):
     h = x_NHWC
     for level in range(dcgan._num_doublings(x_NHWC.shape[1])):
-      h = nn.Conv(self.base_channels * 2 ** level, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  use_bias=False, kernel_init=_init)(h)
+      h = dcgan.down_conv(self.base_channels * 2 ** level)(h)
       if level > 0:
         h = dcgan._batch_norm(train)(h)
       h = nn.leaky_relu(h, 0.2)

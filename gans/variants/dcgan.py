@@ -38,14 +38,14 @@ def _num_doublings(resolution: int) -> int:
   return doublings
 
 
-def _up_conv(features: int) -> nn.Module:
+def up_conv(features: int, use_bias: bool = False) -> nn.Module:
   """PyTorch's ConvTranspose2d(k=4, s=2, p=1), which doubles H and W, in the form fast on every backend."""
-  return layers.ConvTranspose(features, 4, strides=2, padding=1, use_bias=False, kernel_init=_init)
+  return layers.ConvTranspose(features, 4, strides=2, padding=1, use_bias=use_bias, kernel_init=_init)
 
 
-def _down_conv(features: int) -> nn.Module:
-  """PyTorch's Conv2d(k=4, s=2, p=1), which halves H and W."""
-  return layers.Conv(features, 4, strides=2, padding=1, use_bias=False, kernel_init=_init)
+def down_conv(features: int, use_bias: bool = False) -> nn.Module:
+  """PyTorch's Conv2d(k=4, s=2, p=1), which halves H and W, with the fast backward of gans.layers."""
+  return layers.Conv(features, 4, strides=2, padding=1, use_bias=use_bias, kernel_init=_init)
 
 
 class Generator(nn.Module):
@@ -61,8 +61,8 @@ class Generator(nn.Module):
     h = nn.relu(_batch_norm(train)(h))
     for level in range(doublings - 1):
       width //= 2
-      h = nn.relu(_batch_norm(train)(_up_conv(width)(h)))
-    return jnp.tanh(_up_conv(self.channels)(h))
+      h = nn.relu(_batch_norm(train)(up_conv(width)(h)))
+    return jnp.tanh(up_conv(self.channels)(h))
 
 
 class Discriminator(nn.Module):
@@ -73,7 +73,7 @@ class Discriminator(nn.Module):
     doublings = _num_doublings(x_NHWC.shape[1])
     h = x_NHWC
     for level in range(doublings):
-      h = _down_conv(self.base_channels * 2 ** level)(h)
+      h = down_conv(self.base_channels * 2 ** level)(h)
       if level > 0:
         h = _batch_norm(train)(h)
       h = nn.leaky_relu(h, 0.2)

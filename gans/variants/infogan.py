@@ -41,7 +41,7 @@ import scipy.optimize
 
 from gans import losses
 from gans.state import GanVariant, Phase
-from gans.variants import common
+from gans.variants import common, dcgan
 
 _init = nn.initializers.normal(0.02)
 _LEAK = 0.1  # the paper's leaky ReLU slope
@@ -49,12 +49,6 @@ _LEAK = 0.1  # the paper's leaky ReLU slope
 
 def _batch_norm(train: bool):
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)
-
-
-def _up_conv(features: int, use_bias: bool) -> nn.Module:
-  """PyTorch's ConvTranspose2d(k=4, s=2, p=1), which doubles H and W: padding k - 1 - p with a flipped kernel."""
-  return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)), transpose_kernel=True,
-                          use_bias=use_bias, kernel_init=_init)
 
 
 class Generator(nn.Module):
@@ -70,8 +64,8 @@ class Generator(nn.Module):
     h = nn.relu(_batch_norm(train)(nn.Dense(16 * self.base_channels, use_bias=False, kernel_init=_init)(latent)))
     h = nn.Dense(side * side * width, use_bias=False, kernel_init=_init)(h)
     h = nn.relu(_batch_norm(train)(h)).reshape(latent.shape[0], side, side, width)
-    h = nn.relu(_batch_norm(train)(_up_conv(self.base_channels, use_bias=False)(h)))
-    return jnp.tanh(_up_conv(self.channels, use_bias=True)(h))
+    h = nn.relu(_batch_norm(train)(dcgan.up_conv(self.base_channels, use_bias=False)(h)))
+    return jnp.tanh(dcgan.up_conv(self.channels, use_bias=True)(h))
 
 
 class Discriminator(nn.Module):
@@ -80,10 +74,8 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x_NHWC, train: bool):
-    h = nn.leaky_relu(nn.Conv(self.base_channels, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                              kernel_init=_init)(x_NHWC), _LEAK)
-    h = nn.Conv(2 * self.base_channels, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False,
-                kernel_init=_init)(h)
+    h = nn.leaky_relu(dcgan.down_conv(self.base_channels, use_bias=True)(x_NHWC), _LEAK)
+    h = dcgan.down_conv(2 * self.base_channels)(h)
     h = nn.leaky_relu(_batch_norm(train)(h), _LEAK).reshape(x_NHWC.shape[0], -1)
     features = nn.Dense(16 * self.base_channels, use_bias=False, kernel_init=_init)(h)
     features = nn.leaky_relu(_batch_norm(train)(features), _LEAK)
