@@ -3,7 +3,7 @@
   python benchmarks/train_step.py --experiment=dcgan_celeba64 --batch_size=64
 
 Prints one JSON line: images_per_sec and compile_sec of the project's jitted step (the experiment's own
-architecture and batch size on synthetic data, the phases that run every step), plus torch_images_per_sec
+architecture and batch size on synthetic data, the main phases of the final stage), plus torch_images_per_sec
 and ratio (ours / PyTorch's) when PyTorch is importable. The two are timed in alternating blocks in one
 process and the medians compared, because this kind of machine is shared and noisy: only the ratio of
 interleaved measurements means anything. Images per second counts the batch of one step (one D update and
@@ -36,10 +36,16 @@ FLAGS = flags.FLAGS
 def jax_step(config):
   """(run one step, compile seconds) for the experiment's every-step phases on a synthetic batch."""
   setup = run.Setup(config)
-  every_step = tuple(phase.name for phase in setup.variant.phases if phase.every == 1)
-  train_step = setup.train_step(every_step)  # the trainer's own jitted step
-  shape = (steps.batches_per_step(setup.variant), config.train.batch_size) + common.data_shape(config.data)
-  batches = {"x" if len(shape) == 3 else "image": jax.random.uniform(jax.random.key(0), shape, minval=-1, maxval=1)}
+  # The phases of the last step of training (the final resolution when growing) that run on every step:
+  # the main phases, without lazy regularisers.
+  last_step_phases = steps.due_phases(setup.variant, config.train.steps - 1)
+  main_phases = tuple(phase.name for phase in setup.variant.phases
+                      if phase.name in last_step_phases and phase.every == 1)
+  train_step = setup.train_step(main_phases)  # the trainer's own jitted step
+  shape = (steps.batches_per_step(setup.variant, main_phases), config.train.batch_size) + common.data_shape(config.data)
+  batches = {"x" if len(shape) == 3 else "image": jax.random.uniform(jax.random.key(0), shape, minval=-1, maxval=1),
+             # class labels, read by conditional variants and ignored by the others
+             "label": jax.random.randint(jax.random.key(2), shape[:2], 0, config.model.get("num_classes", 10))}
   key = jax.random.key(1)
   start = time.perf_counter()
   compiled = train_step.lower(setup.initial_state, batches, key).compile()

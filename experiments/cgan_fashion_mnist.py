@@ -15,6 +15,7 @@ def get_config():
   config = cgan_config(resolution=32, channels=1, base_channels=64)
   config.data.source = "idx"
   config.data.path = "/usr/share/datasets/fashion-mnist"
-  config.train.steps = 10_000
+  config.train.steps = 3000  # 6.4 epochs at batch 128
+  config.train.eval_every = 1000
   config.eval.metrics = ("label_accuracy",)
   return config

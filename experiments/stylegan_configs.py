@@ -46,13 +46,24 @@ def stylegan2_config(resolution: int, channels: int, batch_size: int, ema_kimg: 
 
 
 def stylegan_config(resolution: int, channels: int, batch_size: int, learning_rate: float, ema_kimg: float,
-                    stable_kimg: float, fade_kimg: float, **model) -> ml_collections.ConfigDict:
+                    stable_kimg: float, fade_kimg: float, batch_by_resolution: dict | None = None,
+                    learning_rate_by_resolution: dict | None = None, **model) -> ml_collections.ConfigDict:
   """StyleGAN (v1) at `resolution`; `model` overrides fields of gans.variants.stylegan.MODEL_DEFAULTS.
 
   The growing schedule is given in thousands of images, as the paper's (600k stable, 600k fade),
-  and stored in steps of this batch size (config.model.stable_steps / fade_steps). Adam betas
-  (0, 0.99), eps 1e-8 as the official code; the EMA half-life as for StyleGAN2 (stylegan2_config).
+  and stored in steps of this batch size (config.model.stable_steps / fade_steps). The official
+  per-resolution minibatch and learning rate ({resolution: value}; others: batch_size and
+  learning_rate) become the stages' batch and lr multiples. Adam betas (0, 0.99), eps 1e-8 as the
+  official code; the EMA half-life as for StyleGAN2 (stylegan2_config), in images whatever the batch.
   """
+  def multiples(by_resolution, base):
+    return tuple((res, value / base) for res, value in sorted((by_resolution or {}).items()) if res <= resolution)
+
+  batch_multiples = multiples(batch_by_resolution, batch_size)
+  if any(m != int(m) or m < 1 for _, m in batch_multiples):
+    raise ValueError(f"per-resolution batches {batch_by_resolution} must be multiples of batch_size {batch_size}")
+  model = dict(model, batch_multiples=tuple((res, int(m)) for res, m in batch_multiples),
+               lr_multiples=multiples(learning_rate_by_resolution, learning_rate))
   from gans.variants import stylegan  # the variant's own defaults fill what `model` leaves out
 
   config = common.base_config()

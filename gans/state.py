@@ -34,6 +34,12 @@ class Phase(NamedTuple):
   # Metrics prefix; None = name. Phases that never run together (one per progressive-growing stage)
   # can log as one curve, e.g. "d_main@16" and "d_main@32" both as "d_main".
   log_as: str | None = None
+  # Each run reads this many global batches (config.train.batch_size each) as one batch: a larger
+  # minibatch for this phase only (StyleGAN's 256 images per step at 8x8 with a base batch of 32).
+  batch_multiple: int = 1
+  # Multiplies the phase's optimizer update, i.e. its learning rate for optax's adam, sgd and rmsprop
+  # (their learning rate is the last, linear scaling): per-resolution learning rates.
+  lr_multiple: float = 1.0
 
 
 class GanVariant(NamedTuple):

@@ -7,9 +7,13 @@ the EMA copy of the generator. Which phases are due is decided in Python
 (`step % every`), so each distinct set of due phases is its own jitted
 function and nothing branches inside jit.
 
-Batches: a step receives `max(phase.repeats)` batches stacked on a leading
-axis; the i-th run of a phase reads the i-th batch (so with n_critic = 5 the
-discriminator sees five fresh batches and the generator phase the first).
+Batches: a step receives `batches_per_step(variant, phases)` global batches
+stacked on a leading axis; the i-th run of a phase reads the i-th batch (so
+with n_critic = 5 the discriminator sees five fresh batches and the generator
+phase the first). A phase with batch_multiple m reads batches [i m, (i+1) m)
+merged into one batch of m times the size. EMA decay is given per global
+batch: a step whose phases read m batches per run decays the EMA m times, so
+its half-life stays a number of images (as the official StyleGAN's kimg).
 Keys: the step key is `fold_in(base_key, step)`; phase p's run i uses
 `fold_in(fold_in(step_key, p), i)`, so any step can be replayed from
 (state, batch, base_key).
@@ -41,8 +45,22 @@ def due_phases(variant: GanVariant, step: int) -> tuple[str, ...]:
                if phase.start <= step and (phase.stop is None or step < phase.stop) and step % phase.every == 0)
 
 
-def batches_per_step(variant: GanVariant) -> int:
-  return max(phase.repeats for phase in variant.phases)
+def batches_per_step(variant: GanVariant, phase_names: tuple[str, ...]) -> int:
+  """Global batches one step running `phase_names` reads: the most any of them reads."""
+  return max(phase.repeats * phase.batch_multiple for phase in variant.phases if phase.name in phase_names)
+
+
+def _merged_batches(batches, first: int, count: int):
+  """Batches [first, first + count) of the stack as one batch of count times the size.
+
+  Example-major order (example j of every batch, then j + 1, ...) keeps each device's rows on that
+  device when the batch axis is sharded: device d's block of the merged batch is its blocks of the
+  merged batches.
+  """
+  def merge(x):
+    part = jnp.swapaxes(x[first:first + count], 0, 1)
+    return part.reshape((-1,) + x.shape[2:])
+  return jax.tree.map(merge, batches)
 
 
 def _run_phase(phase: Phase, optimizers, state: GanState, batch, key: jax.Array):
@@ -55,6 +73,8 @@ def _run_phase(phase: Phase, optimizers, state: GanState, batch, key: jax.Array)
   params, opt_state = dict(state.params), dict(state.opt_state)
   for group in phase.updates:
     updates, opt_state[group] = optimizers[group].update(grads[group], state.opt_state[group], params[group])
+    if phase.lr_multiple != 1.0:
+      updates = jax.tree.map(lambda u: u * phase.lr_multiple, updates)
     params[group] = optax.apply_updates(params[group], updates)
   metrics = {"loss": loss, **metrics}
   return state.replace(params=params, opt_state=opt_state, model_state=model_state), metrics
@@ -68,6 +88,7 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
                     phase_names: tuple[str, ...], ema_decay: float):
   """Returns train_step(state, batches, base_key) -> (state, metrics) running `phase_names`."""
   phases = [(index, phase) for index, phase in enumerate(variant.phases) if phase.name in phase_names]
+  ema_batches = max(phase.batch_multiple for _, phase in phases)
 
   def train_step(state: GanState, batches, base_key: jax.Array):
     step_key = jax.random.fold_in(base_key, state.step)
@@ -76,13 +97,13 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
       phase_key = jax.random.fold_in(step_key, index)
       runs = []
       for run in range(phase.repeats):
-        batch = jax.tree.map(lambda x: x[run], batches)
+        batch = _merged_batches(batches, run * phase.batch_multiple, phase.batch_multiple)
         state, run_metrics = _run_phase(phase, optimizers, state, batch, jax.random.fold_in(phase_key, run))
         runs.append(run_metrics)
       for name in runs[0]:
         metrics[f"{phase.log_as or phase.name}/{name}"] = jnp.mean(jnp.stack([m[name] for m in runs]))
     if state.ema_params:
-      ema_params = {group: _ema_update(state.ema_params[group], state.params[group], ema_decay)
+      ema_params = {group: _ema_update(state.ema_params[group], state.params[group], ema_decay ** ema_batches)
                     for group in state.ema_params}
       state = state.replace(ema_params=ema_params)
     return state.replace(step=state.step + 1), metrics

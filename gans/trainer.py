@@ -76,7 +76,6 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
                                 shard_index=jax.process_index(), shard_count=jax.process_count())
   if data_state is not None:
     iterator.set_state(data_state)
-  batches_per_step = steps.batches_per_step(setup.variant)
   batch_sharding = sharding.batch_sharding(setup.mesh, batch_axis=1)
 
   reporter = report.Reporter(workdir, train.steps, first_step=start_step)
@@ -91,8 +90,9 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
     step = start_step
     with _sigterm_flag() as preempted:
       while step < train.steps:
-        host_batches = _stack([next(iterator) for _ in range(batches_per_step)])
-        state, metrics = setup.train_step(steps.due_phases(setup.variant, step))(state, sharding.to_global(host_batches, batch_sharding), base_key)
+        phases = steps.due_phases(setup.variant, step)
+        host_batches = _stack([next(iterator) for _ in range(steps.batches_per_step(setup.variant, phases))])
+        state, metrics = setup.train_step(phases)(state, sharding.to_global(host_batches, batch_sharding), base_key)
         step += 1
         if step % train.log_every == 0 or step == train.steps:
           metrics = jax.device_get(metrics)

@@ -53,6 +53,22 @@ def test_growing_schedule_and_alpha():
     stylegan.growing_schedule(4, 64, 10, 4)
 
 
+def test_per_resolution_batches_shorten_stages_to_the_same_images():
+  stages = stylegan.growing_schedule(8, 32, stable_steps=10, fade_steps=4, batch_multiples=((8, 4), (16, 2)),
+                                     lr_multiples=((32, 1.5),))
+  assert [(s.resolution, s.start, s.stop, s.fade, s.batch_multiple, s.lr_multiple) for s in stages] == [
+    (8, 0, 3, 0, 4, 1.0), (16, 3, 10, 2, 2, 1.0), (32, 10, None, 4, 1, 1.5)]
+  config = tiny_config(resolution=32, stable_steps=10, fade_steps=4)
+  with config.unlocked():
+    config.model.batch_multiples = ((8, 4), (16, 2))
+  batch = config.train.batch_size
+  # 8x8: 3 steps of 4 batches; 16x16: 7 steps of 2 batches; then one batch per step.
+  assert stylegan.steps_for_images(config, 3 * 4 * batch) == 3
+  assert stylegan.steps_for_images(config, (3 * 4 + 7 * 2 + 5) * batch) == 15
+  phases = {phase.name: phase for phase in run.get_variant("stylegan")(config).phases}
+  assert (phases["d_main@8"].batch_multiple, phases["g_main@16"].batch_multiple) == (4, 2)
+
+
 def test_reals_are_downsampled_and_faded_like_the_generator():
   images = np.random.default_rng(0).standard_normal((2, 32, 32, 1)).astype(np.float32)
   stage = stylegan.Stage(16, start=0, stop=None, fade=4)
@@ -103,8 +119,11 @@ def metrics_by_step(workdir):
 
 
 def test_training_switches_stage_and_fades(tmp_path):
-  # Stage 8x8 for step 0, then 16x16 fading in over steps 1-2 (alpha 0, 0.5), stable from step 3.
-  config = tiny_config(steps=4, log_every=1, sample_every=0, checkpoint_every=100)
+  # Stage 8x8 for step 0 (two base batches at once: 2 stable steps' images), then 16x16 fading in
+  # over steps 1-2 (alpha 0, 0.5), stable from step 3.
+  config = tiny_config(stable_steps=2, steps=4, log_every=1, sample_every=0, checkpoint_every=100)
+  with config.unlocked():
+    config.model.batch_multiples = ((8, 2),)
   state = trainer.train_and_evaluate(config, str(tmp_path), num_devices=1)
   records = metrics_by_step(tmp_path)
   assert [(r["step"], r["d_main/resolution"], r["g_main/alpha"]) for r in records] == [

@@ -42,9 +42,9 @@ def synthetic_batches(config, batches_per_step: int, key=jax.random.key(0)):
 
 def one_step(config, num_devices: int):
   setup = run.Setup(config, num_devices=num_devices)
-  train_step = jax.jit(steps.make_train_step(setup.variant, setup.optimizers,
-                                             steps.due_phases(setup.variant, 0), config.ema.decay))
-  batches = synthetic_batches(config, steps.batches_per_step(setup.variant))
+  phases = steps.due_phases(setup.variant, 0)
+  train_step = jax.jit(steps.make_train_step(setup.variant, setup.optimizers, phases, config.ema.decay))
+  batches = synthetic_batches(config, steps.batches_per_step(setup.variant, phases))
   batches = jax.device_put(batches, sharding.batch_sharding(setup.mesh, batch_axis=1))
   return train_step(setup.initial_state, batches, jax.random.key(7))
 
@@ -80,10 +80,47 @@ def test_the_step_changes_exactly_the_phase_groups():
   assert all(jax.tree.leaves(unchanged)) and not any(jax.tree.leaves(changed))
 
 
+def _phases_with(variant, **fields):
+  return variant._replace(phases=tuple(phase._replace(**fields) for phase in variant.phases))
+
+
+def test_batch_multiple_reads_merged_batches_and_lr_multiple_scales_the_update():
+  config = tiny_config("gan_ring8", batch_size=8)
+  with config.unlocked():
+    config.ema.enabled = True
+  setup = run.Setup(config, num_devices=1)
+  phases = ("d_main", "g_main")
+  key = jax.random.key(3)
+
+  def step(variant, batches):
+    return jax.jit(steps.make_train_step(variant, setup.optimizers, phases, 0.9))(setup.initial_state, batches, key)
+
+  two_batches = synthetic_batches(config, 2)
+  doubled = _phases_with(setup.variant, batch_multiple=2)
+  assert steps.batches_per_step(doubled, phases) == 2
+  merged, _ = step(doubled, two_batches)
+  # The same step on one batch of 16 holding those 16 examples (example-major order).
+  one_batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape((1, -1) + x.shape[2:]), two_batches)
+  plain, _ = step(setup.variant, one_batch)
+  for a, b in zip(jax.tree.leaves(merged.params), jax.tree.leaves(plain.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  # EMA decay counts global batches: a step on two of them decays like two steps, 0.9 ** 2.
+  ema = jax.tree.map(lambda e, p: 0.81 * e + 0.19 * p, setup.initial_state.ema_params["g"], merged.params["g"])
+  for a, b in zip(jax.tree.leaves(merged.ema_params["g"]), jax.tree.leaves(ema)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+  first_batch = jax.tree.map(lambda x: x[:1], two_batches)
+  base, _ = step(setup.variant, first_batch)
+  faster, _ = step(_phases_with(setup.variant, lr_multiple=2.5), first_batch)
+  # D updates first, from the same state in both runs (G's update then sees a different D).
+  for start, a, b in zip(*(jax.tree.leaves(s.params["d"]) for s in (setup.initial_state, base, faster))):
+    np.testing.assert_allclose(b - start, 2.5 * (a - start), rtol=1e-4, atol=1e-7)
+
+
 def test_n_critic_runs_the_discriminator_on_separate_batches():
   config = tiny_config("gan_ring8", n_critic=3)
   setup = run.Setup(config, num_devices=1)
-  assert steps.batches_per_step(setup.variant) == 3
+  assert steps.batches_per_step(setup.variant, ("d_main", "g_main")) == 3
   state, metrics = one_step(config, num_devices=1)
   # Adam's step count in D's optimizer state counts its updates: three per generator step.
   counts = [leaf for leaf in jax.tree.leaves(state.opt_state["d"]) if leaf.dtype == jnp.int32]

@@ -12,7 +12,11 @@ official "simplegp" loss). Style mixing regularisation and the truncation trick 
 Progressive growing. Parameters of every resolution exist from init. Training is a sequence
 of stages, one per resolution from `start_resolution` to the data resolution: stage 0 trains
 `stable_steps`; every later stage first fades the new resolution in over `fade_steps`
-(alpha 0 -> 1), then trains it `stable_steps`; the last stage lasts to the end. Each stage has
+(alpha 0 -> 1), then trains it `stable_steps`; the last stage lasts to the end. Both counts are
+steps at the base batch (config.train.batch_size): a stage whose batch is m times larger
+(`batch_multiples`, the official per-resolution minibatch) takes 1/m of the steps, so every
+stage sees the same number of images, and `lr_multiples` scale its learning rate (the
+official per-resolution learning rates; both through Phase.batch_multiple/lr_multiple). Each stage has
 its own phases (Phase start/stop), so the trainer compiles one step per stage; alpha is
 computed inside the loss from the step counter, a traced value, so the fade never recompiles.
 The trainer does not pass its step to losses, so the variant counts generator steps itself in
@@ -51,7 +55,8 @@ TRUNCATION_CUTOFF = 8  # the official StyleGAN truncates the first 8 ws only (4x
 MODEL_DEFAULTS = dict(
   z_dim=512, w_dim=512, channel_base=16384, channel_max=512, mapping_layers=8, mbstd_group_size=4,
   r1_gamma=10.0, style_mixing_prob=STYLE_MIXING_PROB,
-  start_resolution=8, stable_steps=18_750, fade_steps=18_750)  # 600 kimg each at batch 32
+  start_resolution=8, stable_steps=18_750, fade_steps=18_750,  # 600 kimg each at batch 32
+  batch_multiples=(), lr_multiples=())  # ((resolution, multiple), ...); resolutions not listed: 1
 
 
 def model_settings(model_config) -> dict:
@@ -250,11 +255,14 @@ class Discriminator(nn.Module):
 class Stage:
   """One resolution of progressive growing: steps [start, stop), fading in over the first `fade` steps."""
 
-  def __init__(self, resolution: int, start: int, stop: Optional[int], fade: int):
+  def __init__(self, resolution: int, start: int, stop: Optional[int], fade: int, batch_multiple: int = 1,
+               lr_multiple: float = 1.0):
     self.resolution = resolution  # output size of G and input size of D in this stage
     self.start = start  # first generator step of the stage
     self.stop = stop  # first step of the next stage; None for the last stage
     self.fade = fade  # steps over which alpha goes 0 -> 1 (0: no fade, the first stage)
+    self.batch_multiple = batch_multiple  # the stage's batch in base batches
+    self.lr_multiple = lr_multiple  # the stage's learning rate over the configured one
 
   def alpha(self, step):
     """The fade-in weight of this resolution at `step` (traced or not); None when the stage has no fade."""
@@ -263,20 +271,28 @@ class Stage:
     return jnp.clip((jnp.asarray(step, jnp.float32) - self.start) / self.fade, 0.0, 1.0)
 
   def __repr__(self):
-    return f"Stage({self.resolution}, start={self.start}, stop={self.stop}, fade={self.fade})"
+    return (f"Stage({self.resolution}, start={self.start}, stop={self.stop}, fade={self.fade}, "
+            f"batch_multiple={self.batch_multiple}, lr_multiple={self.lr_multiple})")
 
 
-def growing_schedule(start_resolution: int, final_resolution: int, stable_steps: int, fade_steps: int):
+def growing_schedule(start_resolution: int, final_resolution: int, stable_steps: int, fade_steps: int,
+                     batch_multiples=(), lr_multiples=()):
   """The stages of progressive growing: start_resolution trains stable_steps; each following
-  resolution fades in over fade_steps, then trains stable_steps; the last stage lasts to the end."""
+  resolution fades in over fade_steps, then trains stable_steps; the last stage lasts to the end.
+
+  Steps are counted at the base batch; a resolution listed in batch_multiples ((resolution, m), ...)
+  trains on m base batches per step for 1/m of the steps (rounded up), the same number of images.
+  """
   resolutions = [r for r in block_resolutions(final_resolution) if r >= start_resolution]
   if start_resolution < 8 or not resolutions or resolutions[0] != start_resolution:
     raise ValueError(f"start_resolution must be a power of two in [8, {final_resolution}], got {start_resolution}")
+  batch_of, lr_of = dict(batch_multiples), dict(lr_multiples)
   stages, start = [], 0
   for index, resolution in enumerate(resolutions):
-    fade = fade_steps if index else 0
-    stop = None if index == len(resolutions) - 1 else start + fade + stable_steps
-    stages.append(Stage(resolution, start, stop, fade))
+    multiple = int(batch_of.get(resolution, 1))
+    fade = -(-fade_steps // multiple) if index else 0
+    stop = None if index == len(resolutions) - 1 else start + fade + -(-stable_steps // multiple)
+    stages.append(Stage(resolution, start, stop, fade, multiple, float(lr_of.get(resolution, 1.0))))
     start = stop
   return stages
 
@@ -379,12 +395,16 @@ def make(config):
     return synthesize_current(params, model_state, map_ws(params, model_state, z, truncation_psi))
 
   phases = []
+  def stage_bounds(stage):
+    return dict(start=stage.start, stop=stage.stop, batch_multiple=stage.batch_multiple,
+                lr_multiple=stage.lr_multiple)
+
   for stage in stages:
-    bounds = dict(start=stage.start, stop=stage.stop)
-    phases.append(Phase(f"d_main@{stage.resolution}", d_main_for(stage), updates=("d",), log_as="d_main", **bounds))
+    phases.append(Phase(f"d_main@{stage.resolution}", d_main_for(stage), updates=("d",), log_as="d_main",
+                        **stage_bounds(stage)))
   for stage in stages:
-    bounds = dict(start=stage.start, stop=stage.stop)
-    phases.append(Phase(f"g_main@{stage.resolution}", g_main_for(stage), updates=("g",), log_as="g_main", **bounds))
+    phases.append(Phase(f"g_main@{stage.resolution}", g_main_for(stage), updates=("g",), log_as="g_main",
+                        **stage_bounds(stage)))
   return GanVariant(init=init, phases=tuple(phases), sample=sample, modules={"g": generator, "d": discriminator},
                     conditioning=("truncation_psi",),
                     pictures=style_pictures(z_dim, map_ws, lambda params, state, ws: synthesize_current(params, state, ws)))
@@ -394,4 +414,16 @@ def stages_of(config):
   """The growing schedule a config trains with (what make(config) builds its phases from)."""
   model = model_settings(config.model)
   return growing_schedule(model["start_resolution"], config.data.resolution, model["stable_steps"],
-                          model["fade_steps"])
+                          model["fade_steps"], model["batch_multiples"], model["lr_multiples"])
+
+
+def steps_for_images(config, images: int) -> int:
+  """Generator steps in which the growing schedule of `config` trains on `images` images."""
+  batch, steps = config.train.batch_size, 0
+  for stage in stages_of(config):
+    stage_steps = -(-images // (batch * stage.batch_multiple))
+    if stage.stop is None or stage_steps <= stage.stop - stage.start:
+      return steps + stage_steps
+    steps += stage.stop - stage.start
+    images -= (stage.stop - stage.start) * batch * stage.batch_multiple
+  return steps
