@@ -8,13 +8,13 @@ Runtime: not measured (a GPU-sized run; the CPU measurement is cgan_digits).
 Reproduces: no published number; the check is label_accuracy (eval.jsonl) within a few points of the
 classifier's own held-out accuracy on real Fashion-MNIST (classifier_accuracy, same record).
 """
+from experiments import common
 from experiments.cgan_digits import cgan_config
 
 
 def get_config():
   config = cgan_config(resolution=32, channels=1, base_channels=64)
-  config.data.source = "idx"
-  config.data.path = "/usr/share/datasets/fashion-mnist"
+  common.use_fashion_mnist(config)
   config.train.steps = 3000  # 6.4 epochs at batch 128
   config.train.eval_every = 1000
   config.eval.metrics = ("label_accuracy",)

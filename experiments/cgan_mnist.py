@@ -8,13 +8,13 @@ Reproduces: Mirza & Osindero (2014) train on MNIST and report a Parzen log-likel
 check here is label_accuracy (eval.jsonl) close to the classifier's held-out accuracy on real MNIST.
 For the paper's fully connected networks: --config.model.architecture=mlp.
 """
+from experiments import common
 from experiments.cgan_digits import cgan_config
 
 
 def get_config():
   config = cgan_config(resolution=32, channels=1, base_channels=64)
-  config.data.source = "tfds"
-  config.data.name = "mnist"
+  common.use_tfds_mnist(config)
   config.train.steps = 10_000
   config.eval.metrics = ("label_accuracy",)
   return config

@@ -9,6 +9,24 @@ from gans import data
 from gans.metrics import eval_config
 
 
+# Where Debian's dataset-fashion-mnist package installs the four IDX files (`dpkg -L dataset-fashion-mnist`).
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def use_fashion_mnist(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Fashion-MNIST from IDX files; --config.data.path points at any folder holding the four files."""
+  config.data.source = "idx"
+  config.data.path = FASHION_MNIST_DIR
+  return config
+
+
+def use_tfds_mnist(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """MNIST through TFDS: prepared once beforehand (README, Experiments), then --config.data.path=DIR."""
+  config.data.source = "tfds"
+  config.data.name = "mnist"
+  return config
+
+
 def adam(learning_rate: float, b1: float = 0.5, b2: float = 0.999) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({"name": "adam", "learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": 1e-8})
 

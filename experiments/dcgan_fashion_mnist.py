@@ -12,8 +12,7 @@ from gans.metrics import eval_config
 
 def get_config():
   config = common.dcgan_config(resolution=32, channels=1, base_channels=64)
-  config.data.source = "idx"
-  config.data.path = "/usr/share/datasets/fashion-mnist"
+  common.use_fashion_mnist(config)
   config.train.steps = 10_000
   # No download: the project's Fashion-MNIST classifier (trained on first use, cached), against all 60k images.
   config.eval = eval_config.eval_config(eval_config.CLASSIFIER_METRICS, num_samples=5000)

@@ -12,8 +12,7 @@ from gans.metrics import eval_config
 
 def get_config():
   config = common.dcgan_config(resolution=32, channels=1, base_channels=64)
-  config.data.source = "tfds"
-  config.data.name = "mnist"
+  common.use_tfds_mnist(config)
   config.train.steps = 10_000
   # Needs --config.eval.inception_weights=pt_inception-2015-12-05-6726825d.pth (see README, Evaluation).
   config.eval = eval_config.eval_config(eval_config.INCEPTION_METRICS, num_samples=10_000)

@@ -8,13 +8,13 @@ Runtime: not measured (a GPU-sized run; the CPU measurement is infogan_digits).
 Reproduces: no published number; eval.jsonl's code_accuracy scores Q's code on the test split against the
 labels (read only for the score) under the best matching of codes to classes.
 """
+from experiments import common
 from experiments.infogan_digits import infogan_config
 
 
 def get_config():
   config = infogan_config(resolution=32, channels=1)
-  config.data.source = "idx"
-  config.data.path = "/usr/share/datasets/fashion-mnist"
+  common.use_fashion_mnist(config)
   config.train.steps = 10_000
   config.eval.metrics = ("code_accuracy",)
   return config

@@ -7,13 +7,13 @@ Runtime: not measured (no prepared MNIST on the development machine).
 Reproduces: Chen et al. (2016), sec. 7.1: the categorical code classifies MNIST with about 5% error under the
 best matching of codes to classes; eval.jsonl's code_accuracy measures it on the test split.
 """
+from experiments import common
 from experiments.infogan_digits import infogan_config
 
 
 def get_config():
   config = infogan_config(resolution=32, channels=1)
-  config.data.source = "tfds"
-  config.data.name = "mnist"
+  common.use_tfds_mnist(config)
   config.train.steps = 10_000
   config.eval.metrics = ("code_accuracy",)
   return config
