@@ -441,58 +441,53 @@ def xla_cpu_compiler_options() -> dict:
 default_kernel_init = nn.initializers.lecun_normal()
 
 
-class ConvTranspose(nn.Module):
+class _Convolution(nn.Module):
+  """The fields, parameters and bias shared by Conv and ConvTranspose; each defines `_convolve`.
+
+  The parameter "kernel" has shape (kH, kW, C_in, C_out), "bias" (C_out,).
+  """
+  features: int  # output channels
+  kernel_size: IntPair  # (kH, kW) or one int for both
+  strides: IntPair = 1  # Conv: downsampling factor per spatial axis; ConvTranspose: upsampling factor
+  padding: IntPair = 0  # Conv: zeros added on both sides; ConvTranspose: PyTorch's rows/columns cropped
+  use_bias: bool = True  # adds a per-channel bias
+  dtype: Optional[Any] = None  # computation dtype; None: inferred from the input and parameters
+  param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  precision: Optional[lax.Precision] = None  # passed to the convolution
+  kernel_init: Callable = default_kernel_init  # init of the (kH, kW, C_in, C_out) kernel
+  bias_init: Callable = nn.initializers.zeros_init()  # init of the (C_out,) bias
+
+  def _convolve(self, x_NHWC: Array, kernel: Array) -> Array:
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x_NHWC: Array) -> Array:
+    kernel_size = _pair(self.kernel_size, "kernel_size")
+    kernel = self.param("kernel", self.kernel_init, kernel_size + (x_NHWC.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+    x_NHWC, kernel, bias = nn.dtypes.promote_dtype(x_NHWC, kernel, bias, dtype=self.dtype)
+    y = self._convolve(x_NHWC, kernel)
+    return y if bias is None else y + bias
+
+
+class ConvTranspose(_Convolution):
   """Transposed convolution with PyTorch ConvTranspose2d semantics, NHWC (see the module docstring).
 
-  The parameter "kernel" has shape (kH, kW, C_in, C_out) in scatter form:
-  `torch_conv_transpose_kernel_to_flax` converts a PyTorch weight to it.
+  The kernel is in scatter form: `torch_conv_transpose_kernel_to_flax` converts a PyTorch weight to it.
   """
-  features: int  # output channels
-  kernel_size: IntPair  # (kH, kW) or one int for both
-  strides: IntPair = 1  # upsampling factor per spatial axis
-  padding: IntPair = 0  # PyTorch's `padding`: rows/columns cropped from each side of the full output
   output_padding: IntPair = 0  # PyTorch's `output_padding`: extra rows/columns on the high side
-  use_bias: bool = True  # adds a per-channel bias
-  dtype: Optional[Any] = None  # computation dtype; None: inferred from the input and parameters
-  param_dtype: Any = jnp.float32  # dtype of the stored parameters
-  precision: Optional[lax.Precision] = None  # passed to the convolution
-  kernel_init: Callable = default_kernel_init  # init of the (kH, kW, C_in, C_out) kernel
-  bias_init: Callable = nn.initializers.zeros_init()  # init of the (C_out,) bias
 
-  @nn.compact
-  def __call__(self, x_NHWC: Array) -> Array:
-    kernel_size = _pair(self.kernel_size, "kernel_size")
-    kernel = self.param("kernel", self.kernel_init, kernel_size + (x_NHWC.shape[-1], self.features),
-                        self.param_dtype)
-    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
-    x_NHWC, kernel, bias = nn.dtypes.promote_dtype(x_NHWC, kernel, bias, dtype=self.dtype)
-    y = conv_transpose(x_NHWC, kernel, self.strides, self.padding, self.output_padding, self.precision)
-    return y if bias is None else y + bias
+  def _convolve(self, x_NHWC: Array, kernel: Array) -> Array:
+    return conv_transpose(x_NHWC, kernel, self.strides, self.padding, self.output_padding, self.precision)
 
 
-class Conv(nn.Module):
+class Conv(_Convolution):
   """Convolution with PyTorch Conv2d semantics (symmetric zero padding), NHWC, fast backward on CPU.
 
-  The parameter "kernel" has shape (kH, kW, C_in, C_out) as in flax.linen.Conv;
-  a PyTorch Conv2d weight (C_out, C_in, kH, kW) converts by `.transpose(2, 3, 1, 0)`.
+  The kernel is laid out as in flax.linen.Conv; a PyTorch Conv2d weight (C_out, C_in, kH, kW) converts
+  by `.transpose(2, 3, 1, 0)`.
   """
-  features: int  # output channels
-  kernel_size: IntPair  # (kH, kW) or one int for both
-  strides: IntPair = 1  # downsampling factor per spatial axis
-  padding: IntPair = 0  # zeros added on both sides of each spatial axis
-  use_bias: bool = True  # adds a per-channel bias
-  dtype: Optional[Any] = None  # computation dtype; None: inferred from the input and parameters
-  param_dtype: Any = jnp.float32  # dtype of the stored parameters
-  precision: Optional[lax.Precision] = None  # passed to the convolution
-  kernel_init: Callable = default_kernel_init  # init of the (kH, kW, C_in, C_out) kernel
-  bias_init: Callable = nn.initializers.zeros_init()  # init of the (C_out,) bias
 
-  @nn.compact
-  def __call__(self, x_NHWC: Array) -> Array:
-    kernel_size = _pair(self.kernel_size, "kernel_size")
-    kernel = self.param("kernel", self.kernel_init, kernel_size + (x_NHWC.shape[-1], self.features),
-                        self.param_dtype)
-    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
-    x_NHWC, kernel, bias = nn.dtypes.promote_dtype(x_NHWC, kernel, bias, dtype=self.dtype)
-    y = conv(x_NHWC, kernel, self.strides, self.padding, self.precision)
-    return y if bias is None else y + bias
+  def _convolve(self, x_NHWC: Array, kernel: Array) -> Array:
+    return conv(x_NHWC, kernel, self.strides, self.padding, self.precision)

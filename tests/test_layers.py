@@ -173,7 +173,7 @@ def _flax_padding(kernel_size, padding, output_padding):
                           if all(p <= k - 1 for p, k in zip(_pair(case[4]), _pair(case[2])))])
 def test_conv_transpose_module_matches_flax_conv_transpose(h, w, kernel_size, stride, padding, output_padding,
                                                            use_bias, transpose_kernel):
-  ours = layers.ConvTranspose(4, kernel_size, stride, padding, output_padding, use_bias=use_bias,
+  ours = layers.ConvTranspose(4, kernel_size, stride, padding, output_padding=output_padding, use_bias=use_bias,
                               bias_init=nn.initializers.normal(1.0))
   theirs = nn.ConvTranspose(4, _pair(kernel_size), _pair(stride), _flax_padding(kernel_size, padding, output_padding),
                             use_bias=use_bias, transpose_kernel=transpose_kernel)
