@@ -4,9 +4,13 @@ Data: Debian's dataset-fashion-mnist package (`apt-get install dataset-fashion-m
 in /usr/share/datasets/fashion-mnist; any folder with the four standard files works via --config.data.path.
 Launch: python launch.py --experiment=cgan_fashion_mnist --workdir=/tmp/cgan_fmnist
         python launch.py --experiment=cgan_fashion_mnist --workdir=/tmp/cgan_fmnist --mode=sample --label=9
-Runtime: not measured (a GPU-sized run; the CPU measurement is cgan_digits).
+Runtime: 3000 steps (the default; batch 128, 6.4 epochs) took 40 min of wall time on 2 CPU cores shared with a
+  second training run for most of it (about 2 steps/s alone).
 Reproduces: no published number; the check is label_accuracy (eval.jsonl) within a few points of the
 classifier's own held-out accuracy on real Fashion-MNIST (classifier_accuracy, same record).
+Measured (seed 0): label_accuracy 84.2% / 85.9% / 86.6% at steps 1000 / 2000 / 3000 against the classifier's
+88.0% on the real test split; per class at 3000 from 62.8% (shirt, the class the classifier confuses most)
+to 99.6% (trouser, bag).
 """
 from experiments import common
 from experiments.cgan_digits import cgan_config
