@@ -1,10 +1,9 @@
 """StyleGAN (v1, progressive growing 8 -> 16 -> 32) on scikit-learn's digits at 32x32, CPU-sized.
 
 Launch: python launch.py --experiment=stylegan_digits --workdir=/tmp/stylegan_digits
-Runtime: measured on 2 CPU cores shared with other jobs (load average 6-20): 1000 steps in 41 minutes of wall
-  time, 9.5 CPU-minutes including one compilation per stage; the 8x8 and 16x16 stages are several times
-  cheaper per step than the 32x32 one. Samples show blurry digits at step 750 (16x16); the full 2000 steps
-  were not run here (README sample grids).
+Runtime: 2000 steps (the default) in 14 min 14 s of wall time on 2 idle CPU cores (commit da77899): the
+  8x8 stage at about 10 steps/s, 32x32 at about 1.7 steps/s, one compilation per stage. Samples: digit shapes
+  (9, 5, 3, 0) at step 750 in the 16x16 stage, recognisable 32x32 digits at step 2000 (README grids).
 Reproduces: no published number; the check is that samples are recognisable digits (README sample grid).
 
 stylegan_ffhq's architecture and training narrowed to run on a laptop CPU: z and w of 64, 2 mapping
