@@ -244,33 +244,6 @@ def conv_transpose_reference(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair
       dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
 
 
-def _conv_space_to_depth(x_NHWC: Array, kernel_HWIO: Array, strides: tuple[int, int],
-                         padding: tuple[int, int], precision: Optional[lax.Precision]) -> Array:
-  """A strided conv as a stride-1 conv over the space-to-depth input (differentiable on its own).
-
-  Padded rows o*s + m*s + r become block o + m, phase r, so the conv becomes a
-  stride-1 conv with ceil(k/s) taps over s*s*C_in channels, whose gradients
-  are an ordinary conv and a matmul. Kept as a measured alternative; `conv`
-  uses XLA's strided conv forward (faster on XLA:CPU, see benchmarks/).
-  """
-  (s_h, s_w), (p_h, p_w) = strides, padding
-  n, h, w, c_in = x_NHWC.shape
-  k_h, k_w, _, c_out = kernel_HWIO.shape
-  out_h, out_w = (h + 2 * p_h - k_h) // s_h + 1, (w + 2 * p_w - k_w) // s_w + 1
-  t_h, t_w = -(-k_h // s_h), -(-k_w // s_w)
-  # Blocks o .. o + taps - 1 cover padded rows o*s .. o*s + taps*s - 1 >= the kernel's reach.
-  rows, cols = s_h * (out_h + t_h - 1), s_w * (out_w + t_w - 1)
-  x = lax.pad(x_NHWC, jnp.zeros((), x_NHWC.dtype),
-              ((0, 0, 0), (p_h, rows - h - p_h, 0), (p_w, cols - w - p_w, 0), (0, 0, 0)))
-  x = x.reshape(n, rows // s_h, s_h, cols // s_w, s_w, c_in).transpose(0, 1, 3, 2, 4, 5)
-  x = x.reshape(n, rows // s_h, cols // s_w, s_h * s_w * c_in)
-  kernel = jnp.pad(kernel_HWIO, ((0, t_h * s_h - k_h), (0, t_w * s_w - k_w), (0, 0), (0, 0)))
-  kernel = kernel.reshape(t_h, s_h, t_w, s_w, c_in, c_out).transpose(0, 2, 1, 3, 4, 5)
-  kernel = kernel.reshape(t_h, t_w, s_h * s_w * c_in, c_out)
-  return conv_stride1(x, kernel, ((0, 0), (0, 0)), precision)
-
-
-
 def _check_channels(x_NHWC: Array, kernel_HWIO: Array) -> None:
   if kernel_HWIO.ndim != 4 or x_NHWC.ndim != 4:
     raise ValueError(f"expected NHWC input and (kH, kW, C_in, C_out) kernel, got shapes "

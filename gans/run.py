@@ -61,8 +61,9 @@ def generate(variant: GanVariant, params, model_state, key: jax.Array, n: int, b
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_grid(grid_fn):
-  return jax.jit(grid_fn)
+def _jitted_picture(picture_fn):
+  return jax.jit(lambda params, model_state, key, conditioning: picture_fn(params, model_state, key,
+                                                                         **conditioning))
 
 
 class Setup:
@@ -100,11 +101,14 @@ class Setup:
 
   def grid(self, state: GanState) -> np.ndarray | None:
     """The variant's sample grid (outputs[rows, columns, ...]) on the sample stream, or None if it has none."""
-    if self.variant.grid is None:
-      return None
+    return None if self.variant.grid is None else self.picture(state, self.variant.grid)
+
+  def picture(self, state: GanState, picture_fn, **conditioning) -> np.ndarray:
+    """picture_fn(params, model_state, key, **conditioning) -> outputs[rows, columns, ...] of `state`, drawn
+    with the sampling parameters on the sample stream (the grid, or one of GanVariant.pictures)."""
     key = stream_key(self.config.seed, SAMPLE_STREAM)
-    return np.asarray(jax.device_get(_jitted_grid(self.variant.grid)(steps.sampling_params(state),
-                                                                      state.model_state, key)))
+    return np.asarray(jax.device_get(_jitted_picture(picture_fn)(steps.sampling_params(state), state.model_state,
+                                                                 key, conditioning)))
 
   def restore_latest(self, workdir: str, with_data: bool = True):
     """(state, data state, step) of the latest checkpoint in workdir, or the initial state when there is none."""

@@ -2,23 +2,14 @@
 import logging
 import os
 
-import jax
 import numpy as np
 
-from gans import checkpoint, data, report, run, steps
+from gans import checkpoint, data, report, run
 
 
 def grid_picture(grid: np.ndarray) -> np.ndarray:
   """A variant's grid (images[rows, columns, H, W, C]) as one picture with the same rows and columns."""
   return report.image_grid(grid.reshape((-1,) + grid.shape[2:]), columns=grid.shape[1])
-
-
-def draw_picture(setup: run.Setup, state, name: str, **conditioning) -> np.ndarray:
-  """The variant's picture `name` (outputs[rows, columns, ...]) of `state` on the sample stream."""
-  draw = jax.jit(lambda params, model_state, key, conditioning: setup.variant.pictures[name](
-      params, model_state, key, **conditioning))
-  key = run.stream_key(setup.config.seed, run.SAMPLE_STREAM)
-  return np.asarray(jax.device_get(draw(steps.sampling_params(state), state.model_state, key, conditioning)))
 
 
 def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditioning) -> str:
@@ -47,7 +38,7 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditi
   if grid is not None:
     report.save_png(os.path.join(workdir, "grid.png"), grid_picture(grid))
   for name in pictures:
-    picture = draw_picture(setup, state, name, **conditioning)
+    picture = setup.picture(state, setup.variant.pictures[name], **conditioning)
     report.save_png(os.path.join(workdir, f"{name}.png"), grid_picture(picture))
   logging.info("Wrote %d samples of step %d to %s", num_samples, step, path)
   return path

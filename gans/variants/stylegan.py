@@ -394,17 +394,17 @@ def make(config):
     z = jax.random.normal(key, (n, z_dim), jnp.float32)
     return synthesize_current(params, model_state, map_ws(params, model_state, z, truncation_psi))
 
-  phases = []
-  def stage_bounds(stage):
+  def stage_fields(stage):  # the Phase fields a stage sets
     return dict(start=stage.start, stop=stage.stop, batch_multiple=stage.batch_multiple,
                 lr_multiple=stage.lr_multiple)
 
+  phases = []
   for stage in stages:
     phases.append(Phase(f"d_main@{stage.resolution}", d_main_for(stage), updates=("d",), log_as="d_main",
-                        **stage_bounds(stage)))
+                        **stage_fields(stage)))
   for stage in stages:
     phases.append(Phase(f"g_main@{stage.resolution}", g_main_for(stage), updates=("g",), log_as="g_main",
-                        **stage_bounds(stage)))
+                        **stage_fields(stage)))
   return GanVariant(init=init, phases=tuple(phases), sample=sample, modules={"g": generator, "d": discriminator},
                     conditioning=("truncation_psi",),
                     pictures=style_pictures(z_dim, map_ws, lambda params, state, ws: synthesize_current(params, state, ws)))
