@@ -34,7 +34,7 @@ FLAGS = flags.FLAGS
 
 
 def jax_step(config):
-  """(run one step, compile seconds) for the experiment's every-step phases on a synthetic batch."""
+  """(run one step, compile seconds) for the main phases of the experiment's final stage on a synthetic batch."""
   setup = run.Setup(config)
   # The phases of the last step of training (the final resolution when growing) that run on every step:
   # the main phases, without lazy regularisers.

@@ -1,10 +1,10 @@
 """DCGAN on scikit-learn's 8x8 digits upsampled to 32x32: the no-download default.
 
 Launch: python launch.py --experiment=dcgan_digits --workdir=/tmp/dcgan_digits
-Runtime: 2,000 steps; a 3,000-step run used 10.3 CPU-minutes (user + sys) on a 2-core CPU, so the default
-  is about 7 CPU-minutes: under 10 minutes on an idle 2-core machine (34 min wall at 3,000 steps under load ~20).
+Runtime: 2,000 steps (the default) in 2 min 19 s of wall time on 2 idle CPU cores, including start-up,
+  compilation, the digits classifier and the final evaluation (16.5 steps/s while training; seed 0, commit 8834ff2).
 Reproduces: no published number; samples are recognisable digits by step 2,000 (README sample grid);
-  at 3,000 steps classifier-FID 23.9, class coverage 1.0, class KL 0.027 (seed 0).
+  that run's evaluation: classifier-FID 34.5, class coverage 1.0, class KL 0.049.
 """
 from experiments import common
 from gans.metrics import eval_config

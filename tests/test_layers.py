@@ -234,7 +234,7 @@ def test_conv_transpose_rejects_mismatched_channels_and_empty_outputs():
 
 
 # ---------------------------------------------------------------------------
-# Conv (strided, space-to-depth form)
+# Conv (strided; custom gradient through conv_transpose)
 
 # (h, w, kernel_size, stride, padding)
 CONV_CASES = [

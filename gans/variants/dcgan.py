@@ -6,7 +6,7 @@ double the resolution and halve the channels, batch norm + ReLU, tanh output.
 D: the mirror image with strided 4x4 convs, LeakyReLU(0.2), batch norm on all
 but the first layer, and a final 4x4 valid conv to one logit. The convolutions
 come from gans/layers.py, which computes them in forms that XLA:CPU runs fast
-(sub-pixel transposed convs, space-to-depth strided convs). Weights
+(sub-pixel transposed convs, gradients without input-dilated convs). Weights
 N(0, 0.02^2), batch-norm scales N(1, 0.02^2), as in the paper. For 64x64 and
 `g_channels = d_channels = 64` this is the paper's network exactly.
 """
