@@ -103,8 +103,13 @@ def candidate_subpixel_autodiff(x, kernel, stride, padding):
 
 
 def candidate_layers_conv_transpose(x, kernel, stride, padding):
-  """gans.layers.conv_transpose: sub-pixel forward; custom backward from XLA's strided conv and its kernel grad."""
+  """gans.layers.conv_transpose: Winograd F(4, 2) where it applies (k4 s2 p1, >= 16 channels), else the next."""
   return layers.conv_transpose(x, kernel, stride, padding)
+
+
+def candidate_layers_direct(x, kernel, stride, padding):
+  """gans.layers' direct form: sub-pixel forward; custom backward from XLA's strided conv and its kernel grad."""
+  return layers._conv_transpose(x, kernel, (stride, stride), (padding, padding), (0, 0), None)
 
 
 def candidate_matmul_col2im(x, kernel, stride, padding):
@@ -191,6 +196,7 @@ CANDIDATES = {
     "subpixel+matmul_grad": candidate_subpixel_fast_grad_all_shapes,
     "subpixel_autodiff": candidate_subpixel_autodiff,
     "layers.conv_transpose": candidate_layers_conv_transpose,
+    "layers_direct": candidate_layers_direct,
     "matmul+col2im": candidate_matmul_col2im,
     "custom_vjp(lax fwd)": candidate_custom_vjp_lax_forward,
 }
@@ -210,8 +216,15 @@ def conv_candidate_xla(x, kernel, stride, padding):
 
 
 def conv_candidate_layers(x, kernel, stride, padding):
-  """gans.layers.conv: XLA's strided conv; custom backward: input grad by gans.layers.conv_transpose."""
+  """gans.layers.conv: Winograd F(4, 2) after a space-to-depth where it applies (k4 s2 p1, >= 16 channels)."""
   return layers.conv(x, kernel, stride, padding)
+
+
+def conv_candidate_layers_direct(x, kernel, stride, padding):
+  """gans.layers' direct form: XLA's strided conv; custom backward: input grad by the direct conv_transpose."""
+  if (stride, padding) == (1, 0) and x.shape[1] == kernel.shape[0]:
+    return layers.conv(x, kernel, stride, padding)  # the whole-input matmul either way
+  return layers._conv(x, kernel, (stride, stride), (padding, padding), None)
 
 
 def conv_candidate_space_to_depth(x, kernel, stride, padding):
@@ -233,6 +246,7 @@ def conv_candidate_im2col(x, kernel, stride, padding):
 CONV_CANDIDATES = {
     "xla_strided_conv": conv_candidate_xla,
     "layers.conv": conv_candidate_layers,
+    "layers_direct": conv_candidate_layers_direct,
     "space_to_depth": conv_candidate_space_to_depth,
     "im2col+matmul": conv_candidate_im2col,
 }

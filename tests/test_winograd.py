@@ -1,0 +1,162 @@
+"""Winograd convolutions (gans/winograd.py) and the layers that use them (gans/layers.py)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from gans import layers, winograd
+
+# The two plans the layers use, and a 3-tap one: nothing in the code is specific to 2 taps.
+PLANS = [winograd.F4_2, winograd.F2_2, winograd.Plan(2, 3, (0.0, 1.0, -1.0))]
+
+
+def _lax_correlate(x, kernel):
+  return lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  precision=lax.Precision.HIGHEST)
+
+
+def _value_and_vjp(fn, args, cotangent_key):
+  """fn(*args) and its gradients for a random cotangent, in one jitted call (eager dispatch of the many small
+  transform ops would compile each one separately)."""
+  @jax.jit
+  def run(*args):
+    y, vjp = jax.vjp(fn, *args)
+    return y, vjp(jax.random.normal(cotangent_key, y.shape, y.dtype))
+  return run(*args)
+
+
+def _assert_close(got, want, relative=3e-6):
+  """Equal up to float32 rounding relative to the largest entry (Winograd's transforms add a little)."""
+  scale = float(jnp.abs(want).max())
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=relative * scale)
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: f"F{p.m}_{p.r}")
+def test_matrices_compute_a_1d_correlation_exactly(plan):
+  a_t, g, b_t = winograd.matrices(plan)
+  rng = np.random.default_rng(0)
+  for _ in range(5):
+    d, w = rng.standard_normal(plan.tile), rng.standard_normal(plan.r)
+    want = [sum(d[i + k] * w[k] for k in range(plan.r)) for i in range(plan.m)]
+    np.testing.assert_allclose(a_t @ ((g @ w) * (b_t @ d)), want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_plan_needs_distinct_points_of_the_right_number():
+  with pytest.raises(ValueError, match="needs 3 distinct points"):
+    winograd.Plan(2, 3, (0.0, 1.0))
+  with pytest.raises(ValueError, match="distinct"):
+    winograd.Plan(2, 3, (0.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: f"F{p.m}_{p.r}")
+@pytest.mark.parametrize("shape", [(2, 9, 9, 8), (2, 11, 6, 5), (1, 3, 4, 3)])  # whole, ragged, one tile
+def test_correlate_and_its_gradients_match_lax(plan, shape):
+  k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(k1, shape)
+  kernel = jax.random.normal(k2, (plan.r, plan.r, shape[-1], 7))
+  y, grads = _value_and_vjp(lambda x, k: winograd.correlate(x, k, plan), (x, kernel), k3)
+  want, want_grads = _value_and_vjp(_lax_correlate, (x, kernel), k3)
+  assert y.shape == want.shape
+  for got, expected in zip((y, *grads), (want, *want_grads)):
+    _assert_close(got, expected)
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: f"F{p.m}_{p.r}")
+def test_correlate_transpose_is_the_adjoint_and_its_gradients_match(plan):
+  k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
+  y = jax.random.normal(k1, (2, 6, 5, 7))
+  kernel = jax.random.normal(k2, (plan.r, plan.r, 4, 7))
+  x_shape = (2, 6 + plan.r - 1, 5 + plan.r - 1, 4)
+
+  def lax_adjoint(y, kernel):
+    return jax.vjp(lambda x: _lax_correlate(x, kernel), jnp.zeros(x_shape))[1](y)[0]
+
+  x, grads = _value_and_vjp(lambda y, k: winograd.correlate_transpose(y, k, plan), (y, kernel), k3)
+  want, want_grads = _value_and_vjp(lax_adjoint, (y, kernel), k3)
+  assert x.shape == x_shape
+  for got, expected in zip((x, *grads), (want, *want_grads)):
+    _assert_close(got, expected)
+
+
+def _count_winograd_calls(monkeypatch):
+  calls = []
+  for name in ("correlate", "correlate_transpose"):
+    original = getattr(winograd, name)
+    monkeypatch.setattr(winograd, name, lambda *args, _f=original, _n=name: calls.append(_n) or _f(*args))
+  return calls
+
+
+@pytest.mark.parametrize("size", [8, 6, 2])  # F(4, 2); F(2, 2) for sides of 2 mod 4
+def test_dcgan_layers_use_winograd_and_match_the_direct_forms(monkeypatch, size):
+  calls = _count_winograd_calls(monkeypatch)
+  k1, k2, k3, k4 = jax.random.split(jax.random.key(2), 4)
+  c_in, c_out = layers.WINOGRAD_MIN_CHANNELS, layers.WINOGRAD_MIN_CHANNELS + 8
+  x = jax.random.normal(k1, (2, size, size, c_in))
+  kernel = 0.1 * jax.random.normal(k2, (4, 4, c_in, c_out))
+
+  def direct_conv(x, k):
+    return lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                    precision=lax.Precision.HIGHEST)
+
+  def direct_conv_transpose(x, k):
+    return layers.conv_transpose_reference(x, k, 2, 1, precision=lax.Precision.HIGHEST)
+
+  for ours, direct, x_in in [(lambda x, k: layers.conv(x, k, 2, 1), direct_conv, x),
+                             (lambda x, k: layers.conv_transpose(x, k, 2, 1), direct_conv_transpose,
+                              jax.random.normal(k4, (2, size, size, c_in)))]:
+    y, grads = _value_and_vjp(ours, (x_in, kernel), k3)
+    want, want_grads = _value_and_vjp(direct, (x_in, kernel), k3)
+    for got, expected in zip((y, *grads), (want, *want_grads)):
+      _assert_close(got, expected)
+  assert calls == ["correlate", "correlate_transpose"]
+
+
+def test_second_order_gradients_match_lax(monkeypatch):
+  """Gradient penalties differentiate the input gradient again (WGAN-GP, R1 on DCGAN-like critics)."""
+  calls = _count_winograd_calls(monkeypatch)
+  k1, k2 = jax.random.split(jax.random.key(3))
+  c = layers.WINOGRAD_MIN_CHANNELS
+  x = jax.random.normal(k1, (2, 8, 8, c))
+  kernel = 0.1 * jax.random.normal(k2, (4, 4, c, c))
+
+  def penalty(conv_fn):
+    def input_gradient_norm(kernel):
+      x_grad = jax.grad(lambda x: jnp.sum(jnp.tanh(conv_fn(x, kernel))))(x)
+      return jnp.sum(x_grad ** 2)
+    return jax.jit(jax.grad(input_gradient_norm))(kernel)
+
+  got = penalty(lambda x, k: layers.conv(x, k, 2, 1))
+  want = penalty(lambda x, k: lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
+                                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                       precision=lax.Precision.HIGHEST))
+  assert calls, "the Winograd path was not taken"
+  _assert_close(got, want, relative=2e-5)
+
+
+def test_narrow_layers_and_other_shapes_keep_the_direct_forms(monkeypatch):
+  calls = _count_winograd_calls(monkeypatch)
+  narrow = layers.WINOGRAD_MIN_CHANNELS - 1
+  layers.conv(jnp.ones((1, 8, 8, narrow)), jnp.ones((4, 4, narrow, 64)), 2, 1)
+  layers.conv_transpose(jnp.ones((1, 8, 8, 64)), jnp.ones((4, 4, 64, 3)), 2, 1)
+  layers.conv(jnp.ones((1, 8, 8, 64)), jnp.ones((3, 3, 64, 64)), 2, 1)  # kernel 3
+  layers.conv(jnp.ones((1, 7, 7, 64)), jnp.ones((4, 4, 64, 64)), 2, 1)  # odd side
+  layers.conv_transpose(jnp.ones((1, 8, 8, 64)), jnp.ones((4, 4, 64, 64)), 2, 1, output_padding=1)
+  assert calls == []
+
+
+def test_rounding_error_at_a_dcgan_layer_is_float32_sized():
+  """DCGAN's 16x16x128 -> 8x8x256 conv at its initialisation scale: Winograd vs float64."""
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((4, 16, 16, 128))
+  kernel = 0.02 * rng.standard_normal((4, 4, 128, 256))
+  got = np.asarray(jax.jit(lambda x, k: layers.conv(x, k, 2, 1))(jnp.asarray(x, jnp.float32),
+                                                                  jnp.asarray(kernel, jnp.float32)), np.float64)
+  direct = np.asarray(layers._conv(jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32), (2, 2), (1, 1),
+                                   None), np.float64)
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  exact = sum(np.einsum("nhwc,cd->nhwd", xp[:, a:a + 16:2, b:b + 16:2], kernel[a, b])
+              for a in range(4) for b in range(4))
+  winograd_error, direct_error = np.abs(got - exact).max(), np.abs(direct - exact).max()
+  assert winograd_error < 10 * direct_error + 1e-7, (winograd_error, direct_error)
+  assert winograd_error < 1e-5 * np.abs(exact).max()
