@@ -79,7 +79,9 @@ def test_correlate_transpose_is_the_adjoint_and_its_gradients_match(plan):
     _assert_close(got, expected)
 
 
-def _count_winograd_calls(monkeypatch):
+def _count_winograd_calls(monkeypatch, min_channels=16):
+  """Records the layers' Winograd calls; lowers the channel threshold (a speed setting) so small layers take it."""
+  monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", min_channels)
   calls = []
   for name in ("correlate", "correlate_transpose"):
     original = getattr(winograd, name)
@@ -135,14 +137,21 @@ def test_second_order_gradients_match_lax(monkeypatch):
 
 
 def test_narrow_layers_and_other_shapes_keep_the_direct_forms(monkeypatch):
-  calls = _count_winograd_calls(monkeypatch)
-  narrow = layers.WINOGRAD_MIN_CHANNELS - 1
-  layers.conv(jnp.ones((1, 8, 8, narrow)), jnp.ones((4, 4, narrow, 64)), 2, 1)
-  layers.conv_transpose(jnp.ones((1, 8, 8, 64)), jnp.ones((4, 4, 64, 3)), 2, 1)
-  layers.conv(jnp.ones((1, 8, 8, 64)), jnp.ones((3, 3, 64, 64)), 2, 1)  # kernel 3
-  layers.conv(jnp.ones((1, 7, 7, 64)), jnp.ones((4, 4, 64, 64)), 2, 1)  # odd side
-  layers.conv_transpose(jnp.ones((1, 8, 8, 64)), jnp.ones((4, 4, 64, 64)), 2, 1, output_padding=1)
+  calls = _count_winograd_calls(monkeypatch, min_channels=layers.WINOGRAD_MIN_CHANNELS)
+  wide, narrow = layers.WINOGRAD_MIN_CHANNELS, layers.WINOGRAD_MIN_CHANNELS - 1
+
+  def shapes_of(fn, x_shape, kernel_shape, **kwargs):
+    jax.eval_shape(lambda x, k: fn(x, k, **kwargs), jnp.ones(x_shape), jnp.ones(kernel_shape))
+
+  shapes_of(layers.conv, (1, 8, 8, narrow), (4, 4, narrow, wide), strides=2, padding=1)
+  shapes_of(layers.conv, (1, 8, 8, wide), (3, 3, wide, wide), strides=2, padding=1)  # kernel 3
+  shapes_of(layers.conv, (1, 7, 7, wide), (4, 4, wide, wide), strides=2, padding=1)  # odd side
+  shapes_of(layers.conv, (1, 8, 8, wide), (4, 4, wide, wide), strides=1, padding=1)  # stride 1
+  shapes_of(layers.conv_transpose, (1, 8, 8, wide), (4, 4, wide, 3), strides=2, padding=1)  # an RGB output
+  shapes_of(layers.conv_transpose, (1, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1, output_padding=1)
   assert calls == []
+  shapes_of(layers.conv, (1, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1)
+  assert calls == ["correlate"]  # within the rules, the same layer does take it
 
 
 def test_rounding_error_at_a_dcgan_layer_is_float32_sized():
