@@ -169,3 +169,21 @@ def test_rounding_error_at_a_dcgan_layer_is_float32_sized():
   winograd_error, direct_error = np.abs(got - exact).max(), np.abs(direct - exact).max()
   assert winograd_error < 10 * direct_error + 1e-7, (winograd_error, direct_error)
   assert winograd_error < 1e-5 * np.abs(exact).max()
+
+
+def test_a_dcgan_step_with_winograd_layers_is_the_same_on_four_devices(monkeypatch):
+  """The tiles' matrix products merge the batch (sharded over devices) with the tile grid; XLA must partition
+  that reshape and all-reduce the kernel gradient's sum over it."""
+  from tests.test_training import one_step, tiny_config
+  calls = _count_winograd_calls(monkeypatch)
+  config = tiny_config("dcgan_celeba64")
+  with config.unlocked():
+    config.data.resolution = 16  # G: 4x4x32 -> 8x8x16 -> 16x16x3; D: 16x16x3 -> 8x8x16 -> 4x4x32
+    config.model.g_channels = config.model.d_channels = 16
+  state_1, metrics_1 = one_step(config, num_devices=1)
+  state_4, metrics_4 = one_step(config, num_devices=4)
+  assert sorted(set(calls)) == ["correlate", "correlate_transpose"]
+  for a, b in zip(jax.tree.leaves(state_1.params), jax.tree.leaves(state_4.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  for name in metrics_1:
+    np.testing.assert_allclose(metrics_1[name], metrics_4[name], rtol=1e-4, atol=1e-6)
