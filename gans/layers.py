@@ -350,8 +350,9 @@ WINOGRAD_MIN_CHANNELS = 128
 
 
 def _winograd_applies(kernel_HWIO: Array, strides, padding, output_padding=(0, 0)) -> bool:
-  return (jax.default_backend() == "cpu" and tuple(kernel_HWIO.shape[:2]) == (4, 4) and tuple(strides) == (2, 2) and tuple(padding) == (1, 1)
-          and tuple(output_padding) == (0, 0) and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS)
+  return (jax.default_backend() == "cpu" and tuple(kernel_HWIO.shape[:2]) == (4, 4)
+          and tuple(strides) == (2, 2) and tuple(padding) == (1, 1) and tuple(output_padding) == (0, 0)
+          and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS)
 
 
 def _space_to_depth(x_NHWC: Array) -> Array:
