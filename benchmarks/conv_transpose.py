@@ -103,7 +103,7 @@ def candidate_subpixel_autodiff(x, kernel, stride, padding):
 
 
 def candidate_layers_conv_transpose(x, kernel, stride, padding):
-  """gans.layers.conv_transpose: Winograd F(4, 2) where it applies (k4 s2 p1, >= 16 channels), else the next."""
+  """gans.layers.conv_transpose: Winograd F(4, 2) where it applies (k4 s2 p1, wide layers), else the next."""
   return layers.conv_transpose(x, kernel, stride, padding)
 
 
@@ -216,7 +216,7 @@ def conv_candidate_xla(x, kernel, stride, padding):
 
 
 def conv_candidate_layers(x, kernel, stride, padding):
-  """gans.layers.conv: Winograd F(4, 2) after a space-to-depth where it applies (k4 s2 p1, >= 16 channels)."""
+  """gans.layers.conv: Winograd F(4, 2) after a space-to-depth where it applies (k4 s2 p1, >= WINOGRAD_MIN_CHANNELS)."""
   return layers.conv(x, kernel, stride, padding)
 
 

@@ -349,8 +349,9 @@ def _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precisio
 WINOGRAD_MIN_CHANNELS = 128
 
 
-def _winograd_applies(kernel_HWIO: Array, strides, padding, output_padding=(0, 0)) -> bool:
-  return (jax.default_backend() == "cpu" and tuple(kernel_HWIO.shape[:2]) == (4, 4)
+def _winograd_applies(kernel_HWIO: Array, strides, padding, precision, output_padding=(0, 0)) -> bool:
+  # An explicit `precision` asks for the direct convolution's rounding.
+  return (jax.default_backend() == "cpu" and precision is None and tuple(kernel_HWIO.shape[:2]) == (4, 4)
           and tuple(strides) == (2, 2) and tuple(padding) == (1, 1) and tuple(output_padding) == (0, 0)
           and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS)
 
@@ -415,7 +416,7 @@ def conv_transpose(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padd
     _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO.shape[axis], strides[axis], padding[axis], output_padding[axis])
   if x_NHWC.shape[1:3] == (1, 1):
     return _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precision)
-  if _winograd_applies(kernel_HWIO, strides, padding, output_padding) and precision is None:
+  if _winograd_applies(kernel_HWIO, strides, padding, precision, output_padding):
     return _winograd_conv_transpose(x_NHWC, kernel_HWIO)
   return _conv_transpose(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
 
@@ -454,7 +455,7 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
     return jnp.dot(x_NHWC.reshape(n, -1), kernel_HWIO.reshape(-1, c_out), precision=precision).reshape(n, 1, 1, c_out)
   if strides == (1, 1):
     return conv_stride1(x_NHWC, kernel_HWIO, tuple((p, p) for p in padding), precision)
-  if _winograd_applies(kernel_HWIO, strides, padding) and h % 2 == 0 and w % 2 == 0 and precision is None:
+  if _winograd_applies(kernel_HWIO, strides, padding, precision) and h % 2 == 0 and w % 2 == 0:
     return _winograd_conv(x_NHWC, kernel_HWIO)
   return _conv(x_NHWC, kernel_HWIO, strides, padding, precision)
 

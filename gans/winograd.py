@@ -104,7 +104,8 @@ def _gather_tiles(x: Array, axis: int, num_tiles: int, matrix: np.ndarray, strid
 def _scatter_tiles(parts: Sequence[Array], axis: int, matrix: np.ndarray, stride: int, length: int) -> Array:
   """The adjoint of `_gather_tiles`: x[..., t * stride + j, ...] += sum_i matrix[i, j] * parts[i][..., t, ...].
 
-  Tiles longer than the stride overlap and their sums add up; the result is cropped or zero-padded to `length`.
+  Tiles (matrix.shape[1] long, at least `stride`) longer than the stride overlap and their sums add up; the
+  result is cropped or zero-padded to `length`.
   """
   size = matrix.shape[1]
   per_offset = [_combine(matrix[:, j], parts) for j in range(size)]
@@ -112,15 +113,11 @@ def _scatter_tiles(parts: Sequence[Array], axis: int, matrix: np.ndarray, stride
   columns = []
   for j in range(stride):
     column = None
-    for k in range((size - 1 - j) // stride + 1 if j < size else 0):
+    for k in range((size - 1 - j) // stride + 1):
       widths = [(0, 0)] * per_offset[0].ndim
       widths[axis] = (k, extra - k)
       shifted = jnp.pad(per_offset[j + k * stride], widths)
       column = shifted if column is None else column + shifted
-    if column is None:
-      widths = [(0, 0)] * per_offset[0].ndim
-      widths[axis] = (0, extra)
-      column = jnp.zeros_like(jnp.pad(per_offset[0], widths))
     columns.append(column)
   y = jnp.stack(columns, axis=axis + 1)
   shape = list(columns[0].shape)
@@ -137,46 +134,50 @@ def _num_tiles(outputs: int, plan: Plan) -> int:
   return -(-outputs // plan.m)
 
 
-def _input_transform(x: Array, plan: Plan) -> Array:
-  """(N, H, W, C) -> (a * a, N * T_h * T_w, C): B^T X B of every tile (tiles start every m pixels)."""
+def _gather_2d(x: Array, t_h: int, t_w: int, matrix: np.ndarray, plan: Plan) -> Array:
+  """(N, H, W, C) -> (a * a, N * t_h * t_w, C): matrix X matrix^T of every tile (tiles start every m pixels),
+  rows then columns; x is zero-padded to the tiles' reach."""
   n, h, w, c = x.shape
-  t_h, t_w = _num_tiles(h - plan.r + 1, plan), _num_tiles(w - plan.r + 1, plan)
-  x = jnp.pad(x, ((0, 0), (0, t_h * plan.m + plan.r - 1 - h), (0, t_w * plan.m + plan.r - 1 - w), (0, 0)))
-  b_t = matrices(plan)[2]
-  rows = jnp.stack(_gather_tiles(x, 1, t_h, b_t, plan.m))  # (a, N, T_h, W, C)
-  tiles = jnp.stack(_gather_tiles(rows, 3, t_w, b_t, plan.m), axis=1)  # (a, a, N, T_h, T_w, C)
+  size = matrix.shape[1]
+  x = jnp.pad(x, ((0, 0), (0, (t_h - 1) * plan.m + size - h), (0, (t_w - 1) * plan.m + size - w), (0, 0)))
+  rows = jnp.stack(_gather_tiles(x, 1, t_h, matrix, plan.m))  # (a, N, t_h, W, C)
+  tiles = jnp.stack(_gather_tiles(rows, 3, t_w, matrix, plan.m), axis=1)  # (a, a, N, t_h, t_w, C)
   return tiles.reshape(plan.tile ** 2, n * t_h * t_w, c)
+
+
+def _scatter_2d(v: Array, shape: tuple[int, int, int, int], t_h: int, t_w: int, matrix: np.ndarray,
+                plan: Plan) -> Array:
+  """The adjoint of `_gather_2d`: (a * a, N * t_h * t_w, C) -> (N, H, W, C) = `shape`."""
+  n, h, w, c = shape
+  v = v.reshape(plan.tile, plan.tile, n, t_h, t_w, c)
+  rows = _scatter_tiles([v[:, j] for j in range(plan.tile)], 3, matrix, plan.m, w)  # (a, N, t_h, W, C)
+  return _scatter_tiles([rows[i] for i in range(plan.tile)], 1, matrix, plan.m, h)
+
+
+def _input_transform(x: Array, plan: Plan) -> Array:
+  """(N, H, W, C) -> (a * a, N * T_h * T_w, C): B^T X B of every tile."""
+  _, h, w, _ = x.shape
+  t_h, t_w = _num_tiles(h - plan.r + 1, plan), _num_tiles(w - plan.r + 1, plan)
+  return _gather_2d(x, t_h, t_w, matrices(plan)[2], plan)
 
 
 def _input_transform_adjoint(v: Array, shape: tuple[int, int, int, int], plan: Plan) -> Array:
   """The adjoint of `_input_transform`: (a * a, N * T_h * T_w, C) -> (N, H, W, C) = `shape`."""
-  n, h, w, c = shape
+  _, h, w, _ = shape
   t_h, t_w = _num_tiles(h - plan.r + 1, plan), _num_tiles(w - plan.r + 1, plan)
-  b_t = matrices(plan)[2]
-  v = v.reshape(plan.tile, plan.tile, n, t_h, t_w, c)
-  rows = _scatter_tiles([v[:, j] for j in range(plan.tile)], 3, b_t, plan.m, w)  # (a, N, T_h, W, C)
-  return _scatter_tiles([rows[i] for i in range(plan.tile)], 1, b_t, plan.m, h)
+  return _scatter_2d(v, shape, t_h, t_w, matrices(plan)[2], plan)
 
 
 def _output_transform(products: Array, shape: tuple[int, int, int, int], plan: Plan) -> Array:
   """(a * a, N * T_h * T_w, D) -> (N, H_out, W_out, D) = `shape`: A^T M A of every tile, tiles side by side."""
-  n, h, w, d = shape
-  t_h, t_w = _num_tiles(h, plan), _num_tiles(w, plan)
-  a_matrix = matrices(plan)[0].T
-  products = products.reshape(plan.tile, plan.tile, n, t_h, t_w, d)
-  rows = _scatter_tiles([products[:, j] for j in range(plan.tile)], 3, a_matrix, plan.m, w)  # (a, N, T_h, W, D)
-  return _scatter_tiles([rows[i] for i in range(plan.tile)], 1, a_matrix, plan.m, h)
+  _, h, w, _ = shape
+  return _scatter_2d(products, shape, _num_tiles(h, plan), _num_tiles(w, plan), matrices(plan)[0].T, plan)
 
 
 def _output_transform_adjoint(y: Array, plan: Plan) -> Array:
   """The adjoint of `_output_transform`: (N, H_out, W_out, D) -> (a * a, N * T_h * T_w, D)."""
-  n, h, w, d = y.shape
-  t_h, t_w = _num_tiles(h, plan), _num_tiles(w, plan)
-  y = jnp.pad(y, ((0, 0), (0, t_h * plan.m - h), (0, t_w * plan.m - w), (0, 0)))
-  a_matrix = matrices(plan)[0].T
-  rows = jnp.stack(_gather_tiles(y, 1, t_h, a_matrix, plan.m))  # (a, N, T_h, W, D)
-  tiles = jnp.stack(_gather_tiles(rows, 3, t_w, a_matrix, plan.m), axis=1)  # (a, a, N, T_h, T_w, D)
-  return tiles.reshape(plan.tile ** 2, n * t_h * t_w, d)
+  _, h, w, _ = y.shape
+  return _gather_2d(y, _num_tiles(h, plan), _num_tiles(w, plan), matrices(plan)[0].T, plan)
 
 
 def _kernel_transform(kernel: Array, plan: Plan) -> Array:
@@ -205,17 +206,19 @@ def _kernel_gradient(tiles: Array, output_tiles: Array, plan: Plan) -> Array:
   return _kernel_transform_adjoint(products, plan)
 
 
-def _correlate(x, kernel, plan, tiles=None):
+def _correlate(x, kernel, plan):
+  """(y, the input's transformed tiles, which the kernel gradient reuses)."""
   n, h, w, _ = x.shape
-  tiles = _input_transform(x, plan) if tiles is None else tiles
+  tiles = _input_transform(x, plan)
   products = lax.dot_general(tiles, _kernel_transform(kernel, plan), (((2,), (1,)), _PER_POINT))
   shape = (n, h - plan.r + 1, w - plan.r + 1, kernel.shape[3])
   return _output_transform(products, shape, plan), tiles
 
 
-def _correlate_transpose(y, kernel, plan, output_tiles=None):
+def _correlate_transpose(y, kernel, plan):
+  """(x, the input's transformed tiles, which the kernel gradient reuses)."""
   n, h, w, _ = y.shape
-  output_tiles = _output_transform_adjoint(y, plan) if output_tiles is None else output_tiles
+  output_tiles = _output_transform_adjoint(y, plan)
   products = lax.dot_general(output_tiles, _kernel_transform(kernel, plan), (((2,), (2,)), _PER_POINT))
   shape = (n, h + plan.r - 1, w + plan.r - 1, kernel.shape[2])
   return _input_transform_adjoint(products, shape, plan), output_tiles
