@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gans import layers as conv_layers
+
 SQRT2 = float(np.sqrt(2.0))
 DEFAULT_RESAMPLE_TAPS = (1, 3, 3, 1)  # the binomial low-pass filter of Karras et al. 2020, App. B
 
@@ -163,6 +165,11 @@ def downsample2d(x_NHWC, filter_2d, down=2):
 
 
 def _conv(x_NHWC, w_HWIO, stride=1, padding=0, groups=1, lhs_dilation=1):
+  w_HWIO = w_HWIO.astype(x_NHWC.dtype)
+  if w_HWIO.shape[:2] == (1, 1) and (stride, padding, groups, lhs_dilation) == (1, 0, 1, 1):
+    # A 1x1 conv is a matmul over channels; as one, its kernel gradient is a reduction over pixels
+    # instead of XLA's kernel-gradient convolution, which transposes both operands first.
+    return jnp.einsum("nhwi,io->nhwo", x_NHWC, w_HWIO[0, 0])
   if lhs_dilation > 1:
     # Zeros inserted explicitly, then an ordinary convolution: XLA:CPU has no fast kernel for
     # input-dilated convolutions or their gradients (several times slower than this).
@@ -171,7 +178,7 @@ def _conv(x_NHWC, w_HWIO, stride=1, padding=0, groups=1, lhs_dilation=1):
                       (0, 0, 0)])
     padding = 0
   return lax.conv_general_dilated(
-    x_NHWC, w_HWIO.astype(x_NHWC.dtype), window_strides=(stride, stride),
+    x_NHWC, w_HWIO, window_strides=(stride, stride),
     padding=[(padding, padding), (padding, padding)],
     dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
 
@@ -212,12 +219,17 @@ def conv2d_resample(x_NHWC, w_HWIO, filter_2d=None, up=1, down=1, padding=0, gro
     return _conv(x, kernel, stride=down, groups=groups)
   # Upsampling: a transposed strided convolution, then the blur. The official transposed
   # convolution (with the kernel flipped once more, so that flip_weight keeps its meaning)
-  # equals correlating the zero-stuffed input with `kernel`, padded by kernel-1 for the
-  # "full" output and cropped by what the blur does not need.
+  # scatters with `kernel` flipped, i.e. equals correlating the zero-stuffed input with
+  # `kernel`, padded by kernel-1 for the "full" output and cropped by what the blur does not need.
   pad0 -= kernel_w - 1
   pad1 -= kernel_w - up
   crop = max(min(-pad0, -pad1), 0)
-  x = _conv(x_NHWC, kernel, padding=kernel_w - 1 - crop, groups=groups, lhs_dilation=up)
+  if groups == 1 and crop == 0:
+    # gans.layers' transposed conv computes only the nonzero products (a quarter of the
+    # zero-stuffed form's at up=2), forward and backward.
+    x = conv_layers.conv_transpose(x_NHWC, kernel[::-1, ::-1], strides=up)
+  else:
+    x = _conv(x_NHWC, kernel, padding=kernel_w - 1 - crop, groups=groups, lhs_dilation=up)
   square = (pad0 + crop, pad1 + crop, pad0 + crop, pad1 + crop)
   x = upfirdn2d(x, filter_2d, padding=square, gain=up * up)
   if down > 1:
@@ -237,12 +249,11 @@ def modulated_conv2d(x_NHWC, weight_HWIO, styles, noise=None, up=1, padding=0, f
   """
   batch = x_NHWC.shape[0]
   kernel_h, kernel_w, in_channels, out_channels = weight_HWIO.shape
-  weight = None
   dcoefs = None
-  if demodulate or fused_modconv:
-    weight = weight_HWIO[None] * styles[:, None, None, :, None]  # [N, kh, kw, I, O]
   if demodulate:
-    dcoefs = lax.rsqrt(jnp.sum(jnp.square(weight), axis=(1, 2, 3)) + 1e-8)  # [N, O]
+    # sum_{kh,kw,i} (w[kh,kw,i,o] * s[n,i])^2 = sum_i s[n,i]^2 * sum_{kh,kw} w[kh,kw,i,o]^2: a matmul,
+    # not the official [N, kh, kw, I, O] product (its gradient cost more than a training step's convs).
+    dcoefs = lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(weight_HWIO), axis=(0, 1)) + 1e-8)  # [N, O]
   if not fused_modconv:
     x = x_NHWC * styles[:, None, None, :].astype(x_NHWC.dtype)
     x = conv2d_resample(x, weight_HWIO, filter_2d, up=up, padding=padding, flip_weight=flip_weight)
@@ -251,6 +262,7 @@ def modulated_conv2d(x_NHWC, weight_HWIO, styles, noise=None, up=1, padding=0, f
     if noise is not None:
       x = x + noise.astype(x.dtype)
     return x
+  weight = weight_HWIO[None] * styles[:, None, None, :, None]  # [N, kh, kw, I, O]
   if demodulate:
     weight = weight * dcoefs[:, None, None, None, :]
   # Fold the batch into channels: one grouped convolution with batch groups.
