@@ -194,6 +194,10 @@ def _conv(x_NHWC, w_HWIO, stride=1, padding=0, groups=1, lhs_dilation=1):
   w_HWIO = w_HWIO.astype(x_NHWC.dtype)
   if w_HWIO.shape[:2] == (1, 1) and (stride, padding, groups, lhs_dilation) == (1, 0, 1, 1):
     return _conv1x1(x_NHWC, w_HWIO[0, 0])
+  if stride > 1 and groups == 1 and lhs_dilation == 1:
+    # gans.layers' strided conv takes its input gradient as a transposed conv; XLA's own is an
+    # input-dilated conv, slow on XLA:CPU (the discriminator's step ran 5-13% faster).
+    return conv_layers.conv(x_NHWC, w_HWIO, strides=stride, padding=padding)
   if lhs_dilation > 1:
     # Zeros inserted explicitly, then an ordinary convolution: XLA:CPU has no fast kernel for
     # input-dilated convolutions or their gradients (several times slower than this).
