@@ -382,3 +382,53 @@ def test_generator_sample_truncates_toward_w_avg(tiny_generator):
   assert_close("w_avg image", centre, w_avg_image, atol=1e-5)
   with pytest.raises(ValueError, match="conditional"):
     generator_sample(generator.clone(c_dim=2), params, model_state, jax.random.key(0), 3)
+
+
+# ----------------------------------------------------------------------------------------
+# The fast convolution forms against plain lax ones, values and gradients (the fixtures
+# check values only; R1 and path length also differentiate the gradients).
+
+
+def _lax_conv(x, w, stride=1, padding=0, lhs_dilation=1):
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
+                                      lhs_dilation=(lhs_dilation, lhs_dilation),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _reference_conv2d_resample(x, w, filter_2d, up, down, padding):
+  """The official conv2d_resample in its plain form: zero-stuffed or strided lax convolutions."""
+  from gans.variants.stylegan2.layers import upfirdn2d
+  k, taps = w.shape[0], filter_2d.shape[0]
+  if up > 1:  # kernel flipped (flip_weight=False), full transposed conv, then the blur
+    y = _lax_conv(x, w[::-1, ::-1], padding=k - 1, lhs_dilation=up)
+    pad0 = padding + (taps + up - 1) // 2 - (k - 1)
+    pad1 = padding + (taps - up) // 2 - (k - up)
+    return upfirdn2d(y, filter_2d, padding=(pad0, pad1) * 2, gain=up * up)
+  if down > 1:  # the blur, then the strided convolution
+    pad0 = padding + (taps - down + 1) // 2
+    pad1 = padding + (taps - down) // 2
+    return _lax_conv(upfirdn2d(x, filter_2d, padding=(pad0, pad1) * 2), w, stride=down)
+  return _lax_conv(x, w, padding=padding)
+
+
+@pytest.mark.parametrize("kernel, up, down", [(3, 2, 1), (3, 1, 2), (1, 1, 1), (1, 1, 2), (3, 1, 1)])
+def test_conv2d_resample_values_and_gradients_match_plain_convolutions(kernel, up, down):
+  from gans.variants.stylegan2.layers import conv2d_resample, fir_filter_2d
+  filter_2d = fir_filter_2d()
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 5))
+  w = jax.random.normal(jax.random.key(1), (kernel, kernel, 5, 6))
+  probe = jax.random.normal(jax.random.key(2), _reference_conv2d_resample(x, w, filter_2d, up, down, kernel // 2).shape)
+
+  def losses(conv):
+    first = lambda x, w: jnp.sum(conv(x, w) * probe)
+    # A gradient penalty's shape: the squared input gradient, differentiated again.
+    second = lambda x, w: jnp.sum(jnp.square(jax.grad(first)(x, w)))
+    return first, second
+
+  fast = lambda x, w: conv2d_resample(x, w, filter_2d, up=up, down=down, padding=kernel // 2, flip_weight=(up == 1))
+  plain = lambda x, w: _reference_conv2d_resample(x, w, filter_2d, up, down, kernel // 2)
+  scale = float(jnp.max(jnp.abs(plain(x, w))))
+  np.testing.assert_allclose(fast(x, w), plain(x, w), rtol=0, atol=1e-5 * scale)
+  for got_loss, want_loss in zip(losses(fast), losses(plain)):
+    for got, want in zip(jax.grad(got_loss, argnums=(0, 1))(x, w), jax.grad(want_loss, argnums=(0, 1))(x, w)):
+      np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(want))))

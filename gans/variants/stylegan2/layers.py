@@ -253,8 +253,8 @@ def conv2d_resample(x_NHWC, w_HWIO, filter_2d=None, up=1, down=1, padding=0, gro
   pad1 -= kernel_w - up
   crop = max(min(-pad0, -pad1), 0)
   if groups == 1 and crop == 0:
-    # gans.layers' transposed conv computes only the nonzero products (a quarter of the
-    # zero-stuffed form's at up=2), forward and backward.
+    # gans.layers' transposed conv (sub-pixel form) makes 16 products per input pixel and channel
+    # pair where the zero-stuffed 3x3 conv makes 36, forward and backward.
     x = conv_layers.conv_transpose(x_NHWC, kernel[::-1, ::-1], strides=up)
   else:
     x = _conv(x_NHWC, kernel, padding=kernel_w - 1 - crop, groups=groups, lhs_dilation=up)
