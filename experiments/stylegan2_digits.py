@@ -1,11 +1,12 @@
 """StyleGAN2 (config F's architecture and training, narrowed) on scikit-learn's digits at 32x32, CPU-sized.
 
 Launch: python launch.py --experiment=stylegan2_digits --workdir=/tmp/stylegan2_digits
-Runtime: 1500 steps (the default) in 9 min 26 s of wall time on 2 idle CPU cores, commit b557c39: the first
-  100 steps in 2 min 10 s after training starts (compiling the three step variants: main, +path length, +R1), then 3.0-3.7
-  steps/s (13 min 12 s and 2.1 steps/s at da77899, before the faster StyleGAN2 layers; the samples of the
-  two runs look the same). Samples: blobs at step 500, blurry but recognisable digit shapes (2, 3, 6, 8, 9)
-  at step 1500 (README sample grids); longer runs sharpen them (--config.train.steps=3000, about 17 minutes by that step rate).
+Runtime: 1500 steps (the default) in 9 min 26 s of wall time on 2 idle CPU cores, commit b557c39: the first 100
+  steps in 2 min 10 s after training starts (compiling the three step variants: main, +path length, +R1), then
+  3.0-3.7 steps/s (13 min 12 s and 2.1 steps/s at da77899, before the faster StyleGAN2 layers; the samples of
+  the two runs look the same). Samples: blobs at step 500, blurry but recognisable digit shapes (2, 3, 6, 8, 9)
+  at step 1500 (README sample grids); longer runs sharpen them (--config.train.steps=3000, about 17 minutes by
+  that step rate).
 Reproduces: no published number; the check is that samples are recognisable digits (README sample grid).
 
 Everything but the widths follows stylegan2_ffhq: lazy R1 (gamma reduced to 1 for these 1,797 small
