@@ -81,6 +81,7 @@ def test_w_avg_and_weights_round_trip_exactly(official, weights, io):
   ("img_mix_const", "ws_mix", "const", True),
   ("img_trunc_const", "ws_trunc", "const", True),
   ("img_const_unfused", "ws", "const", False),
+  ("img_const", "ws", "const", None),  # the backend's default form
 ])
 def test_synthesis_matches_official(official, io, output, ws_key, noise_mode, fused):
   img = official.synthesis(io[ws_key], noise_mode=noise_mode, fused_modconv=fused)

@@ -304,13 +304,18 @@ class OfficialStyleGAN2:
     return self._map(self.g_variables, jnp.asarray(z), None if c is None else jnp.asarray(c), self.w_avg,
                      float(truncation_psi), truncation_cutoff)
 
-  def synthesis(self, ws, noise_mode="random", fused_modconv=True, key=None):
-    """Images NCHW from ws; noise_mode 'random' draws its noise from `key` (no hidden global rng)."""
+  def synthesis(self, ws, noise_mode="random", fused_modconv=None, key=None):
+    """Images NCHW from ws; noise_mode 'random' draws its noise from `key` (no hidden global rng).
+
+    fused_modconv=None: the faster form for the backend (layers.default_fused_modconv); both agree
+    to float32 rounding.
+    """
     self._require(self.generator_module, "G/")
     if noise_mode == "random" and key is None:
       raise ValueError("noise_mode='random' needs key=jax.random.key(...)")
     key = jax.random.key(0) if key is None else key  # unused unless noise_mode == 'random'
-    img_NHWC = self._synthesize(self.g_variables, jnp.asarray(ws), key, noise_mode, bool(fused_modconv))
+    img_NHWC = self._synthesize(self.g_variables, jnp.asarray(ws), key, noise_mode,
+                                  None if fused_modconv is None else bool(fused_modconv))
     return jnp.transpose(img_NHWC, (0, 3, 1, 2))
 
   def discriminator(self, img, c=None):

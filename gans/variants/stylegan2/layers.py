@@ -265,16 +265,26 @@ def conv2d_resample(x_NHWC, w_HWIO, filter_2d=None, up=1, down=1, padding=0, gro
   return x
 
 
+def default_fused_modconv() -> bool:
+  """Whether modulated convs fuse by default: not on the CPU, where XLA's grouped convolution made a
+  64x64 generator's forward pass 4x slower (123 vs 31 ms for 32 images). The official networks fuse
+  outside training, which on GPUs is the faster form; the two forms agree to float32 rounding."""
+  return jax.default_backend() != "cpu"
+
+
 def modulated_conv2d(x_NHWC, weight_HWIO, styles, noise=None, up=1, padding=0, filter_2d=None,
-                     demodulate=True, flip_weight=True, fused_modconv=True):
+                     demodulate=True, flip_weight=True, fused_modconv=None):
   """StyleGAN2's weight (de)modulation (Karras et al. 2020, Sec. 2.2), fused or not.
 
   styles: [N, in] per-sample input-channel scales. Demodulation rescales each output
   channel to unit expected second moment. The fused path convolves once with per-sample
   weights (a grouped convolution over the batch); the non-fused path scales activations
   before and after a shared convolution. The two agree to float32 rounding.
+  fused_modconv=None picks the faster of the two for the backend (`default_fused_modconv`).
   noise: broadcastable to the output, added after demodulation.
   """
+  if fused_modconv is None:
+    fused_modconv = default_fused_modconv()
   batch = x_NHWC.shape[0]
   kernel_h, kernel_w, in_channels, out_channels = weight_HWIO.shape
   dcoefs = None
@@ -403,7 +413,7 @@ class SynthesisLayer(nn.Module):
   conv_clamp: Optional[float] = None  # clip outputs to +-conv_clamp (times gain); None = no clipping
 
   @nn.compact
-  def __call__(self, x_NHWC, w, noise_mode="random", fused_modconv=True, gain=1.0):
+  def __call__(self, x_NHWC, w, noise_mode="random", fused_modconv=None, gain=1.0):
     if noise_mode not in NOISE_MODES:
       raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
     in_channels = x_NHWC.shape[-1]
@@ -436,7 +446,7 @@ class ToRGB(nn.Module):
   conv_clamp: Optional[float] = None  # clip outputs to +-conv_clamp; None = no clipping
 
   @nn.compact
-  def __call__(self, x_NHWC, w, fused_modconv=True):
+  def __call__(self, x_NHWC, w, fused_modconv=None):
     in_channels = x_NHWC.shape[-1]
     # Without demodulation the equalised-lr scale must be applied somewhere: on the styles.
     styles = EqualizedDense(in_channels, bias_init=1.0, name="affine")(w)

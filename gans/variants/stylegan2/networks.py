@@ -102,7 +102,7 @@ class SynthesisBlock(nn.Module):
     return 1 if (self.is_last or self.architecture == "skip") else 0
 
   @nn.compact
-  def __call__(self, x_NHWC, img_NHWC, block_ws, noise_mode="random", fused_modconv=True):
+  def __call__(self, x_NHWC, img_NHWC, block_ws, noise_mode="random", fused_modconv=None):
     layer_args = dict(features=self.out_channels, resolution=self.resolution,
                       resample_taps=self.resample_taps, conv_clamp=self.conv_clamp)
     w_index = iter(range(block_ws.shape[1]))
@@ -143,7 +143,7 @@ class SynthesisNetwork(nn.Module):
   conv_clamp: Optional[float] = None  # clip conv outputs to +-conv_clamp; None = no clipping
 
   @nn.compact
-  def __call__(self, ws, noise_mode="random", fused_modconv=True):
+  def __call__(self, ws, noise_mode="random", fused_modconv=None):
     _check_channels(self.channels, self.img_resolution)
     if self.architecture not in ARCHITECTURES:
       raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
@@ -201,12 +201,12 @@ class Generator(nn.Module):
     ws = jnp.broadcast_to(w[:, None, :], (w.shape[0], self.num_ws, w.shape[1]))
     return truncate(ws, w_avg, truncation_psi, truncation_cutoff)
 
-  def synthesize(self, ws, noise_mode="random", fused_modconv=True):
+  def synthesize(self, ws, noise_mode="random", fused_modconv=None):
     """Image [N, H, W, C] (nominally in [-1, 1]) from ws [N, num_ws, w_dim]."""
     return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
 
   def __call__(self, z, c=None, w_avg=None, truncation_psi=1.0, truncation_cutoff=None,
-               noise_mode="random", fused_modconv=True):
+               noise_mode="random", fused_modconv=None):
     ws = self.map(z, c, w_avg, truncation_psi, truncation_cutoff)
     return self.synthesize(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
 

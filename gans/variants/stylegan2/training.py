@@ -307,8 +307,8 @@ def make(config):
     z_key, noise_key = jax.random.split(key)
     z = jax.random.normal(z_key, (n, z_dim), jnp.float32)
     variables = {"params": params["g"], "buffers": model_state["g_buffers"]}
-    # Not fused: the fused path's per-sample grouped convolution is the slow one on CPUs.
-    return generator.apply(variables, z, c, model_state["w_avg"], truncation_psi, truncation_cutoff, "const", False,
+    # fused_modconv left to the backend's faster form (layers.default_fused_modconv).
+    return generator.apply(variables, z, c, model_state["w_avg"], truncation_psi, truncation_cutoff, "const",
                            rngs={"noise": noise_key})
 
   def map_ws(params, model_state, z, label=None, truncation_psi=1.0):
@@ -321,7 +321,7 @@ def make(config):
 
   def synthesize(params, model_state, ws):
     variables = {"params": params["g"], "buffers": model_state["g_buffers"]}
-    return generator.apply(variables, ws, "const", False, method=Generator.synthesize)
+    return generator.apply(variables, ws, "const", method=Generator.synthesize)
 
   phases = [Phase("d_main", d_main, updates=("d",))]
   if r1_gamma and r1_interval:
