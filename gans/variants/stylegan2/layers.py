@@ -164,39 +164,14 @@ def downsample2d(x_NHWC, filter_2d, down=2):
 # Convolution with FIR up/downsampling (what NVlabs' conv2d_resample computes).
 
 
-@jax.custom_vjp
-def _conv1x1(x_NHWC, w_IO):
-  """A 1x1 convolution as the matmul it is, with a kernel gradient that reads both operands as stored.
-
-  XLA's kernel gradient of a 1x1 convolution (and of the einsum's own transpose rule) first
-  transposes an operand, and fuses that transpose with whatever computes it (a blur's adjoint
-  here), which ran several times slower than the whole matmul.
-  """
-  return jnp.einsum("nhwi,io->nhwo", x_NHWC, w_IO)
-
-
-def _conv1x1_fwd(x_NHWC, w_IO):
-  return _conv1x1(x_NHWC, w_IO), (x_NHWC, w_IO)
-
-
-def _conv1x1_bwd(residuals, y_grad):
-  x_NHWC, w_IO = residuals
-  x_grad = jnp.einsum("nhwo,io->nhwi", y_grad, w_IO)
-  rows = (((0,), (0,)), ((), ()))  # contract over all pixels of all samples
-  w_grad = lax.dot_general(x_NHWC.reshape(-1, x_NHWC.shape[-1]), y_grad.reshape(-1, y_grad.shape[-1]), rows)
-  return x_grad, w_grad
-
-
-_conv1x1.defvjp(_conv1x1_fwd, _conv1x1_bwd)
-
-
 def _conv(x_NHWC, w_HWIO, stride=1, padding=0, groups=1, lhs_dilation=1):
   w_HWIO = w_HWIO.astype(x_NHWC.dtype)
-  if w_HWIO.shape[:2] == (1, 1) and (stride, padding, groups, lhs_dilation) == (1, 0, 1, 1):
-    return _conv1x1(x_NHWC, w_HWIO[0, 0])
-  if stride > 1 and groups == 1 and lhs_dilation == 1:
-    # gans.layers' strided conv takes its input gradient as a transposed conv; XLA's own is an
-    # input-dilated conv, slow on XLA:CPU (whole StyleGAN2 steps ran 1.05-1.13x faster).
+  if groups == 1 and lhs_dilation == 1 and (stride > 1 or w_HWIO.shape[:2] == (1, 1)):
+    # gans.layers' conv takes the input gradient of a strided conv as a transposed conv (XLA's own
+    # is an input-dilated conv, slow on XLA:CPU: whole StyleGAN2 steps ran 1.05-1.13x faster) and
+    # the kernel gradient of a 1x1 conv as a matmul over the operands as stored (XLA's transposes
+    # one, fused with the blur's adjoint that computes it). 3x3 stride-1 convs keep XLA's gradients,
+    # which were faster there.
     return conv_layers.conv(x_NHWC, w_HWIO, strides=stride, padding=padding)
   if lhs_dilation > 1:
     # Zeros inserted explicitly, then an ordinary convolution: XLA:CPU has no fast kernel for
