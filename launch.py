@@ -82,7 +82,7 @@ def main(argv) -> None:
     else:
       results = evaluation.evaluate_checkpoint(config, workdir)
       print(json.dumps(results))
-  except (CheckpointError, ConditioningError, DatasetNotFoundError, trainer.Preempted) as error:
+  except (CheckpointError, ConditioningError, DatasetNotFoundError, trainer.Preempted, trainer.Diverged) as error:
     _fail(str(error))
 
 

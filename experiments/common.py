@@ -47,6 +47,9 @@ def base_config() -> ml_collections.ConfigDict:
       "eval_every": 0,  # 0 = only at the end
       "max_checkpoints": 3,
       "num_grid_samples": 64,
+      # A NaN or infinite loss or parameter: "stop" ends the run with an error naming the step and phase,
+      # keeping the last good checkpoint; "skip" drops that update and trains on (metrics count the skips).
+      "nan_policy": "stop",
   })
   config.optim = ml_collections.ConfigDict({"g": adam(2e-4), "d": adam(2e-4)})  # DCGAN's Adam(2e-4, b1=0.5)
   config.ema = ml_collections.ConfigDict({"enabled": False, "decay": 0.999})  # EMA of G for sampling

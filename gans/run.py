@@ -71,6 +71,7 @@ class Setup:
 
   def __init__(self, config, num_devices: int | None = None):
     self.config = config
+    steps.check_nan_policy(config.train.nan_policy)  # before anything is built or written
     self.mesh = sharding.make_mesh(num_devices)
     self.variant: GanVariant = get_variant(config.variant)(config)
     groups = jax.eval_shape(self.variant.init, jax.random.key(0))[0].keys()
@@ -90,7 +91,8 @@ class Setup:
     """
     if phases not in self._train_steps:
       self._train_steps[phases] = jax.jit(
-          steps.make_train_step(self.variant, self.optimizers, phases, self.config.ema.decay),
+          steps.make_train_step(self.variant, self.optimizers, phases, self.config.ema.decay,
+                                self.config.train.nan_policy),
           donate_argnums=0, out_shardings=(sharding.replicated(self.mesh), sharding.replicated(self.mesh)),
           compiler_options=layers.xla_cpu_compiler_options())
     return self._train_steps[phases]

@@ -73,3 +73,7 @@ class GanState:
   opt_state: dict  # group -> optax state
   ema_params: dict  # group in ema_groups -> EMA parameters ({} when EMA is off)
   model_state: dict  # non-trainable collections and buffers (batch_stats, w_avg, pl_mean)
+  # The divergence guard (config.train.nan_policy, gans/steps.py): updates not applied because their loss
+  # or a value they produced was not finite, and (generator step, phase index) of the first, -1s if none.
+  skipped_updates: jax.Array  # int32 scalar
+  first_nonfinite: jax.Array  # int32[2]

@@ -17,6 +17,13 @@ its half-life stays a number of images (as the official StyleGAN's kimg).
 Keys: the step key is `fold_in(base_key, step)`; phase p's run i uses
 `fold_in(fold_in(step_key, p), i)`, so any step can be replayed from
 (state, batch, base_key).
+
+Divergence: an update whose loss, new parameters, optimizer state or model
+state hold a NaN or infinity is not applied, and the state records it
+(`skipped_updates`, `first_nonfinite`). With nan_policy "stop" every later
+update is withheld too, so the state stays the last finite one until the
+trainer reads the record (where it reads metrics anyway) and stops; with
+"skip" training goes on without the offending update.
 """
 from typing import Mapping
 
@@ -36,7 +43,17 @@ def init_state(variant: GanVariant, optimizers: Mapping[str, optax.GradientTrans
       opt_state={group: optimizers[group].init(p) for group, p in params.items()},
       ema_params={group: params[group] for group in variant.ema_groups} if use_ema else {},
       model_state=model_state,
+      skipped_updates=jnp.zeros((), jnp.int32),
+      first_nonfinite=jnp.full((2,), -1, jnp.int32),
   )
+
+
+NAN_POLICIES = ("stop", "skip")
+
+
+def check_nan_policy(nan_policy: str) -> None:
+  if nan_policy not in NAN_POLICIES:
+    raise ValueError(f"Unknown config.train.nan_policy {nan_policy!r}; valid: {', '.join(NAN_POLICIES)}.")
 
 
 def due_phases(variant: GanVariant, step: int) -> tuple[str, ...]:
@@ -63,6 +80,25 @@ def _merged_batches(batches, first: int, count: int):
   return jax.tree.map(merge, batches)
 
 
+def _all_finite(*trees) -> jax.Array:
+  leaves = [x for x in jax.tree.leaves(trees) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
+
+
+def _guarded(old: GanState, new: GanState, phase_index: int, loss: jax.Array, nan_policy: str) -> GanState:
+  """`new` where its update is finite (and, under "stop", nothing diverged before), `old` otherwise."""
+  finite = jnp.isfinite(loss) & _all_finite(new.params, new.opt_state, new.model_state)
+  first = old.first_nonfinite
+  apply = finite & (first[0] < 0) if nan_policy == "stop" else finite
+  keep = lambda n, o: jnp.where(apply, n, o)
+  return old.replace(
+      params=jax.tree.map(keep, new.params, old.params),
+      opt_state=jax.tree.map(keep, new.opt_state, old.opt_state),
+      model_state=jax.tree.map(keep, new.model_state, old.model_state),
+      skipped_updates=old.skipped_updates + jnp.where(apply, 0, 1).astype(jnp.int32),
+      first_nonfinite=jnp.where((first[0] < 0) & ~finite, jnp.stack([old.step, jnp.int32(phase_index)]), first))
+
+
 def _run_phase(phase: Phase, optimizers, state: GanState, batch, key: jax.Array):
   def loss_of_trainable(trainable):
     params = {**state.params, **trainable}
@@ -85,8 +121,9 @@ def _ema_update(ema_params, params, decay):
 
 
 def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.GradientTransformation],
-                    phase_names: tuple[str, ...], ema_decay: float):
+                    phase_names: tuple[str, ...], ema_decay: float, nan_policy: str = "stop"):
   """Returns train_step(state, batches, base_key) -> (state, metrics) running `phase_names`."""
+  check_nan_policy(nan_policy)
   phases = [(index, phase) for index, phase in enumerate(variant.phases) if phase.name in phase_names]
   ema_batches = max(phase.batch_multiple for _, phase in phases)
 
@@ -98,7 +135,8 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
       runs = []
       for run in range(phase.repeats):
         batch = _merged_batches(batches, run * phase.batch_multiple, phase.batch_multiple)
-        state, run_metrics = _run_phase(phase, optimizers, state, batch, jax.random.fold_in(phase_key, run))
+        new_state, run_metrics = _run_phase(phase, optimizers, state, batch, jax.random.fold_in(phase_key, run))
+        state = _guarded(state, new_state, index, run_metrics["loss"], nan_policy)
         runs.append(run_metrics)
       for name in runs[0]:
         metrics[f"{phase.log_as or phase.name}/{name}"] = jnp.mean(jnp.stack([m[name] for m in runs]))
@@ -106,6 +144,7 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
       ema_params = {group: _ema_update(state.ema_params[group], state.params[group], ema_decay ** ema_batches)
                     for group in state.ema_params}
       state = state.replace(ema_params=ema_params)
+    metrics["train/skipped_updates"] = state.skipped_updates
     return state.replace(step=state.step + 1), metrics
 
   return train_step

@@ -21,6 +21,23 @@ class Preempted(Exception):
   """Raised after a checkpoint was saved because the process received SIGTERM."""
 
 
+class Diverged(Exception):
+  """Raised when a loss or parameter became non-finite under nan_policy "stop"; nothing of it was saved."""
+
+
+def _check_finite(setup: Setup, first_nonfinite, checkpointer) -> None:
+  """Raises Diverged if the state recorded a non-finite update; `first_nonfinite` is already on the host."""
+  step, phase_index = (int(v) for v in first_nonfinite)
+  if step < 0 or setup.config.train.nan_policy != "stop":
+    return
+  last = checkpointer.latest_step()
+  kept = (f"the last good checkpoint, step {last}, is kept in {checkpointer.directory}" if last is not None
+          else "no checkpoint had been written yet")
+  raise Diverged(f"Training diverged: phase {setup.variant.phases[phase_index].name} produced a non-finite loss or "
+                 f"parameter at step {step + 1}; no checkpoint of it was written and {kept}. Lower the learning "
+                 f"rate, or rerun with --config.train.nan_policy=skip to drop such updates and go on.")
+
+
 @contextlib.contextmanager
 def _sigterm_flag():
   """Yields a dict whose "set" entry turns True when SIGTERM arrives, so the loop can save and stop."""
@@ -82,6 +99,7 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
   base_key = stream_key(config.seed, TRAIN_STREAM)
 
   def save(step: int):
+    _check_finite(setup, jax.device_get(state.first_nonfinite), checkpointer)
     checkpointer.save(step, state, iterator.get_state(), setup.meta)
 
   try:
@@ -95,9 +113,10 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
         state, metrics = setup.train_step(phases)(state, sharding.to_global(host_batches, batch_sharding), base_key)
         step += 1
         if step % train.log_every == 0 or step == train.steps:
-          metrics = jax.device_get(metrics)
+          metrics, first_nonfinite = jax.device_get((metrics, state.first_nonfinite))
           reporter.scalars(step, metrics)
           reporter.progress(step, metrics)
+          _check_finite(setup, first_nonfinite, checkpointer)
         if train.sample_every and step % train.sample_every == 0:
           reporter.samples(step, _sample_picture(setup, state))
         if train.eval_every and step % train.eval_every == 0 and step < train.steps:
