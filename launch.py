@@ -24,6 +24,9 @@ flags.DEFINE_list("pictures", [], "--mode=sample: the variant's extra pictures t
                   "style_mixing,interpolation (StyleGAN); each is written as <name>.png.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
+flags.DEFINE_string("compilation_cache", None, "Folder of JAX's persistent compilation cache, so a resumed, "
+                    "sampled or evaluated run skips compiling its steps again (default: $XDG_CACHE_HOME/gans/jax or "
+                    "~/.cache/gans/jax); --compilation_cache= turns it off.")
 flags.DEFINE_bool("library_logs", False, "Show the INFO logs of libraries (orbax, grain, ...), not just this project's.")
 FLAGS = flags.FLAGS
 
@@ -64,16 +67,17 @@ def main(argv) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}; flags look like --config.train.steps=100")
   # Imported after flag parsing so --list and --help stay fast.
-  from gans import evaluation, sampling, sharding, trainer
+  from gans import evaluation, run, sampling, sharding, trainer
   from gans.checkpoint import CheckpointError
   from gans.data import DatasetNotFoundError
-  from gans.run import ConditioningError
 
   if not FLAGS.library_logs:
     logging.get_absl_handler().addFilter(_ProjectInfoOnly())
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join("runs", FLAGS.experiment)
   sharding.maybe_initialize_distributed(FLAGS.distributed)
+  run.use_compilation_cache(run.default_compilation_cache() if FLAGS.compilation_cache is None
+                            else FLAGS.compilation_cache)
   try:
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, workdir)
@@ -82,7 +86,7 @@ def main(argv) -> None:
     else:
       results = evaluation.evaluate_checkpoint(config, workdir)
       print(json.dumps(results))
-  except (CheckpointError, ConditioningError, DatasetNotFoundError, trainer.Preempted, trainer.Diverged) as error:
+  except (CheckpointError, run.ConditioningError, DatasetNotFoundError, trainer.Preempted, trainer.Diverged) as error:
     _fail(str(error))
 
 

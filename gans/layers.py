@@ -265,10 +265,15 @@ def _strided_conv_xla(x_NHWC, kernel_HWIO, strides, padding, precision):
                                   dimension_numbers=_NHWC, precision=precision)
 
 
-def _strided_conv_kernel_grad(x_NHWC, y_grad, kernel_shape, strides, padding, precision):
-  """Kernel gradient of the strided conv y = conv(x, kernel): XLA's own (an undilated-input conv)."""
+def _strided_conv_kernel_grad(x_NHWC, y_grad, kernel_HWIO, strides, padding, precision):
+  """Kernel gradient of the strided conv y = conv(x, kernel): XLA's own (an undilated-input conv).
+
+  The conv is linear in the kernel, so the point of the vjp does not matter; it is the kernel itself
+  because under vmap (vectorised sweeps) an unbatched zero kernel beside a batched x hits a JAX batching
+  rule that builds an invalid grouped convolution.
+  """
   _, kernel_vjp = jax.vjp(lambda k: _strided_conv_xla(x_NHWC, k, strides, padding, precision),
-                          jnp.zeros(kernel_shape, y_grad.dtype))
+                          kernel_HWIO.astype(y_grad.dtype))
   return kernel_vjp(y_grad)[0]
 
 
@@ -296,7 +301,7 @@ def _conv_transpose_bwd(strides, padding, output_padding, precision, residuals, 
   x_grad = _conv(y_grad, kernel_as_conv, strides, padding, precision)
   # The strided conv may reach fewer rows than x has only when output_padding >= stride.
   x_grad = x_grad[:, :x_NHWC.shape[1], :x_NHWC.shape[2]]
-  kernel_grad = _strided_conv_kernel_grad(y_grad, x_NHWC, kernel_as_conv.shape, strides, padding, precision)
+  kernel_grad = _strided_conv_kernel_grad(y_grad, x_NHWC, kernel_as_conv, strides, padding, precision)
   return x_grad, kernel_grad.transpose(0, 1, 3, 2).astype(kernel_HWIO.dtype)
 
 
@@ -319,7 +324,7 @@ def _conv_bwd(strides, padding, precision, residuals, y_grad):
                          zip(x_NHWC.shape[1:3], padding, kernel_HWIO.shape[:2], strides))
   x_grad = _conv_transpose(y_grad, kernel_HWIO.transpose(0, 1, 3, 2), strides, padding, output_padding,
                            precision)
-  kernel_grad = _strided_conv_kernel_grad(x_NHWC, y_grad, kernel_HWIO.shape, strides, padding, precision)
+  kernel_grad = _strided_conv_kernel_grad(x_NHWC, y_grad, kernel_HWIO, strides, padding, precision)
   return x_grad, kernel_grad.astype(kernel_HWIO.dtype)
 
 

@@ -128,6 +128,8 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
   ema_batches = max(phase.batch_multiple for _, phase in phases)
 
   def train_step(state: GanState, batches, base_key: jax.Array):
+    # float32 arithmetic whether ema_decay is a Python number or a traced per-run value (vectorised sweeps).
+    decay = jnp.asarray(ema_decay, jnp.float32) ** ema_batches
     step_key = jax.random.fold_in(base_key, state.step)
     metrics = {}
     for index, phase in phases:
@@ -141,7 +143,7 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
       for name in runs[0]:
         metrics[f"{phase.log_as or phase.name}/{name}"] = jnp.mean(jnp.stack([m[name] for m in runs]))
     if state.ema_params:
-      ema_params = {group: _ema_update(state.ema_params[group], state.params[group], ema_decay ** ema_batches)
+      ema_params = {group: _ema_update(state.ema_params[group], state.params[group], decay)
                     for group in state.ema_params}
       state = state.replace(ema_params=ema_params)
     metrics["train/skipped_updates"] = state.skipped_updates
@@ -156,15 +158,19 @@ def sampling_params(state: GanState) -> dict:
 
 
 def make_optimizer(optim_config) -> optax.GradientTransformation:
-  """Adam by default (DCGAN: lr 2e-4, b1 0.5); `name` selects another optax optimizer."""
+  """Adam by default (DCGAN: lr 2e-4, b1 0.5); `name` selects another optax optimizer.
+
+  The numeric hyperparameters live in the optimizer state (optax.inject_hyperparams), not in the compiled
+  program, so runs that differ only in them share one step function (gans/vectorize.py stacks them).
+  """
   name = optim_config.get("name", "adam")
   if name == "adam":
-    return optax.adam(optim_config.learning_rate, b1=optim_config.b1, b2=optim_config.b2,
-                      eps=optim_config.get("eps", 1e-8))
+    return optax.inject_hyperparams(optax.adam)(learning_rate=optim_config.learning_rate, b1=optim_config.b1,
+                                                b2=optim_config.b2, eps=optim_config.get("eps", 1e-8))
   if name == "rmsprop":
-    return optax.rmsprop(optim_config.learning_rate)
+    return optax.inject_hyperparams(optax.rmsprop)(learning_rate=optim_config.learning_rate)
   if name == "sgd":
-    return optax.sgd(optim_config.learning_rate)
+    return optax.inject_hyperparams(optax.sgd)(learning_rate=optim_config.learning_rate)
   raise ValueError(f"Unknown optimizer {name!r} in config.optim; valid: adam, rmsprop, sgd.")
 
 
