@@ -24,6 +24,11 @@ flags.DEFINE_list("pictures", [], "--mode=sample: the variant's extra pictures t
                   "style_mixing,interpolation (StyleGAN); each is written as <name>.png.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
+# SLURM and Cloud TPU set these in the environment, where jax.distributed.initialize() finds them; elsewhere
+# (several processes on one machine, a cluster JAX does not detect) give all three.
+flags.DEFINE_string("coordinator_address", None, "--distributed: host:port of process 0 (default: detected).")
+flags.DEFINE_integer("num_processes", None, "--distributed: how many processes the run has (default: detected).")
+flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 to num_processes - 1 (default: detected).")
 flags.DEFINE_bool("library_logs", False, "Show the INFO logs of libraries (orbax, grain, ...), not just this project's.")
 FLAGS = flags.FLAGS
 
@@ -73,7 +78,8 @@ def main(argv) -> None:
     logging.get_absl_handler().addFilter(_ProjectInfoOnly())
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join("runs", FLAGS.experiment)
-  sharding.maybe_initialize_distributed(FLAGS.distributed)
+  sharding.maybe_initialize_distributed(FLAGS.distributed, coordinator_address=FLAGS.coordinator_address,
+                                       num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   try:
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, workdir)
