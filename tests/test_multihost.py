@@ -29,17 +29,18 @@ import numpy as np
 import pytest
 
 import experiments
-from gans import checkpoint, run
+from gans import checkpoint, run, trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 4
 # Tiny, and 16 points so that the 4 steps cross an epoch boundary (2 batches of 8 per epoch).
 OVERRIDES = {
     "model.g_hidden": (16, 16), "model.d_hidden": (16,), "data.size": 16, "train.batch_size": 8,
-    "train.log_every": 1, "train.checkpoint_every": 2, "train.sample_every": 0, "train.num_grid_samples": 64,
-    "eval.num_samples": 100,
+    "train.log_every": 1, "train.checkpoint_every": 2, "train.sample_every": 0, "train.num_grid_samples": 100,
+    "eval.num_samples": 100,  # as many as the picture: one sampler compilation serves both
 }
-TIMEOUT_SECONDS = 240  # per launch; a run takes ~20 s on an idle 2-core machine
+# Per launch. The whole test takes ~41 s of CPU time (112 s of wall time on 2 cores at load 16).
+TIMEOUT_SECONDS = 240
 
 
 def tiny_config(steps: int):
@@ -142,3 +143,25 @@ def test_two_processes_compute_what_one_computes(tmp_path):
     assert b == pytest.approx(a, rel=1e-5, abs=1e-7)
   assert [json.loads(line)["step"] for line in open(two / "eval.jsonl")] == [STEPS // 2, STEPS]
   assert sorted(os.listdir(two / "samples")) == [f"step_{STEPS // 2:07d}.png", f"step_{STEPS:07d}.png"]
+
+
+def test_a_checkpoint_of_another_process_count_is_refused_by_name(tmp_path):
+  config = tiny_config(steps=1)
+  with config.unlocked():
+    config.eval.metrics = ()
+  trainer.train_and_evaluate(config, str(tmp_path))
+  # What two processes leave instead of the one process's data state.
+  data_directory = tmp_path / "checkpoints" / "1" / "data"
+  state = json.load(open(data_directory / "metadata"))
+  os.remove(data_directory / "metadata")
+  for index in range(2):
+    json.dump({**state, "pipeline": {**state["pipeline"], "shard_index": index, "shard_count": 2}},
+              open(data_directory / f"process_{index}-of-2.json", "w"))
+  with config.unlocked():
+    config.train.steps = 2
+  with pytest.raises(checkpoint.CheckpointError, match=r"another number of processes \(process_0-of-2\.json, "
+                     r"process_1-of-2\.json; this is process 0 of 1\)\. Resume with as many processes"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  # Sampling and evaluation need no data state: they read it with any number of processes.
+  _, state, _, step = run.Setup(config).restore_latest(str(tmp_path), with_data=False)
+  assert step == 1 and int(state.step) == 1
