@@ -12,6 +12,7 @@ import signal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from gans import data, evaluation, report, sampling, sharding, steps
 from gans.run import Setup, stream_key, TRAIN_STREAM
@@ -23,7 +24,15 @@ class Preempted(Exception):
 
 @contextlib.contextmanager
 def _sigterm_flag():
-  """Yields a dict whose "set" entry turns True when SIGTERM arrives, so the loop can save and stop."""
+  """Yields preempted(step) -> bool, True once SIGTERM has arrived, so the loop can save and stop.
+
+  Several processes must stop at the same step (saving a checkpoint is a collective): there the preemption
+  service that jax.distributed.initialize() starts catches SIGTERM on any process, and
+  reached_preemption_sync_point(step) turns True on every process at the same step.
+  """
+  if jax.process_count() > 1:
+    yield multihost_utils.reached_preemption_sync_point
+    return
   flag = {"set": False}
 
   def handler(signum, frame):
@@ -33,10 +42,10 @@ def _sigterm_flag():
   try:
     previous = signal.signal(signal.SIGTERM, handler)
   except ValueError:  # not the main thread: preemption handling is the caller's business
-    yield flag
+    yield lambda step: flag["set"]
     return
   try:
-    yield flag
+    yield lambda step: flag["set"]
   finally:
     signal.signal(signal.SIGTERM, previous)
 
@@ -104,7 +113,7 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
           reporter.evaluation(step, evaluation.evaluate_state(setup, state))
         if step % train.checkpoint_every == 0 and step < train.steps:
           save(step)
-        if preempted["set"]:
+        if preempted(step):
           save(step)
           raise Preempted(f"SIGTERM received: saved a checkpoint at step {step} in {checkpointer.directory}; "
                           f"rerun the same command to resume.")

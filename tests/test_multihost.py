@@ -19,6 +19,8 @@ from process 0's position would read other examples, and the states would differ
 """
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -165,3 +167,28 @@ def test_a_checkpoint_of_another_process_count_is_refused_by_name(tmp_path):
   # Sampling and evaluation need no data state: they read it with any number of processes.
   _, state, _, step = run.Setup(config).restore_latest(str(tmp_path), with_data=False)
   assert step == 1 and int(state.step) == 1
+
+
+def test_sigterm_to_one_process_stops_both_at_one_step_with_a_checkpoint(tmp_path):
+  """Saving is a collective, so the processes must agree on the step: JAX's preemption service tells the
+  other process, and both save the same step and exit with the trainer's message."""
+  processes = launch_two_processes(tmp_path / "run", 10**6, tmp_path)
+  metrics = tmp_path / "run" / "metrics.jsonl"
+  deadline = time.monotonic() + TIMEOUT_SECONDS
+  try:
+    while not (metrics.exists() and metrics.stat().st_size) and time.monotonic() < deadline:
+      if any(p.poll() is not None for p in processes):
+        break
+      time.sleep(0.2)
+    if processes[1].poll() is None:
+      processes[1].send_signal(signal.SIGTERM)
+  finally:
+    wait_all(processes, max(deadline - time.monotonic(), 1.0))
+  logs = [open(tmp_path / f"two_{10**6}_p{index}.log").read() for index in range(2)]
+  saved = [re.findall(r"SIGTERM received: saved a checkpoint at step (\d+)", log) for log in logs]
+  assert all(len(steps) == 1 for steps in saved), "\n".join(log[-3000:] for log in logs)
+  assert [p.returncode for p in processes] == [2, 2]
+  step = saved[0][0]
+  assert saved[1][0] == step and int(step) >= 1
+  assert sorted(os.listdir(tmp_path / "run" / "checkpoints" / step / "data")) == [
+      "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
