@@ -80,13 +80,13 @@ def launch_two_processes(workdir, steps: int, log_dir) -> list[subprocess.Popen]
           for index in range(2)]
 
 
-def wait_all(processes: list[subprocess.Popen], timeout: float) -> None:
-  """Waits for every process; the first failure (or the timeout) kills the others, so no test hangs on a
-  collective whose peer has died."""
+def wait_all(processes: list[subprocess.Popen], timeout: float, expected_returncode: int = 0) -> None:
+  """Waits for every process; the first unexpected exit (or the timeout) kills the others, so no test hangs
+  on a collective whose peer has died."""
   deadline = time.monotonic() + timeout
   try:
     while any(p.poll() is None for p in processes):
-      failed = [p for p in processes if p.poll() not in (None, 0)]
+      failed = [p for p in processes if p.poll() not in (None, expected_returncode)]
       if failed or time.monotonic() > deadline:
         break
       time.sleep(0.2)
@@ -183,7 +183,7 @@ def test_sigterm_to_one_process_stops_both_at_one_step_with_a_checkpoint(tmp_pat
     if processes[1].poll() is None:
       processes[1].send_signal(signal.SIGTERM)
   finally:
-    wait_all(processes, max(deadline - time.monotonic(), 1.0))
+    wait_all(processes, max(deadline - time.monotonic(), 1.0), expected_returncode=2)  # launch.py's error exit
   logs = [open(tmp_path / f"two_{10**6}_p{index}.log").read() for index in range(2)]
   saved = [re.findall(r"SIGTERM received: saved a checkpoint at step (\d+)", log) for log in logs]
   assert all(len(steps) == 1 for steps in saved), "\n".join(log[-3000:] for log in logs)
