@@ -12,10 +12,14 @@ the one process's batch, in another row order (0, 2, 4, 6, 1, 3, 5, 7), so the s
 gradient all-reduce add the same numbers in another order. gan_ring8 (no PacGAN packing, which would group
 neighbouring rows into one discriminator input; an MLP discriminator without batch norm) has a loss that is a
 mean over independent examples, so it does not depend on row order beyond rounding; G's latents are drawn
-inside the step for the global batch, the same in both runs.
+inside the step for the global batch, the same in both runs, and so is the batch its batch norm sees.
 
 The resume in the middle checks that each process restores its own data iterator state: process 1 resuming
-from process 0's position would read other examples, and the states would differ.
+from process 0's position would read other examples, and the states would differ. (Both processes reading
+shard 0 makes this test fail at the first D bias: checked once by hand.)
+
+Also here: SIGTERM to one of two processes stops both at one step with one checkpoint, and a checkpoint of
+another process count is refused by name.
 """
 import json
 import os
