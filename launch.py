@@ -24,6 +24,11 @@ flags.DEFINE_list("pictures", [], "--mode=sample: the variant's extra pictures t
                   "style_mixing,interpolation (StyleGAN); each is written as <name>.png.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
+# SLURM and Cloud TPU set these in the environment, where jax.distributed.initialize() finds them; elsewhere
+# (several processes on one machine, a cluster JAX does not detect) give all three.
+flags.DEFINE_string("coordinator_address", None, "--distributed: host:port of process 0 (default: detected).")
+flags.DEFINE_integer("num_processes", None, "--distributed: how many processes the run has (default: detected).")
+flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 to num_processes - 1 (default: detected).")
 flags.DEFINE_string("compilation_cache", None, "Folder of JAX's persistent compilation cache, so a resumed, "
                     "sampled or evaluated run skips compiling its steps again (default: $XDG_CACHE_HOME/gans/jax or "
                     "~/.cache/gans/jax); --compilation_cache= turns it off.")
@@ -75,7 +80,8 @@ def main(argv) -> None:
     logging.get_absl_handler().addFilter(_ProjectInfoOnly())
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join("runs", FLAGS.experiment)
-  sharding.maybe_initialize_distributed(FLAGS.distributed)
+  sharding.maybe_initialize_distributed(FLAGS.distributed, coordinator_address=FLAGS.coordinator_address,
+                                       num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   run.use_compilation_cache(run.default_compilation_cache() if FLAGS.compilation_cache is None
                             else FLAGS.compilation_cache)
   try:

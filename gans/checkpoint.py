@@ -1,6 +1,7 @@
 """Checkpoints: a thin wrapper over orbax's CheckpointManager.
 
-A checkpoint holds three items: the GanState, the data iterator's state and a
+A checkpoint holds three items: the GanState, the data iterators' states (one
+file per process: each process reads its own shard of the data) and a
 "meta" record (the run's model-defining config and the state's shapes). The
 meta record is checked before anything is restored, so a checkpoint from
 another config fails with a message naming what differs instead of an orbax
@@ -56,10 +57,21 @@ class Checkpointer:
 
   def __init__(self, workdir: str, max_to_keep: int = 3):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self._data_file = _data_file_name(jax.process_index(), jax.process_count())
+    registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    for item, save, restore, handler in (
+        ("state", ocp.args.StandardSave, ocp.args.StandardRestore, ocp.StandardCheckpointHandler()),
+        ("meta", ocp.args.JsonSave, ocp.args.JsonRestore, ocp.JsonCheckpointHandler()),
+        # Every process writes its own iterator's state; orbax's default lets process 0 alone write.
+        ("data", ocp.args.JsonSave, ocp.args.JsonRestore, ocp.JsonCheckpointHandler(
+            self._data_file, multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=None))),
+    ):
+      registry.add(item, save, handler)
+      registry.add(item, restore, handler)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
-        item_names=("state", "data", "meta"))
+        handler_registry=registry)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -92,6 +104,7 @@ class Checkpointer:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
     items = {"state": ocp.args.StandardRestore(abstract)}
     if with_data:
+      self._check_data_file(where)
       items["data"] = ocp.args.JsonRestore()
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(**items))
@@ -101,3 +114,19 @@ class Checkpointer:
           f"Delete that directory to resume from an earlier checkpoint, or start over with a new --workdir.") from error
     logging.info("Restored checkpoint %s", where)
     return restored.state, (restored.data if with_data else None)
+
+  def _check_data_file(self, where: str) -> None:
+    """Refuses, with what to do, a checkpoint written by another number of processes (no data state for this one)."""
+    data_directory = os.path.join(where, "data")
+    if not os.path.isdir(data_directory) or os.path.exists(os.path.join(data_directory, self._data_file)):
+      return  # a missing item is reported by the restore itself
+    written = sorted(name for name in os.listdir(data_directory) if name != "commit_success.txt")
+    raise CheckpointError(
+        f"The checkpoint at {where} holds the data state of another number of processes ({', '.join(written)}; "
+        f"this is process {jax.process_index()} of {jax.process_count()}). Resume with as many processes as "
+        f"wrote it, or start over with a new --workdir.")
+
+
+def _data_file_name(process_index: int, process_count: int) -> str:
+  """One process keeps orbax's default name, so checkpoints written before multi-process runs still resume."""
+  return "metadata" if process_count == 1 else f"process_{process_index}-of-{process_count}.json"

@@ -2,6 +2,7 @@
 import logging
 import os
 
+import jax
 import numpy as np
 
 from gans import checkpoint, data, report, run
@@ -30,15 +31,17 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditi
   if step == 0:
     raise checkpoint.CheckpointError(f"No checkpoint in {workdir}/checkpoints; train first (--mode=train).")
   samples = setup.generate(state, num_samples, **conditioning)
-  path = os.path.join(workdir, "samples.npz")
-  np.savez(path, samples=samples, step=step, **conditioning)
   reference = np.asarray(data.mixture_modes(config.data.source)[0]) if samples.ndim == 2 else None
-  report.save_png(os.path.join(workdir, "samples.png"), report.to_picture(samples, reference))
+  drawn = {"samples": report.to_picture(samples, reference)}
   grid = setup.grid(state)
   if grid is not None:
-    report.save_png(os.path.join(workdir, "grid.png"), grid_picture(grid))
+    drawn["grid"] = grid_picture(grid)
   for name in pictures:
-    picture = setup.picture(state, setup.variant.pictures[name], **conditioning)
-    report.save_png(os.path.join(workdir, f"{name}.png"), grid_picture(picture))
-  logging.info("Wrote %d samples of step %d to %s", num_samples, step, path)
+    drawn[name] = grid_picture(setup.picture(state, setup.variant.pictures[name], **conditioning))
+  path = os.path.join(workdir, "samples.npz")
+  if jax.process_index() == 0:  # in a multi-process run every process draws (on the global mesh), one writes
+    np.savez(path, samples=samples, step=step, **conditioning)
+    for name, picture in drawn.items():
+      report.save_png(os.path.join(workdir, f"{name}.png"), picture)
+    logging.info("Wrote %d samples of step %d to %s", num_samples, step, path)
   return path

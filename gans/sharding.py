@@ -11,10 +11,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def maybe_initialize_distributed(enabled: bool) -> None:
-  """Joins a multi-host run; `jax.distributed.initialize()` reads the cluster from the environment."""
+def maybe_initialize_distributed(enabled: bool, coordinator_address: str | None = None,
+                                 num_processes: int | None = None, process_id: int | None = None) -> None:
+  """Joins a multi-host run. What is None, `jax.distributed.initialize()` reads from the cluster's
+  environment (SLURM, Cloud TPU, Open MPI, Kubernetes; JAX_COORDINATOR_ADDRESS)."""
   if enabled:
-    jax.distributed.initialize()
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:

@@ -13,6 +13,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from gans import checkpoint, data, evaluation, report, sampling, sharding, steps, vectorize
 from gans.run import Setup, stream_key, TRAIN_STREAM
@@ -41,7 +42,15 @@ def _check_finite(setup: Setup, first_nonfinite, checkpointer) -> None:
 
 @contextlib.contextmanager
 def _sigterm_flag():
-  """Yields a dict whose "set" entry turns True when SIGTERM arrives, so the loop can save and stop."""
+  """Yields preempted(step) -> bool, True once SIGTERM has arrived, so the loop can save and stop.
+
+  Several processes must stop at the same step (saving a checkpoint is a collective): there the preemption
+  service that jax.distributed.initialize() starts catches SIGTERM on any process, and
+  reached_preemption_sync_point(step) turns True on every process at the same step.
+  """
+  if jax.process_count() > 1:
+    yield multihost_utils.reached_preemption_sync_point
+    return
   flag = {"set": False}
 
   def handler(signum, frame):
@@ -51,10 +60,10 @@ def _sigterm_flag():
   try:
     previous = signal.signal(signal.SIGTERM, handler)
   except ValueError:  # not the main thread: preemption handling is the caller's business
-    yield flag
+    yield lambda step: flag["set"]
     return
   try:
-    yield flag
+    yield lambda step: flag["set"]
   finally:
     signal.signal(signal.SIGTERM, previous)
 
@@ -206,7 +215,7 @@ def _train(runs: list[_Run], num_devices: int | None, started: float) -> list[Ga
           run.reporter.evaluation(step, evaluation.evaluate_state(run.setup, run_state(state, k)))
       if step % train.checkpoint_every == 0 and step < train.steps:
         save(step)
-      if preempted["set"]:
+      if preempted(step):
         save(step)
         raise Preempted(f"SIGTERM received: saved a checkpoint at step {step} in "
                         f"{', '.join(run.checkpointer.directory for run in runs)}; rerun the same command to resume.")

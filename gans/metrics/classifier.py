@@ -198,7 +198,7 @@ def train(images_NHWC: np.ndarray, labels_N: np.ndarray, num_classes: int, steps
   """
   steps = steps or training_steps(len(images_NHWC))
   model = Classifier(num_classes)
-  device = jax.devices()[0]
+  device = jax.local_devices()[0]  # in a multi-process run, a device this process can use
   optimizer = optax.adam(LEARNING_RATE)
   # Committed to the device like the step's outputs, so the step compiles once, not again at step 2.
   params = jax.device_put(numpy_init(model, images_NHWC.shape[1:], seed), device)

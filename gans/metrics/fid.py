@@ -192,8 +192,12 @@ def _define_flags() -> None:
 
 
 def data_mesh() -> Optional[Mesh]:
-  """All local devices on the "data" axis; None on a single device."""
-  devices = jax.devices()
+  """All local devices on the "data" axis; None on a single device.
+
+  Local, not global: in a multi-process run each process extracts the features of all the samples on its own
+  devices (the same work on every process, and no cross-process traffic), so every process gets the results.
+  """
+  devices = jax.local_devices()
   return Mesh(np.array(devices), (extract.DATA_AXIS,)) if len(devices) > 1 else None
 
 
