@@ -21,7 +21,7 @@ import numpy as np
 from absl import app, flags
 
 import experiments
-from benchmarks.train_step import calls_for, seconds_per_step
+from benchmarks.timing import calls_for, seconds_per_step
 from gans import run, steps, vectorize
 from gans.variants import common
 

@@ -1,0 +1,17 @@
+"""Timing blocks shared by the benchmarks: interleaved blocks of calls, compared by their medians."""
+import time
+
+
+def seconds_per_step(step, block_seconds: float, calls_per_block: int) -> float:
+  del block_seconds  # the block's length is set through calls_per_block (calls_for)
+  start = time.perf_counter()
+  for _ in range(calls_per_block):
+    step()
+  return (time.perf_counter() - start) / calls_per_block
+
+
+def calls_for(step, block_seconds: float) -> int:
+  """Calls of `step` that fill about `block_seconds`, after one warm-up call."""
+  step()  # warm-up
+  one = seconds_per_step(step, block_seconds, 1)
+  return max(1, int(block_seconds / max(one, 1e-6)))
