@@ -30,8 +30,8 @@ flags.DEFINE_string("coordinator_address", None, "--distributed: host:port of pr
 flags.DEFINE_integer("num_processes", None, "--distributed: how many processes the run has (default: detected).")
 flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 to num_processes - 1 (default: detected).")
 flags.DEFINE_string("compilation_cache", None, "Folder of JAX's persistent compilation cache, so a resumed, "
-                    "sampled or evaluated run skips compiling its steps again (default: $XDG_CACHE_HOME/gans/jax or "
-                    "~/.cache/gans/jax); --compilation_cache= turns it off.")
+                    "sampled or evaluated run skips compiling its steps again (default: $JAX_COMPILATION_CACHE_DIR, else "
+                    "$XDG_CACHE_HOME/gans/jax or ~/.cache/gans/jax); --compilation_cache= turns it off.")
 flags.DEFINE_bool("library_logs", False, "Show the INFO logs of libraries (orbax, grain, ...), not just this project's.")
 FLAGS = flags.FLAGS
 

@@ -19,7 +19,9 @@ TRAIN_STREAM, SAMPLE_STREAM, EVAL_STREAM, INIT_STREAM = range(4)
 
 
 def default_compilation_cache() -> str:
-  return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gans", "jax")
+  """A cache already chosen for JAX (JAX_COMPILATION_CACHE_DIR) or $XDG_CACHE_HOME/gans/jax (~/.cache/gans/jax)."""
+  return jax.config.jax_compilation_cache_dir or os.path.join(
+      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gans", "jax")
 
 
 def use_compilation_cache(directory: str) -> None:
