@@ -70,6 +70,7 @@ def mixture_gan_config(mixture: str, pack: int) -> ml_collections.ConfigDict:
       "z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_batch_norm": True,
       "d_hidden": (200, 200, 200), "d_maxout_pieces": 5,
       "loss": "non_saturating", "pack": pack,
+      "gp_weight": 0.0, "r1_gamma": 0.0,  # D regularisers, off: WGAN-GP's lambda, R1's gamma
   })
   config.data.source = mixture
   config.data.size = 100_000  # training points, as in the paper
@@ -94,6 +95,7 @@ def dcgan_config(resolution: int, channels: int, base_channels: int = 64) -> ml_
   config.model = ml_collections.ConfigDict({
       "z_dim": 100, "g_channels": base_channels, "d_channels": base_channels,
       "loss": "non_saturating", "pack": 1,
+      "gp_weight": 0.0, "r1_gamma": 0.0,  # D regularisers, off: WGAN-GP's lambda, R1's gamma
   })
   config.data.resolution = resolution
   config.data.channels = channels

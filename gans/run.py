@@ -97,7 +97,8 @@ class Setup:
     groups = jax.eval_shape(self.variant.init, jax.random.key(0))[0].keys()
     self.optimizers = steps.make_optimizers(config.optim, groups)
     use_ema = config.ema.enabled
-    init = jax.jit(lambda key: steps.init_state(self.variant, self.optimizers, key, use_ema),
+    hyperparameters = self.hyperparameters()
+    init = jax.jit(lambda key: steps.init_state(self.variant, self.optimizers, key, use_ema, hyperparameters),
                    out_shardings=sharding.replicated(self.mesh))
     self.initial_state: GanState = init(stream_key(config.seed, INIT_STREAM))
     self.meta = checkpoint.make_meta(config, self.initial_state)
@@ -141,9 +142,17 @@ class Setup:
     state, data_state = checkpointer.restore(step, self.initial_state, self.meta, with_data=with_data)
     return checkpointer, self._with_config_hyperparameters(state), data_state, step
 
+  def hyperparameters(self) -> dict[str, float]:
+    """The config's values of the variant's run-time loss weights (GanVariant.hyperparameters)."""
+    return {name: self.config.model[name] for name in self.variant.hyperparameters}
+
   def _with_config_hyperparameters(self, state: GanState) -> GanState:
-    """The optimizers' hyperparameters (learning rates, betas) of this config, not of the checkpoint's:
-    they live in the optimizer state (steps.make_optimizer), and a resumed run may change them."""
+    """The optimizers' hyperparameters (learning rates, betas) and the variant's loss weights of this config,
+    not of the checkpoint's: they live in the state (steps.make_optimizer, GanVariant.hyperparameters), and a
+    resumed run may change them."""
     opt_state = {group: group_state._replace(hyperparams=self.initial_state.opt_state[group].hyperparams)
                  for group, group_state in state.opt_state.items()}
-    return state.replace(opt_state=opt_state)
+    model_state = state.model_state
+    if self.variant.hyperparameters:
+      model_state = {**model_state, "hyperparameters": self.initial_state.model_state["hyperparameters"]}
+    return state.replace(opt_state=opt_state, model_state=model_state)

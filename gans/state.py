@@ -63,6 +63,10 @@ class GanVariant(NamedTuple):
   # name -> fn(params, model_state, key, **conditioning) -> outputs[rows, columns, ...]: further pictures
   # `--mode=sample --pictures=name` writes as <name>.png (StyleGAN: "style_mixing", "interpolation").
   pictures: Mapping[str, Callable[..., PyTree]] = {}
+  # config.model fields (loss weights) the losses read at run time from model_state["hyperparameters"][name]
+  # instead of compiling them in as constants, so the runs of a vectorised sweep may differ in them. The
+  # trainer puts the config's values there at initialisation and on resume.
+  hyperparameters: tuple[str, ...] = ()
 
 
 @flax.struct.dataclass

@@ -35,8 +35,11 @@ from gans.state import GanState, GanVariant, Phase
 
 
 def init_state(variant: GanVariant, optimizers: Mapping[str, optax.GradientTransformation], key: jax.Array,
-               use_ema: bool) -> GanState:
+               use_ema: bool, hyperparameters: Mapping[str, float] | None = None) -> GanState:
+  """The state before the first step; `hyperparameters` are the values of variant.hyperparameters."""
   params, model_state = variant.init(key)
+  if variant.hyperparameters:
+    model_state = {**model_state, "hyperparameters": hyperparameter_values(hyperparameters)}
   return GanState(
       step=jnp.zeros((), jnp.int32),
       params=params,
@@ -46,6 +49,10 @@ def init_state(variant: GanVariant, optimizers: Mapping[str, optax.GradientTrans
       skipped_updates=jnp.zeros((), jnp.int32),
       first_nonfinite=jnp.full((2,), -1, jnp.int32),
   )
+
+
+def hyperparameter_values(hyperparameters: Mapping[str, float]) -> dict:
+  return {name: jnp.asarray(value, jnp.float32) for name, value in hyperparameters.items()}
 
 
 NAN_POLICIES = ("stop", "skip")

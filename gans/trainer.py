@@ -17,6 +17,7 @@ from jax.experimental import multihost_utils
 
 from gans import checkpoint, data, evaluation, report, sampling, sharding, steps, vectorize
 from gans.run import Setup, stream_key, TRAIN_STREAM
+from gans.variants import get_variant
 from gans.state import GanState
 
 class Preempted(Exception):
@@ -132,7 +133,7 @@ def train_runs(configs, workdirs, num_devices: int | None = None) -> list[GanSta
   """
   started = time.time()
   if len(configs) > 1:
-    vectorize.check_vectorizable(configs)
+    vectorize.check_vectorizable(configs, [get_variant(config.variant)(config) for config in configs])
   runs = []
   try:
     for config, workdir in zip(configs, workdirs):

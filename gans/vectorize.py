@@ -1,8 +1,9 @@
 """Many runs of one experiment as one program: states stacked on a `runs` axis, the step vmapped over it.
 
 Runs may differ only where the compiled step does not: the seed (initialisation, latents, data order), the
-optimizers' numeric hyperparameters (held in the optimizer state by optax.inject_hyperparams) and the EMA
-decay (passed to the step per run). Anything else changes shapes or code and is refused by name.
+optimizers' numeric hyperparameters (held in the optimizer state by optax.inject_hyperparams), the loss
+weights a variant reads at run time (GanVariant.hyperparameters, held in model_state) and the EMA decay
+(passed to the step per run). Anything else changes shapes or code and is refused by name.
 
 The mesh has a `runs` axis and a `data` axis: gcd(runs, devices) devices along `runs`, the rest along
 `data`, so 8 devices train 8 runs side by side, or 4 runs on 2 devices each. Each run keeps its own
@@ -34,16 +35,21 @@ def _flatten(tree, prefix: str = "") -> dict:
   return {prefix[:-1]: tree}
 
 
-def check_vectorizable(configs) -> None:
-  """Refuses runs that differ in a field outside VARYING_FIELDS, naming the first such field."""
+def check_vectorizable(configs, variants) -> None:
+  """Refuses runs that differ in a field outside VARYING_FIELDS and the variants' run-time loss weights
+  (GanVariant.hyperparameters, of every run: a weight that is 0 in one run is not computed there), naming
+  the first such field."""
+  weights = set.intersection(*(set(variant.hyperparameters) for variant in variants))
+  varying = VARYING_FIELDS + tuple(re.escape(f"model.{name}") for name in sorted(weights))
   flat = [_flatten(config.to_dict()) for config in configs]
   for field in sorted(set().union(*flat)):
     values = [f.get(field) for f in flat]
-    if any(v != values[0] for v in values) and not any(re.fullmatch(p, field) for p in VARYING_FIELDS):
+    if any(v != values[0] for v in values) and not any(re.fullmatch(p, field) for p in varying):
       raise VectorizeError(
           f"config.{field} differs between the runs ({', '.join(map(repr, values))}); a vectorised sweep "
-          f"may vary only the seed, optim.<group>.learning_rate/b1/b2/eps and ema.decay, which leave the "
-          f"compiled step unchanged. Sweep config.{field} without --vectorize.")
+          f"may vary only the seed, optim.<group>.learning_rate/b1/b2/eps, ema.decay and the variant's "
+          f"run-time loss weights when nonzero in every run ({', '.join(sorted(weights)) or 'none here'}), "
+          f"which leave the compiled step unchanged. Sweep config.{field} without --vectorize.")
   if jax.process_count() > 1:
     raise VectorizeError("Vectorised sweeps run on one host; run a multi-host sweep without --vectorize.")
 

@@ -33,9 +33,11 @@ def _assert_states_close(a, b):
 VARYING = {"optim.d.learning_rate": (1e-3, 3e-3), "optim.g.b1": (0.5, 0.0), "ema.decay": (0.5, 0.9)}
 
 
-@pytest.mark.parametrize("name,num_devices", [("gan_ring8", 1), ("pacgan_ring8", 4), ("dcgan_digits", 4)])
-def test_run_k_of_a_vectorised_sweep_is_that_run_trained_alone(tmp_path, name, num_devices):
-  configs = _configs(name, steps=3, **VARYING)
+@pytest.mark.parametrize("name,num_devices,gp_weights", [
+    ("gan_ring8", 1, (1.0, 10.0)), ("pacgan_ring8", 4, None), ("dcgan_digits", 4, None)])
+def test_run_k_of_a_vectorised_sweep_is_that_run_trained_alone(tmp_path, name, num_devices, gp_weights):
+  loss_weights = {"model.gp_weight": gp_weights} if gp_weights else {}
+  configs = _configs(name, steps=3, **VARYING, **loss_weights)
   together = trainer.train_runs(configs, [str(tmp_path / f"v{k}") for k in range(2)], num_devices=num_devices)
   for k, config in enumerate(configs):
     alone = trainer.train_and_evaluate(config, str(tmp_path / f"a{k}"), num_devices=num_devices)
@@ -66,14 +68,20 @@ def test_a_vectorised_sweep_resumes_vectorised_or_alone(tmp_path):
   assert params_of(workdirs[0], configs[0])[0] == 4
 
 
-@pytest.mark.parametrize("field,values", [("model.g_hidden", ((16,), (32,))), ("train.batch_size", (8, 16))])
+def _variants(configs):
+  return [trainer.get_variant(config.variant)(config) for config in configs]
+
+
+@pytest.mark.parametrize("field,values", [("model.g_hidden", ((16,), (32,))), ("train.batch_size", (8, 16)),
+                                          ("model.gp_weight", (0.0, 10.0))])  # 0 turns the penalty off
 def test_fields_that_change_the_program_are_refused_by_name(field, values):
   configs = _configs("gan_ring8", steps=1)
   for config, value in zip(configs, values):
     sweep.apply_override(config, field, str(value))
   with pytest.raises(vectorize.VectorizeError, match=rf"config\.{field} differs between the runs"):
-    vectorize.check_vectorizable(configs)
-  vectorize.check_vectorizable(_configs("gan_ring8", steps=1, **VARYING))  # seeds and VARYING may differ
+    vectorize.check_vectorizable(configs, _variants(configs))
+  allowed = _configs("gan_ring8", steps=1, **VARYING, **{"model.gp_weight": (1.0, 10.0)})
+  vectorize.check_vectorizable(allowed, _variants(allowed))  # seeds, VARYING and nonzero loss weights may differ
 
 
 def test_runs_at_different_steps_are_not_resumed_together(tmp_path):

@@ -68,7 +68,8 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
   """The D phase and the G phase of an unconditional GAN with `model_config.loss`.
 
   Optional regularisers on the D phase: `gp_weight` (WGAN-GP's lambda) and
-  `r1_gamma` (penalty gamma/2 * E||grad D(x)||^2 on reals).
+  `r1_gamma` (penalty gamma/2 * E||grad D(x)||^2 on reals). Their weights are read from
+  model_state["hyperparameters"] (see `standard_hyperparameters`), so vectorised sweeps may vary them.
   """
   adversarial = losses.get_adversarial_loss(model_config.loss)
   pack = model_config.get("pack", 1)
@@ -94,12 +95,14 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
     loss = adversarial.d(real_logits, fake_logits)
     metrics = {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
     d_fn = lambda x: discriminate(params, d_collections, x)[0]
+    # The run-time weights where the variant declares them (standard_hyperparameters), else the constants.
+    weights = {"gp_weight": gp_weight, "r1_gamma": r1_gamma, **model_state.get("hyperparameters", {})}
     if gp_weight:
       metrics["gradient_penalty"] = losses.gradient_penalty(d_fn, real, fake, penalty_key)
-      loss += gp_weight * metrics["gradient_penalty"]
+      loss += weights["gp_weight"] * metrics["gradient_penalty"]
     if r1_gamma:
       metrics["r1"] = losses.r1_penalty(d_fn, real)
-      loss += 0.5 * r1_gamma * metrics["r1"]
+      loss += 0.5 * weights["r1_gamma"] * metrics["r1"]
     return loss, (metrics, {**model_state, "d": d_collections})
 
   def g_loss(params, model_state, batch, key):
@@ -109,6 +112,11 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
 
   return (Phase("d_main", d_loss, updates=("d",), repeats=n_critic),
           Phase("g_main", g_loss, updates=("g",)))
+
+
+def standard_hyperparameters(model_config) -> tuple[str, ...]:
+  """The run-time loss weights of `standard_phases`: the regularisers that are on (nonzero)."""
+  return tuple(name for name in ("gp_weight", "r1_gamma") if model_config.get(name, 0.0))
 
 
 def make_sampler(generator: nn.Module, z_dim: int) -> Callable:

@@ -90,4 +90,5 @@ def make(config) -> GanVariant:
       phases=common.standard_phases(generator, discriminator, model, config.train.get("n_critic", 1)),
       sample=common.make_sampler(generator, model.z_dim),
       modules={"g": generator, "d": discriminator},
+      hyperparameters=common.standard_hyperparameters(model),
   )
