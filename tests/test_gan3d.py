@@ -68,3 +68,19 @@ def test_discriminator_learns_only_below_80_percent_accuracy():
     for before, after in zip(jax.tree.leaves(getattr(state, group)), jax.tree.leaves(getattr(above, group))):
       np.testing.assert_array_equal(before, after)
   assert int(above.step) == int(state.step) + 1
+
+
+def test_voxel_eval_pieces_have_their_closed_forms():
+  from gans import voxel_eval
+  h = jnp.arange(2 * 4 ** 3 * 3, dtype=jnp.float32).reshape(2, 4, 4, 4, 3)
+  pooled = np.asarray(voxel_eval.pooled_features([h]))
+  assert pooled.shape == (2, 8 * 3)
+  # Cell (1, 1, 1) of channel c of example n holds the block's last element: h[n, 3, 3, 3, c].
+  np.testing.assert_array_equal(pooled.reshape(2, 2, 2, 2, 3)[:, 1, 1, 1], h[:, 3, 3, 3])
+  a = np.zeros((2, 4, 4, 4), bool)
+  a[0, :2] = True  # 32 voxels
+  a[1, :, :1] = True  # 16 voxels
+  shapes = np.zeros((2, 4, 4, 4), bool)
+  shapes[0, :1] = True  # 16 voxels, inside a[0]: IoU 16/32
+  shapes[1] = a[1]
+  np.testing.assert_allclose(voxel_eval.nearest_neighbour_iou(a, shapes), [0.5, 1.0])
