@@ -22,6 +22,8 @@ flags.DEFINE_integer("code", None, "--mode=sample: the categorical code to fix (
 flags.DEFINE_float("truncation_psi", None, "--mode=sample: truncation toward the mean w (StyleGAN; 1 = none).")
 flags.DEFINE_list("pictures", [], "--mode=sample: the variant's extra pictures to draw, e.g. "
                   "style_mixing,interpolation (StyleGAN); each is written as <name>.png.")
+flags.DEFINE_enum("export", None, ["obj", "ply"], "--mode=sample, voxel samples: also a mesh per sample "
+                  "(marching cubes) in <workdir>/meshes/.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
 # SLURM and Cloud TPU set these in the environment, where jax.distributed.initialize() finds them; elsewhere
@@ -88,7 +90,8 @@ def main(argv) -> None:
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, workdir)
     elif FLAGS.mode == "sample":
-      sampling.write_samples(config, workdir, FLAGS.num_samples, pictures=FLAGS.pictures, **_conditioning())
+      sampling.write_samples(config, workdir, FLAGS.num_samples, pictures=FLAGS.pictures, export=FLAGS.export,
+                             **_conditioning())
     else:
       results = evaluation.evaluate_checkpoint(config, workdir)
       print(json.dumps(results))

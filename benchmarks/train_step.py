@@ -43,7 +43,8 @@ def jax_step(config):
                       if phase.name in last_step_phases and phase.every == 1)
   train_step = setup.train_step(main_phases)  # the trainer's own jitted step
   shape = (steps.batches_per_step(setup.variant, main_phases), config.train.batch_size) + common.data_shape(config.data)
-  batches = {"x" if len(shape) == 3 else "image": jax.random.uniform(jax.random.key(0), shape, minval=-1, maxval=1),
+  name = {3: "x", 5: "image", 6: "voxels"}[len(shape)]
+  batches = {name: jax.random.uniform(jax.random.key(0), shape, minval=0 if name == "voxels" else -1, maxval=1),
              # class labels, read by conditional variants and ignored by the others
              "label": jax.random.randint(jax.random.key(2), shape[:2], 0, config.model.get("num_classes", 10))}
   key = jax.random.key(1)
@@ -73,6 +74,9 @@ def torch_step(config):
   if config.variant == "gan":
     from benchmarks import torch_mlp_gan
     return torch_mlp_gan.make_torch_mlp_gan_step(config)
+  if config.variant == "gan3d":
+    from benchmarks import torch_gan3d
+    return torch_gan3d.make_torch_gan3d_step(config)
   if config.variant == "stylegan2":
     from benchmarks import torch_stylegan2
     return torch_stylegan2.make_torch_stylegan2_step(config)

@@ -26,6 +26,8 @@ NAMES = (
     "infogan_digits",
     "infogan_fashion_mnist",
     "infogan_mnist",
+    "gan3d_shapes",
+    "gan3d_modelnet10",
 )
 
 

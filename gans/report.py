@@ -47,7 +47,11 @@ def scatter_plot(points: np.ndarray, reference: np.ndarray | None = None, size: 
 
 
 def to_picture(samples: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-  """A uint8 picture of a batch of samples: a grid for images, a scatter plot for 2D points."""
+  """A uint8 picture of a batch of samples: a grid for images and for voxels (rendered views), a scatter plot
+  for 2D points."""
+  if samples.ndim == 5:
+    from gans import voxel_views  # pylint: disable=import-outside-toplevel  (scipy, only voxels need it)
+    return image_grid(voxel_views.render_batch(samples))
   if samples.ndim == 4:
     return image_grid(samples)
   return scatter_plot(samples, reference)

@@ -5,7 +5,7 @@ import os
 import jax
 import numpy as np
 
-from gans import checkpoint, data, report, run
+from gans import checkpoint, data, report, run, voxel_views
 
 
 def grid_picture(grid: np.ndarray) -> np.ndarray:
@@ -13,14 +13,18 @@ def grid_picture(grid: np.ndarray) -> np.ndarray:
   return report.image_grid(grid.reshape((-1,) + grid.shape[2:]), columns=grid.shape[1])
 
 
-def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditioning) -> str:
+def write_samples(config, workdir: str, num_samples: int, pictures=(), export: str | None = None,
+                  **conditioning) -> str:
   """Writes <workdir>/samples.npz (array `samples`, (N, ...) in data space) and samples.png; returns the npz path.
 
   `conditioning` (e.g. label=3 from --label=3) goes to the variant's sampler. A variant with its own grid
   (one row per class, ...) also gets grid.png. The same checkpoint, config.seed and conditioning give the
   same samples (the run's sample stream). Each of `pictures` (names in the variant's `pictures`, e.g.
-  StyleGAN's style_mixing) is written as <name>.png with the same conditioning.
+  StyleGAN's style_mixing) is written as <name>.png with the same conditioning. `export` ("obj" or "ply",
+  voxel samples only) also writes one marching-cubes mesh per sample in <workdir>/meshes/.
   """
+  if export is not None and export not in voxel_views.FORMATS:
+    raise ValueError(f"Unknown --export format {export!r}; valid: {', '.join(voxel_views.FORMATS)}.")
   setup = run.Setup(config)
   run.check_conditioning(setup.variant, conditioning)  # before reading a checkpoint, so a wrong flag fails fast
   unknown = sorted(set(pictures) - set(setup.variant.pictures))
@@ -31,6 +35,9 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditi
   if step == 0:
     raise checkpoint.CheckpointError(f"No checkpoint in {workdir}/checkpoints; train first (--mode=train).")
   samples = setup.generate(state, num_samples, **conditioning)
+  if export is not None and samples.ndim != 5:
+    raise ValueError(f"--export={export} writes meshes of voxel samples [N, D, H, W, 1]; these samples have "
+                     f"shape {samples.shape}.")
   reference = np.asarray(data.mixture_modes(config.data.source)[0]) if samples.ndim == 2 else None
   drawn = {"samples": report.to_picture(samples, reference)}
   grid = setup.grid(state)
@@ -44,4 +51,7 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditi
     for name, picture in drawn.items():
       report.save_png(os.path.join(workdir, f"{name}.png"), picture)
     logging.info("Wrote %d samples of step %d to %s", num_samples, step, path)
+    if export is not None:
+      paths = voxel_views.export_meshes(samples, os.path.join(workdir, "meshes"), export)
+      logging.info("Wrote %d %s meshes to %s", len(paths), export, os.path.dirname(paths[0]))
   return path

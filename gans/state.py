@@ -40,6 +40,11 @@ class Phase(NamedTuple):
   # Multiplies the phase's optimizer update, i.e. its learning rate for optax's adam, sgd and rmsprop
   # (their learning rate is the last, linear scaling): per-resolution learning rates.
   lr_multiple: float = 1.0
+  # Name of a scalar metric the loss returns; the phase's update (its groups' parameters and optimizer state,
+  # and the model_state it returns) is applied only when that metric is nonzero, chosen inside jit. The
+  # 3D-GAN's adaptive rule (Wu et al. 2016): D learns only while its accuracy on the batch is below 80%.
+  # None = always applied. A per-step condition computed from the batch cannot be a Python-side `every`.
+  apply_if: str | None = None
 
 
 class GanVariant(NamedTuple):

@@ -120,7 +120,11 @@ def _run_phase(phase: Phase, optimizers, state: GanState, batch, key: jax.Array)
       updates = jax.tree.map(lambda u: u * phase.lr_multiple, updates)
     params[group] = optax.apply_updates(params[group], updates)
   metrics = {"loss": loss, **metrics}
-  return state.replace(params=params, opt_state=opt_state, model_state=model_state), metrics
+  updated = state.replace(params=params, opt_state=opt_state, model_state=model_state)
+  if phase.apply_if is not None:  # keeps the state as it was where the phase's condition is false
+    apply = metrics[phase.apply_if] != 0
+    updated = jax.tree.map(lambda new, old: jnp.where(apply, new, old), updated, state)
+  return updated, metrics
 
 
 def _ema_update(ema_params, params, decay):

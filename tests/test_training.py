@@ -33,9 +33,11 @@ def tiny_config(name: str, **train):
 
 def synthetic_batches(config, batches_per_step: int, key=jax.random.key(0)):
   shape = (batches_per_step, config.train.batch_size) + common.data_shape(config.data)
-  name = "x" if len(shape) == 3 else "image"
+  name = {3: "x", 5: "image", 6: "voxels"}[len(shape)]
   batch = {name: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)}
-  if name == "image" and config.data.source != "folder":  # digits, IDX and TFDS sources carry labels
+  if name == "voxels":  # occupancies in [0, 1]
+    batch[name] = (batch[name] + 1.0) / 2
+  if name != "x" and config.data.source not in ("folder", "voxel_folder"):  # these folders carry no labels
     batch["label"] = jnp.zeros(shape[:2], jnp.int32)
   return batch
 
@@ -58,7 +60,7 @@ def test_every_experiment_builds_and_takes_a_finite_step(name):
   assert {"d_main/loss", "g_main/loss"} <= set(metrics)
 
 
-@pytest.mark.parametrize("name", ["pacgan_ring8", "dcgan_digits"])
+@pytest.mark.parametrize("name", ["pacgan_ring8", "dcgan_digits", "gan3d_shapes"])
 def test_four_devices_give_the_numbers_of_one(name):
   config = tiny_config(name)
   state_1, metrics_1 = one_step(config, num_devices=1)

@@ -3,8 +3,9 @@
 Fields of `config.data` (an `ml_collections.ConfigDict`); a missing field takes
 the default below, so an experiment sets only what differs:
 
-  source        "digits" | "idx" | "tfds" | "folder" | "ring8" | "grid25"   ("digits")
-  path          directory or file of a file-based source: the IDX directory, the
+  source        "digits" | "idx" | "tfds" | "folder" | "ring8" | "grid25" | "shapes3d" | "voxel_folder"
+                (the last two: voxel grids, gans/data/voxels.py)   ("digits")
+  path          directory or file of a file-based source: the IDX directory, the voxel folder, the
                 TFDS data_dir ("" = TFDS's own default), the image folder or .zip   ("")
   name          TFDS dataset name, e.g. "mnist", "celeb_a"   ("")
   split         "train" | "test" for idx ("t10k" also accepted); any TFDS split
@@ -18,6 +19,9 @@ the default below, so an experiment sets only what differs:
                 without this feature (e.g. celeb_a) get no label either   ("label")
   size          virtual length of a 2D mixture source   (100_000)
   mixture_seed  mixture sample i is drawn from (mixture_seed, i) alone   (0)
+  shapes_seed   procedural solid i (source "shapes3d") is drawn from (shapes_seed, i) alone;
+                `size` solids, resolution^3 voxels   (0)
+  shape_classes comma-separated classes of "shapes3d" (gans/data/voxels.py CLASSES); "" = all   ("")
   num_workers   grain worker processes; 0 reads in this process   (0)
   read_threads  threads reading batches ahead in each process (PIL decodes
                 outside the GIL); 0 reads each batch only when asked   (2)
@@ -36,6 +40,8 @@ DEFAULTS = dict(
     label_key="label",
     size=100_000,
     mixture_seed=0,
+    shapes_seed=0,
+    shape_classes="",
     num_workers=0,
     read_threads=2,
 )

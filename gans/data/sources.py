@@ -3,6 +3,7 @@ from gans.data import arrays
 from gans.data import folder
 from gans.data import mixtures
 from gans.data import tfds_source
+from gans.data import voxels
 from gans.data.config import field
 
 
@@ -35,12 +36,25 @@ def _mixture(name):
   return make
 
 
+def _shapes3d(config):
+  classes = tuple(c.strip() for c in field(config, "shape_classes").split(",") if c.strip()) or voxels.CLASSES
+  return voxels.ShapesSource(resolution=field(config, "resolution"), size=field(config, "size"),
+                             seed=field(config, "shapes_seed"), classes=classes)
+
+
+def _voxel_folder(config):
+  return voxels.VoxelFolderSource(field(config, "path"), resolution=field(config, "resolution"),
+                                  split=field(config, "split"))
+
+
 SOURCES = {
     "digits": _digits,
     "idx": _idx,
     "tfds": _tfds,
     "folder": _folder,
     **{name: _mixture(name) for name in mixtures.MIXTURES},
+    "shapes3d": _shapes3d,
+    "voxel_folder": _voxel_folder,
 }
 
 

@@ -1,5 +1,5 @@
 """The variant registry: name -> make(config) -> GanVariant."""
-from gans.variants import cgan, dcgan, gan, infogan, stylegan, stylegan2
+from gans.variants import cgan, dcgan, gan, gan3d, infogan, stylegan, stylegan2
 
 VARIANTS = {
     "gan": gan.make,
@@ -8,6 +8,7 @@ VARIANTS = {
     "stylegan2": stylegan2.make,
     "cgan": cgan.make,
     "infogan": infogan.make,
+    "gan3d": gan3d.make,
 }
 
 

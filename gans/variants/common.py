@@ -16,12 +16,15 @@ from gans import losses
 from gans.state import Phase
 
 MIXTURE_SOURCES = ("ring8", "grid25")
+VOXEL_SOURCES = ("shapes3d", "voxel_folder")  # occupancy grids, batch key "voxels"
 
 
 def data_shape(data_config) -> tuple[int, ...]:
-  """Shape of one example in data space: (2,) for the 2D mixtures, (H, W, C) for images."""
+  """Shape of one example in data space: (2,) for the 2D mixtures, (D, H, W, 1) for voxels, (H, W, C) for images."""
   if data_config.source in MIXTURE_SOURCES:
     return (2,)
+  if data_config.source in VOXEL_SOURCES:
+    return (data_config.resolution,) * 3 + (1,)
   return (data_config.resolution, data_config.resolution, data_config.channels)
 
 

@@ -1,0 +1,62 @@
+"""PyTorch reference of one 3D-GAN training step (Wu et al. 2016), for speed comparisons only.
+
+The architecture of gans/variants/gan3d.py: G z -> 4^3 x (8 c) by a 4^3 stride-1 ConvTranspose3d from 1^3,
+then ConvTranspose3d(k=4, s=2, p=1) halving the channels, BatchNorm3d + ReLU, a last one to 1 channel and a
+sigmoid; D Conv3d(k=4, s=2, p=1) doubling the channels, BatchNorm3d + LeakyReLU(0.2), a 4^3 valid conv to one
+logit. No biases. Adam(b1 0.5) with the paper's learning rates (G 0.0025, D 1e-5). One step: a D update on a
+real and a fake batch (BCE on logits), then a G update (-log D(G(z))), G run forward again as the project's
+phases do; the adaptive rule's skip is not modelled (D always updates, the slower case).
+
+Written for benchmarks/train_step.py (--experiment=gan3d_shapes or gan3d_modelnet10); torch is optional and
+was not installed where this was written, so this file has not been run yet.
+"""
+import math
+
+import torch
+from torch import nn
+
+
+def _levels(resolution: int) -> int:
+  return int(round(math.log2(resolution / 4)))
+
+
+def make_torch_generator(resolution: int, latent_dim: int, base_channels: int) -> nn.Module:
+  width = base_channels * 2 ** (_levels(resolution) - 1)
+  layers = [nn.ConvTranspose3d(latent_dim, width, 4, 1, 0, bias=False), nn.BatchNorm3d(width), nn.ReLU(True)]
+  for _ in range(_levels(resolution) - 1):
+    layers += [nn.ConvTranspose3d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm3d(width // 2), nn.ReLU(True)]
+    width //= 2
+  layers += [nn.ConvTranspose3d(width, 1, 4, 2, 1, bias=False), nn.Sigmoid()]
+  return nn.Sequential(*layers)
+
+
+def make_torch_discriminator(resolution: int, base_channels: int) -> nn.Module:
+  layers, width, channels = [], base_channels, 1
+  for _ in range(_levels(resolution)):
+    layers += [nn.Conv3d(channels, width, 4, 2, 1, bias=False), nn.BatchNorm3d(width), nn.LeakyReLU(0.2, True)]
+    channels, width = width, width * 2
+  layers += [nn.Conv3d(channels, 1, 4, 1, 0, bias=False), nn.Flatten(0)]
+  return nn.Sequential(*layers)
+
+
+def make_torch_gan3d_step(config):
+  """step() -> None: one D and one G update on a fixed random real batch, at the config's sizes."""
+  resolution, batch, z_dim = config.data.resolution, config.train.batch_size, config.model.z_dim
+  generator = make_torch_generator(resolution, z_dim, config.model.g_channels)
+  discriminator = make_torch_discriminator(resolution, config.model.d_channels)
+  g_optimizer = torch.optim.Adam(generator.parameters(), lr=config.optim.g.learning_rate, betas=(0.5, 0.999))
+  d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.optim.d.learning_rate, betas=(0.5, 0.999))
+  bce = nn.BCEWithLogitsLoss()
+  ones, zeros = torch.ones(batch), torch.zeros(batch)
+  real = (torch.rand(batch, 1, resolution, resolution, resolution) > 0.5).float()
+
+  def step():
+    d_optimizer.zero_grad(set_to_none=True)
+    fake = generator(torch.randn(batch, z_dim, 1, 1, 1)).detach()
+    (bce(discriminator(real), ones) + bce(discriminator(fake), zeros)).backward()
+    d_optimizer.step()
+    g_optimizer.zero_grad(set_to_none=True)
+    bce(discriminator(generator(torch.randn(batch, z_dim, 1, 1, 1))), ones).backward()
+    g_optimizer.step()
+
+  return step

@@ -1,0 +1,51 @@
+"""The 3D-GAN's fast 3D convolutions equal lax's (values and both gradients)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gans import layers3d
+
+
+def _vjp_all(fn, x, kernel, cotangent_key):
+  y, vjp = jax.vjp(fn, x, kernel)
+  cotangent = jax.random.normal(cotangent_key, y.shape)
+  return (y,) + vjp(cotangent)
+
+
+# (C_in, C_out) chosen so the kernel gradient takes each of its two matmul layouts in both layers: after the
+# space-to-depth the conv has 8 C_in inputs and C_out outputs, the transposed conv C_in and 8 C_out.
+@pytest.mark.parametrize("channels", [(16, 1), (1, 16)])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_fast_form_equals_lax_values_and_gradients(channels, transposed):
+  c_in, c_out = channels
+  keys = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(keys[0], (2, 4, 2, 6, c_in))
+  kernel = jax.random.normal(keys[1], (4, 4, 4, c_in, c_out))
+  fast, plain = ((layers3d.conv_transpose3d, layers3d.conv_transpose3d_lax) if transposed
+                 else (layers3d.conv3d, layers3d.conv3d_lax))
+  got = _vjp_all(lambda a, k: fast(a, k, form="space_to_depth"), x, kernel, keys[2])
+  want = _vjp_all(plain, x, kernel, keys[2])
+  assert got[0].shape == want[0].shape == ((2, 8, 4, 12, c_out) if transposed else (2, 2, 1, 3, c_out))
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
+
+
+def test_transposed_conv_is_the_adjoint_of_the_conv():
+  # <conv3d(y, K^T), x> = <y, conv_transpose3d(x, K)> for the same scatter-form kernel K.
+  keys = jax.random.split(jax.random.key(1), 3)
+  x = jax.random.normal(keys[0], (1, 2, 2, 2, 3))
+  y = jax.random.normal(keys[1], (1, 4, 4, 4, 2))
+  kernel = jax.random.normal(keys[2], (4, 4, 4, 3, 2))
+  left = jnp.vdot(layers3d.conv3d(y, kernel.transpose(0, 1, 2, 4, 3), form="space_to_depth"), x)
+  right = jnp.vdot(y, layers3d.conv_transpose3d(x, kernel, form="space_to_depth"))
+  np.testing.assert_allclose(left, right, rtol=1e-5)
+
+
+def test_bad_shapes_are_refused_with_the_reason():
+  with pytest.raises(ValueError, match="4x4x4 kernels"):
+    layers3d.conv3d(jnp.zeros((1, 4, 4, 4, 1)), jnp.zeros((3, 3, 3, 1, 1)))
+  with pytest.raises(ValueError, match="even D, H, W"):
+    layers3d.conv3d(jnp.zeros((1, 5, 4, 4, 1)), jnp.zeros((4, 4, 4, 1, 1)))
+  with pytest.raises(ValueError, match="Unknown 3D conv form 'winograd'"):
+    layers3d.conv3d(jnp.zeros((1, 4, 4, 4, 1)), jnp.zeros((4, 4, 4, 1, 1)), form="winograd")
