@@ -128,8 +128,9 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
 def train_runs(configs, workdirs, num_devices: int | None = None) -> list[GanState]:
   """Trains several runs of one experiment as one vmapped program (gans/vectorize.py); one run is a plain run.
 
-  The runs may differ only in seed, optimizer hyperparameters and EMA decay. Each resumes from, and
-  writes to, its own workdir exactly as it would trained alone.
+  The runs may differ only in seed, optimizer hyperparameters, run-time loss weights and EMA decay
+  (vectorize.check_vectorizable). Each resumes from, and writes to, its own workdir exactly as it would
+  trained alone.
   """
   started = time.time()
   if len(configs) > 1:
