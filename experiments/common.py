@@ -67,6 +67,8 @@ def mixture_gan_config(mixture: str, pack: int) -> ml_collections.ConfigDict:
       "z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_batch_norm": True,
       "d_hidden": (200, 200, 200), "d_maxout_pieces": 5,
       "loss": "non_saturating", "pack": pack,
+      # Computation dtype, "float32" or "bfloat16"; parameters, optimizer state, EMA and losses stay float32.
+      "dtype": "float32",
   })
   config.data.source = mixture
   config.data.size = 100_000  # training points, as in the paper
@@ -91,6 +93,8 @@ def dcgan_config(resolution: int, channels: int, base_channels: int = 64) -> ml_
   config.model = ml_collections.ConfigDict({
       "z_dim": 100, "g_channels": base_channels, "d_channels": base_channels,
       "loss": "non_saturating", "pack": 1,
+      # Computation dtype, "float32" or "bfloat16"; parameters, optimizer state, EMA and losses stay float32.
+      "dtype": "float32",
   })
   config.data.resolution = resolution
   config.data.channels = channels

@@ -199,6 +199,7 @@ def conv2d_resample(x_NHWC, w_HWIO, filter_2d=None, up=1, down=1, padding=0, gro
   kernel_h, kernel_w = w_HWIO.shape[:2]
   if kernel_h != kernel_w:
     raise ValueError(f"square kernels only, got {kernel_h}x{kernel_w}")
+  w_HWIO = w_HWIO.astype(x_NHWC.dtype)  # float32 parameters, the activations' computation dtype
   kernel = w_HWIO if flip_weight else w_HWIO[::-1, ::-1]
   if up == 1 and down == 1:
     return _conv(x_NHWC, kernel, padding=padding, groups=groups)
