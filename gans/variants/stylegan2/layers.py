@@ -404,7 +404,8 @@ class SynthesisLayer(nn.Module):
       noise_strength = self.param("noise_strength", nn.initializers.zeros, ())
       if noise_mode == "random":
         shape = (x_NHWC.shape[0], self.resolution, self.resolution, 1)
-        noise = jax.random.normal(self.make_rng("noise"), shape, x_NHWC.dtype) * noise_strength
+        # Drawn in float32 whatever the computation dtype, so a bfloat16 run sees the float32 run's noise.
+        noise = jax.random.normal(self.make_rng("noise"), shape, jnp.float32) * noise_strength
       elif noise_mode == "const":
         noise = noise_const.value[None, :, :, None] * noise_strength
     x = modulated_conv2d(
