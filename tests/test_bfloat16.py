@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import experiments
-from gans import run, steps
+from gans import checkpoint, run, steps
 from gans.variants import get_variant
 from test_training import synthetic_batches, tiny_config
 
@@ -118,6 +118,22 @@ def test_a_bfloat16_dtype_name_is_checked():
   config.model.dtype = "float16"
   with pytest.raises(ValueError, match=r"config.model.dtype='float16'.*valid: float32, bfloat16"):
     run.Setup(config, num_devices=1)
+
+
+def test_a_float32_checkpoint_resumes_in_bfloat16_but_another_model_is_refused(tmp_path):
+  config = with_dtype(tiny_config("gan_ring8"), "float32")
+  state = run.Setup(config, num_devices=1).initial_state
+  checkpointer = checkpoint.Checkpointer(str(tmp_path))
+  checkpointer.save(0, state, {}, checkpoint.make_meta(config, state))
+  checkpointer.wait()
+  bf16 = with_dtype(config, "bfloat16")
+  restored, _ = checkpointer.restore(0, state, checkpoint.make_meta(bf16, state))
+  for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state)):
+    np.testing.assert_array_equal(a, b)
+  with bf16.unlocked():
+    bf16.model.z_dim += 1
+  with pytest.raises(checkpoint.CheckpointError, match=r"config.model.z_dim: checkpoint has 8, this run has 9"):
+    checkpointer.restore(0, state, checkpoint.make_meta(bf16, state))
 
 
 def _operand_types(hlo_text: str, op: str) -> list[str]:
