@@ -19,9 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 import experiments
-from gans import checkpoint, run, steps
+from gans import checkpoint, layers, run, steps, winograd
 from gans.variants import get_variant
 from test_training import synthetic_batches, tiny_config
 
@@ -134,6 +135,44 @@ def test_a_float32_checkpoint_resumes_in_bfloat16_but_another_model_is_refused(t
     bf16.model.z_dim += 1
   with pytest.raises(checkpoint.CheckpointError, match=r"config.model.z_dim: checkpoint has 8, this run has 9"):
     checkpointer.restore(0, state, checkpoint.make_meta(bf16, state))
+
+
+# Every fast form of gans.layers: Winograd-sized strided conv and transposed conv (4x4, stride 2, padding 1,
+# made to qualify by lowering the threshold), the sub-pixel transposed conv (stride 3), a stride-1 conv.
+LAYER_CASES = {
+    "conv_4x4_s2": (lambda x, k: layers.conv(x, k, 2, 1), (2, 8, 8, 4), (4, 4, 4, 6)),
+    "conv_transpose_4x4_s2": (lambda x, k: layers.conv_transpose(x, k, 2, 1), (2, 4, 4, 4), (4, 4, 4, 6)),
+    "conv_transpose_3x3_s3": (lambda x, k: layers.conv_transpose(x, k, 3, 1), (2, 4, 4, 4), (3, 3, 4, 6)),
+    "conv_3x3_s1": (lambda x, k: layers.conv(x, k, 1, 1), (2, 6, 6, 4), (3, 3, 4, 6)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_the_fast_layers_keep_bfloat16_and_skip_winograd_for_it(monkeypatch, case):
+  fn, x_shape, k_shape = LAYER_CASES[case]
+  monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 1)
+  winograd_calls = []
+  for name in ("correlate", "correlate_transpose"):
+    original = getattr(winograd, name)
+    monkeypatch.setattr(winograd, name, lambda *args, _f=original: winograd_calls.append(1) or _f(*args))
+  k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+  x, kernel = jax.random.normal(k1, x_shape), 0.2 * jax.random.normal(k2, k_shape)
+
+  def value_and_grads(x, kernel):
+    y, vjp = jax.vjp(fn, x, kernel)
+    return (y, *vjp(jax.random.normal(k3, y.shape).astype(y.dtype)))
+
+  with jax.default_matmul_precision("highest"):
+    reference = value_and_grads(x, kernel)
+  winograd_calls.clear()
+  got = value_and_grads(x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16))
+  assert not winograd_calls  # float32 only (gans/layers.py `_winograd_applies` says why)
+  for name, value, want in zip(("y", "x_grad", "kernel_grad"), got, reference):
+    # A custom VJP's cotangents have its inputs' dtypes; each value is one bfloat16 conv of bfloat16 operands
+    # away from float32's (a few roundoffs of the largest entry).
+    assert value.dtype == jnp.bfloat16, (name, value.dtype)
+    np.testing.assert_allclose(np.asarray(value, np.float32), want, rtol=0,
+                               atol=8 * BF16_ROUNDOFF * float(jnp.max(jnp.abs(want))), err_msg=name)
 
 
 def _operand_types(hlo_text: str, op: str) -> list[str]:
