@@ -8,6 +8,12 @@ and ratio (ours / PyTorch's) when PyTorch is importable. The two are timed in al
 process and the medians compared, because this kind of machine is shared and noisy: only the ratio of
 interleaved measurements means anything. Images per second counts the batch of one step (one D update and
 one G update on batch_size real and batch_size generated images).
+
+  python benchmarks/train_step.py --experiment=dcgan_celeba64 --batch_size=64 --dtypes=float32,bfloat16
+
+times the step once per computation dtype (config.model.dtype) in the same alternating blocks: the first
+dtype's figures are images_per_sec and compile_sec (and the PyTorch ratio), each further one's
+<dtype>_images_per_sec, <dtype>_compile_sec and <dtype>_ratio (its throughput over the first dtype's).
 """
 import json
 import os
@@ -30,6 +36,8 @@ flags.DEFINE_integer("resolution", 0, "Image resolution; 0 = the experiment's (e
 flags.DEFINE_integer("blocks", 7, "Alternating timing blocks per framework; the median block counts.")
 flags.DEFINE_float("block_seconds", 3.0, "Approximate length of one timing block.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
+flags.DEFINE_list("dtypes", ["float32"], "Computation dtypes (config.model.dtype) timed side by side, e.g. "
+                  "float32,bfloat16; the first is compared with PyTorch and the others with the first.")
 FLAGS = flags.FLAGS
 
 
@@ -58,6 +66,18 @@ def jax_step(config):
     jax.block_until_ready(metrics)
 
   return step, compile_sec
+
+
+def with_dtype(config, dtype: str):
+  """The config computing in `dtype`; refused by name for an experiment without config.model.dtype."""
+  if "dtype" not in config.model:
+    if dtype == "float32":
+      return config  # float32 is every experiment's computation dtype
+    raise ValueError(f"Experiment {FLAGS.experiment} has no config.model.dtype, so it computes in float32 only; "
+                     f"drop --dtypes={dtype}.")
+  config = config.copy_and_resolve_references()
+  config.model.dtype = dtype
+  return config
 
 
 def torch_step(config):
@@ -96,10 +116,14 @@ def calls_for(step, block_seconds: float) -> int:
   return max(1, int(block_seconds / max(one, 1e-6)))
 
 
-def benchmark(config, blocks: int, block_seconds: float, with_torch: bool) -> dict:
-  ours, compile_sec = jax_step(config)
+def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtypes=("float32",)) -> dict:
+  steppers, compile_secs = {}, {}
+  for dtype in dtypes:  # "jax" is the first dtype's step, as without --dtypes
+    name = "jax" if dtype == dtypes[0] else dtype
+    steppers[name], compile_secs[name] = jax_step(with_dtype(config, dtype))
   reference = torch_step(config) if with_torch else None
-  steppers = {"jax": ours} if reference is None else {"jax": ours, "torch": reference}
+  if reference is not None:
+    steppers["torch"] = reference
   calls = {name: calls_for(step, block_seconds) for name, step in steppers.items()}
   times = {name: [] for name in steppers}
   for _ in range(blocks):
@@ -107,7 +131,13 @@ def benchmark(config, blocks: int, block_seconds: float, with_torch: bool) -> di
       times[name].append(seconds_per_step(step, block_seconds, calls[name]))
   batch = config.train.batch_size
   result = {"experiment": FLAGS.experiment, "batch_size": batch, "devices": jax.device_count(),
-            "images_per_sec": batch / statistics.median(times["jax"]), "compile_sec": compile_sec}
+            "images_per_sec": batch / statistics.median(times["jax"]), "compile_sec": compile_secs["jax"]}
+  if len(dtypes) > 1:
+    result["dtype"] = dtypes[0]
+  for dtype in dtypes[1:]:
+    result[f"{dtype}_images_per_sec"] = batch / statistics.median(times[dtype])
+    result[f"{dtype}_compile_sec"] = compile_secs[dtype]
+    result[f"{dtype}_ratio"] = result[f"{dtype}_images_per_sec"] / result["images_per_sec"]
   if "torch" in times:
     import torch
     result["torch_images_per_sec"] = batch / statistics.median(times["torch"])
@@ -123,7 +153,7 @@ def main(argv) -> None:
     config.train.batch_size = FLAGS.batch_size
   if FLAGS.resolution:
     config.data.resolution = FLAGS.resolution
-  print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch)))
+  print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch, tuple(FLAGS.dtypes))))
 
 
 if __name__ == "__main__":

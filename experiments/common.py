@@ -71,6 +71,8 @@ def mixture_gan_config(mixture: str, pack: int) -> ml_collections.ConfigDict:
       "d_hidden": (200, 200, 200), "d_maxout_pieces": 5,
       "loss": "non_saturating", "pack": pack,
       "gp_weight": 0.0, "r1_gamma": 0.0,  # D regularisers, off: WGAN-GP's lambda, R1's gamma
+      # Computation dtype, "float32" or "bfloat16"; parameters, optimizer state, EMA and losses stay float32.
+      "dtype": "float32",
   })
   config.data.source = mixture
   config.data.size = 100_000  # training points, as in the paper
@@ -96,6 +98,8 @@ def dcgan_config(resolution: int, channels: int, base_channels: int = 64) -> ml_
       "z_dim": 100, "g_channels": base_channels, "d_channels": base_channels,
       "loss": "non_saturating", "pack": 1,
       "gp_weight": 0.0, "r1_gamma": 0.0,  # D regularisers, off: WGAN-GP's lambda, R1's gamma
+      # Computation dtype, "float32" or "bfloat16"; parameters, optimizer state, EMA and losses stay float32.
+      "dtype": "float32",
   })
   config.data.resolution = resolution
   config.data.channels = channels

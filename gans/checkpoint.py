@@ -17,6 +17,10 @@ import orbax.checkpoint as ocp
 # Config sections that define the state's structure; a checkpoint is only valid for the same values.
 # Learning rates and EMA decay may change on resume; the shapes check still catches a different optimizer.
 MODEL_DEFINING_SECTIONS = ("variant", "model", "data.source", "data.resolution", "data.channels")
+# Fields of those sections that change how the state is computed, not what it is: model.dtype (the
+# computation dtype; the state is float32 either way, which the shapes check confirms), so a float32 run
+# may resume in bfloat16 and back, and checkpoints written before the field existed stay readable.
+STATE_NEUTRAL_FIELDS = {"model": ("dtype",)}
 
 
 class CheckpointError(RuntimeError):
@@ -37,6 +41,9 @@ def _shapes(tree) -> dict:
 
 def make_meta(config, state) -> dict:
   sections = {name: _section(config, name) for name in MODEL_DEFINING_SECTIONS}
+  for name, fields in STATE_NEUTRAL_FIELDS.items():
+    if isinstance(sections.get(name), dict):
+      sections[name] = {k: v for k, v in sections[name].items() if k not in fields}
   # Round-trip through JSON so tuples compare equal to the lists read back from disk.
   return json.loads(json.dumps({"config": sections, "shapes": _shapes(state)}, default=str))
 

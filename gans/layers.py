@@ -33,7 +33,8 @@ On the CPU, the 4x4 stride-2 padding-1 layers of DCGAN-like networks with at
 least WINOGRAD_MIN_CHANNELS channels on both sides go one step further: after
 a space-to-depth they are 2x2-tap stride-1 convs, which Winograd's F(4, 2)
 (gans/winograd.py) computes with 2.56x fewer multiplications, forward and
-backward; equal to the direct forms up to float rounding (~1e-5 relative).
+backward; equal to the direct forms up to float rounding (~1e-5 relative). float32 inputs only:
+bfloat16 ones take the direct forms (see `_winograd_applies`).
 
 The stored parameter is the plain transposed-convolution kernel above; the
 sub-pixel rearrangement is a cheap reshape of the parameter inside the forward
@@ -146,17 +147,20 @@ def _correlate_weight_grad(a_NHWC: Array, b_NHWC: Array, taps: tuple[int, int],
   _, q_h, q_w, c_b = b_NHWC.shape
   tap_offsets = [(i, j) for i in range(t_h) for j in range(t_w)]
   contract_rows = (((0,), (0,)), ((), ()))
+  # The sums run over batch and space (thousands of terms): accumulated in float32 whatever the operands
+  # (bfloat16 under config.model.dtype), rounded to the kernel's dtype by the caller.
+  accumulate = dict(precision=precision, preferred_element_type=jnp.float32)
   if c_a <= c_b:
     cols = jnp.concatenate([a_NHWC[:, i:i + q_h, j:j + q_w] for i, j in tap_offsets], axis=-1)
     grad = lax.dot_general(b_NHWC.reshape(-1, c_b), cols.reshape(-1, t_h * t_w * c_a), contract_rows,
-                           precision=precision)  # (c_b, taps * c_a)
+                           **accumulate)  # (c_b, taps * c_a)
     return grad.reshape(c_b, t_h, t_w, c_a).transpose(1, 2, 3, 0)
   # sum_q a[q + t] b[q] = sum_u a[u] b_shifted_t[u] with b_shifted_t[u] = b[u - t].
   shifted = jnp.concatenate(
       [jnp.pad(b_NHWC, ((0, 0), (i, h_a - q_h - i), (j, w_a - q_w - j), (0, 0))) for i, j in tap_offsets],
       axis=-1)
   grad = lax.dot_general(a_NHWC.reshape(-1, c_a), shifted.reshape(-1, t_h * t_w * c_b), contract_rows,
-                         precision=precision)  # (c_a, taps * c_b)
+                         **accumulate)  # (c_a, taps * c_b)
   return grad.reshape(c_a, t_h, t_w, c_b).transpose(1, 2, 0, 3)
 
 
@@ -354,9 +358,14 @@ def _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precisio
 WINOGRAD_MIN_CHANNELS = 128
 
 
-def _winograd_applies(kernel_HWIO: Array, strides, padding, precision, output_padding=(0, 0)) -> bool:
-  # An explicit `precision` asks for the direct convolution's rounding.
-  return (jax.default_backend() == "cpu" and precision is None and tuple(kernel_HWIO.shape[:2]) == (4, 4)
+def _winograd_applies(x_NHWC: Array, kernel_HWIO: Array, strides, padding, precision,
+                      output_padding=(0, 0)) -> bool:
+  # An explicit `precision` asks for the direct convolution's rounding. float32 only: in bfloat16 the
+  # transforms' extra roundings doubled the error of the direct bfloat16 conv (relative to a float32 one,
+  # 128 channels: 0.0059 vs 0.0029 forward, 0.0070 vs 0.0029 transposed), and Winograd is a CPU speed-up
+  # while bfloat16 pays where accelerators have bfloat16 units, whose own convolutions are the fast form.
+  return (jax.default_backend() == "cpu" and precision is None and x_NHWC.dtype == jnp.float32
+          and kernel_HWIO.dtype == jnp.float32 and tuple(kernel_HWIO.shape[:2]) == (4, 4)
           and tuple(strides) == (2, 2) and tuple(padding) == (1, 1) and tuple(output_padding) == (0, 0)
           and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS)
 
@@ -421,7 +430,7 @@ def conv_transpose(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padd
     _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO.shape[axis], strides[axis], padding[axis], output_padding[axis])
   if x_NHWC.shape[1:3] == (1, 1):
     return _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precision)
-  if _winograd_applies(kernel_HWIO, strides, padding, precision, output_padding):
+  if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision, output_padding):
     return _winograd_conv_transpose(x_NHWC, kernel_HWIO)
   return _conv_transpose(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
 
@@ -460,7 +469,7 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
     return jnp.dot(x_NHWC.reshape(n, -1), kernel_HWIO.reshape(-1, c_out), precision=precision).reshape(n, 1, 1, c_out)
   if strides == (1, 1):
     return conv_stride1(x_NHWC, kernel_HWIO, tuple((p, p) for p in padding), precision)
-  if _winograd_applies(kernel_HWIO, strides, padding, precision) and h % 2 == 0 and w % 2 == 0:
+  if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision) and h % 2 == 0 and w % 2 == 0:
     return _winograd_conv(x_NHWC, kernel_HWIO)
   return _conv(x_NHWC, kernel_HWIO, strides, padding, precision)
 

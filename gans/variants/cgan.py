@@ -18,7 +18,7 @@ sample); without `label`, sample i is class `i % num_classes`. `grid` draws one
 row per class with one latent per column, so a column shows one "style" across
 the classes.
 """
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -70,14 +70,15 @@ class ConvTrunk(nn.Module):
   so a dense head on these features is exactly the DCGAN discriminator.
   """
   base_channels: int = 64  # channels of the first conv; doubled at every halving (ndf)
+  dtype: Any = jnp.float32  # computation dtype (config.model.dtype); parameters stay float32
 
   @nn.compact
   def __call__(self, x_NHWC, train: bool):
     h = x_NHWC
     for level in range(dcgan._num_doublings(x_NHWC.shape[1])):
-      h = dcgan.down_conv(self.base_channels * 2 ** level)(h)
+      h = dcgan.down_conv(self.base_channels * 2 ** level, dtype=self.dtype)(h)
       if level > 0:
-        h = dcgan._batch_norm(train)(h)
+        h = dcgan._batch_norm(train, self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
     return h.reshape(h.shape[0], -1)
 
@@ -86,14 +87,15 @@ class MLPTrunk(nn.Module):
   """The paper's maxout hidden layers (or LeakyReLU(0.2) with maxout_pieces=1) on flattened inputs."""
   hidden: tuple[int, ...] = (240, 240)  # width of each hidden layer
   maxout_pieces: int = 5  # linear pieces per maxout unit; 1 = LeakyReLU layers
+  dtype: Any = jnp.float32  # computation dtype (config.model.dtype); parameters stay float32
 
   @nn.compact
   def __call__(self, x, train: bool):
     del train  # no batch norm
     h = x.reshape(x.shape[0], -1)
     for width in self.hidden:
-      h = gan.Maxout(width, self.maxout_pieces)(h) if self.maxout_pieces > 1 else nn.leaky_relu(
-          nn.Dense(width, kernel_init=_init)(h), 0.2)
+      h = gan.Maxout(width, self.maxout_pieces, dtype=self.dtype)(h) if self.maxout_pieces > 1 else nn.leaky_relu(
+          nn.Dense(width, kernel_init=_init, dtype=self.dtype)(h), 0.2)
     return h
 
 
@@ -111,10 +113,12 @@ class ConditionalDiscriminator(nn.Module):
       # The MLP form flattens before concatenating, so the label adds K inputs rather than K image planes.
       x = x.reshape(x.shape[0], -1) if isinstance(self.trunk, MLPTrunk) else x
       features = self.trunk(concat_label(x, one_hot(label, self.num_classes)), train=train)
-      return nn.Dense(1, kernel_init=_init)(features)[:, 0]
+      return nn.Dense(1, kernel_init=_init, dtype=features.dtype)(features)[:, 0].astype(jnp.float32)
+    # The trunk's computation dtype carries on into the head; the logits leave in float32 for the losses.
     features = self.trunk(x, train=train)
     embedding = nn.Embed(self.num_classes, features.shape[-1], embedding_init=_init)(label)
-    return nn.Dense(1, kernel_init=_init)(features)[:, 0] + jnp.sum(embedding * features, axis=-1)
+    head = nn.Dense(1, kernel_init=_init, dtype=features.dtype)(features)[:, 0].astype(jnp.float32)
+    return head + jnp.sum(embedding * features.astype(jnp.float32), axis=-1)
 
 
 def make_modules(config) -> tuple[nn.Module, nn.Module]:
@@ -123,13 +127,14 @@ def make_modules(config) -> tuple[nn.Module, nn.Module]:
   shape = common.data_shape(config.data)
   if model.architecture not in ARCHITECTURES:
     raise ValueError(f"Unknown architecture {model.architecture!r}; valid: {', '.join(ARCHITECTURES)}.")
+  dtype = common.compute_dtype(model)
   if model.architecture == "conv":
-    body = dcgan.Generator(resolution=shape[0], channels=shape[-1], base_channels=model.g_channels)
-    trunk = ConvTrunk(base_channels=model.d_channels)
+    body = dcgan.Generator(resolution=shape[0], channels=shape[-1], base_channels=model.g_channels, dtype=dtype)
+    trunk = ConvTrunk(base_channels=model.d_channels, dtype=dtype)
   else:
     body = gan.MLPGenerator(output_shape=shape, hidden=tuple(model.g_hidden), batch_norm=model.g_batch_norm,
-                            tanh_output=len(shape) == 3)
-    trunk = MLPTrunk(hidden=tuple(model.d_hidden), maxout_pieces=model.d_maxout_pieces)
+                            tanh_output=len(shape) == 3, dtype=dtype)
+    trunk = MLPTrunk(hidden=tuple(model.d_hidden), maxout_pieces=model.d_maxout_pieces, dtype=dtype)
   generator = ConditionalGenerator(body=body, num_classes=model.num_classes)
   discriminator = ConditionalDiscriminator(trunk=trunk, num_classes=model.num_classes,
                                            conditioning=model.conditioning)

@@ -18,6 +18,19 @@ from gans.state import Phase
 MIXTURE_SOURCES = ("ring8", "grid25")
 VOXEL_SOURCES = ("shapes3d", "voxel_folder")  # occupancy grids, batch key "voxels"
 
+# config.model.dtype -> the dtype the networks compute in. Parameters, optimizer state and EMA stay float32
+# whatever it is (Flax's param_dtype), and so do BatchNorm statistics, the outputs (logits, samples) and
+# the losses reduced from them.
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(model_config):
+  """The computation dtype named by config.model.dtype ("float32" when the experiment has no such field)."""
+  name = model_config.get("dtype", "float32")
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f"config.model.dtype={name!r} is not a computation dtype; valid: {', '.join(COMPUTE_DTYPES)}.")
+  return COMPUTE_DTYPES[name]
+
 
 def data_shape(data_config) -> tuple[int, ...]:
   """Shape of one example in data space: (2,) for the 2D mixtures, (D, H, W, 1) for voxels, (H, W, C) for images."""

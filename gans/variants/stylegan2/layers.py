@@ -199,6 +199,7 @@ def conv2d_resample(x_NHWC, w_HWIO, filter_2d=None, up=1, down=1, padding=0, gro
   kernel_h, kernel_w = w_HWIO.shape[:2]
   if kernel_h != kernel_w:
     raise ValueError(f"square kernels only, got {kernel_h}x{kernel_w}")
+  w_HWIO = w_HWIO.astype(x_NHWC.dtype)  # float32 parameters, the activations' computation dtype
   kernel = w_HWIO if flip_weight else w_HWIO[::-1, ::-1]
   if up == 1 and down == 1:
     return _conv(x_NHWC, kernel, padding=padding, groups=groups)
@@ -403,7 +404,8 @@ class SynthesisLayer(nn.Module):
       noise_strength = self.param("noise_strength", nn.initializers.zeros, ())
       if noise_mode == "random":
         shape = (x_NHWC.shape[0], self.resolution, self.resolution, 1)
-        noise = jax.random.normal(self.make_rng("noise"), shape, x_NHWC.dtype) * noise_strength
+        # Drawn in float32 whatever the computation dtype, so a bfloat16 run sees the float32 run's noise.
+        noise = jax.random.normal(self.make_rng("noise"), shape, jnp.float32) * noise_strength
       elif noise_mode == "const":
         noise = noise_const.value[None, :, :, None] * noise_strength
     x = modulated_conv2d(

@@ -8,8 +8,15 @@ follow the official ones (b32.conv0.affine.weight, ...) so the mapping stays rea
 Not hidden in the modules, unlike the official code: w_avg (truncation centre) is an
 input of `Generator.map`; the per-layer `noise_const` buffers live in the "buffers"
 collection; random noise comes from the "noise" rng stream.
+
+Mixed precision (`dtype`, config.model.dtype): as the official networks run their
+high-resolution blocks in float16, here every synthesis and discriminator block
+computes in `dtype` while the mapping network, styles, demodulation coefficients,
+the summed toRGB image and the discriminator's 4x4 epilogue (minibatch std, fc,
+logits) stay float32, as do all parameters. bfloat16 has float32's exponent range,
+so the official float16 safeguards (pre-normalised styles) are not needed.
 """
-from typing import Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -92,6 +99,7 @@ class SynthesisBlock(nn.Module):
   architecture: str = "skip"  # 'orig', 'skip' (sum of upsampled toRGBs) or 'resnet'
   resample_taps: tuple = DEFAULT_RESAMPLE_TAPS  # 1-D taps of the upsampling filter
   conv_clamp: Optional[float] = None  # clip conv outputs to +-conv_clamp; None = no clipping
+  dtype: Any = jnp.float32  # dtype of the feature maps (computation); the image sum stays float32
 
   @property
   def num_conv(self) -> int:
@@ -110,9 +118,10 @@ class SynthesisBlock(nn.Module):
     if self.in_channels == 0:
       const = self.param("const", nn.initializers.normal(1.0),
                          (self.resolution, self.resolution, self.out_channels))
-      x = jnp.broadcast_to(const[None], (block_ws.shape[0],) + const.shape)
+      x = jnp.broadcast_to(const[None], (block_ws.shape[0],) + const.shape).astype(self.dtype)
       x = SynthesisLayer(name="conv1", **layer_args)(x, block_ws[:, next(w_index)], **run)
     elif self.architecture == "resnet":
+      x_NHWC = x_NHWC.astype(self.dtype)
       # sqrt(1/2) on both branches keeps the sum's variance that of one branch.
       # The official skip convs are never clamped.
       y = EqualizedConv2d(self.out_channels, kernel_size=1, use_bias=False, up=2,
@@ -121,6 +130,7 @@ class SynthesisBlock(nn.Module):
       x = SynthesisLayer(name="conv1", **layer_args)(x, block_ws[:, next(w_index)], gain=np.sqrt(0.5), **run)
       x = y + x
     else:
+      x_NHWC = x_NHWC.astype(self.dtype)
       x = SynthesisLayer(up=2, name="conv0", **layer_args)(x_NHWC, block_ws[:, next(w_index)], **run)
       x = SynthesisLayer(name="conv1", **layer_args)(x, block_ws[:, next(w_index)], **run)
     if img_NHWC is not None:
@@ -128,7 +138,7 @@ class SynthesisBlock(nn.Module):
     if self.num_torgb:
       y = ToRGB(self.img_channels, conv_clamp=self.conv_clamp, name="torgb")(
         x, block_ws[:, next(w_index)], fused_modconv=fused_modconv)
-      img_NHWC = y.astype(jnp.float32) if img_NHWC is None else img_NHWC + y
+      img_NHWC = y.astype(jnp.float32) if img_NHWC is None else img_NHWC + y.astype(jnp.float32)
     return x, img_NHWC
 
 
@@ -141,6 +151,7 @@ class SynthesisNetwork(nn.Module):
   architecture: str = "skip"  # 'orig', 'skip' or 'resnet'
   resample_taps: tuple = DEFAULT_RESAMPLE_TAPS  # 1-D taps of the upsampling filter
   conv_clamp: Optional[float] = None  # clip conv outputs to +-conv_clamp; None = no clipping
+  dtype: Any = jnp.float32  # computation dtype of the blocks; the image comes out in float32
 
   @nn.compact
   def __call__(self, ws, noise_mode="random", fused_modconv=None):
@@ -158,7 +169,7 @@ class SynthesisNetwork(nn.Module):
         in_channels=self.channels[index - 1] if index else 0, out_channels=self.channels[index],
         resolution=res, img_channels=self.img_channels, is_last=(res == self.img_resolution),
         architecture=self.architecture, resample_taps=self.resample_taps, conv_clamp=self.conv_clamp,
-        name=f"b{res}")
+        dtype=self.dtype, name=f"b{res}")
       block_ws = ws[:, w_start:w_start + block.num_conv + block.num_torgb]
       x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
       w_start += block.num_conv
@@ -180,6 +191,7 @@ class Generator(nn.Module):
   mapping_lr_multiplier: float = 0.01  # learning-rate multiplier of the mapping MLP
   resample_taps: tuple = DEFAULT_RESAMPLE_TAPS  # 1-D taps of the upsampling filter
   conv_clamp: Optional[float] = None  # clip conv outputs to +-conv_clamp (official training: 256)
+  dtype: Any = jnp.float32  # computation dtype of the synthesis blocks; mapping and parameters stay float32
 
   @property
   def num_ws(self) -> int:
@@ -193,7 +205,7 @@ class Generator(nn.Module):
     self.synthesis = SynthesisNetwork(
       w_dim=self.w_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
       channels=self.channels, architecture=self.architecture, resample_taps=self.resample_taps,
-      conv_clamp=self.conv_clamp)
+      conv_clamp=self.conv_clamp, dtype=self.dtype)
 
   def map(self, z, c=None, w_avg=None, truncation_psi=1.0, truncation_cutoff=None):
     """ws [N, num_ws, w_dim]; truncation pulls layers [0, cutoff) toward w_avg by psi."""
@@ -238,9 +250,12 @@ class DiscriminatorBlock(nn.Module):
   activation: str = "lrelu"  # activation of every conv
   resample_taps: tuple = DEFAULT_RESAMPLE_TAPS  # 1-D taps of the downsampling filter
   conv_clamp: Optional[float] = None  # clip conv outputs to +-conv_clamp; None = no clipping
+  dtype: Any = jnp.float32  # computation dtype of the block
 
   @nn.compact
   def __call__(self, x_NHWC, img_NHWC):
+    img_NHWC = img_NHWC if img_NHWC is None else img_NHWC.astype(self.dtype)
+    x_NHWC = x_NHWC if x_NHWC is None else x_NHWC.astype(self.dtype)
     conv_args = dict(activation=self.activation, resample_taps=self.resample_taps, conv_clamp=self.conv_clamp)
     if self.in_channels == 0 or self.architecture == "skip":
       y = EqualizedConv2d(self.tmp_channels, kernel_size=1, name="fromrgb", **conv_args)(img_NHWC)
@@ -306,6 +321,7 @@ class Discriminator(nn.Module):
   mapping_lr_multiplier: float = 0.01  # learning-rate multiplier of the label mapping MLP
   resample_taps: tuple = DEFAULT_RESAMPLE_TAPS  # 1-D taps of the downsampling filter
   conv_clamp: Optional[float] = None  # clip conv outputs to +-conv_clamp (official training: 256)
+  dtype: Any = jnp.float32  # computation dtype of the blocks; the 4x4 epilogue and the logits stay float32
 
   @property
   def effective_cmap_dim(self) -> int:
@@ -330,14 +346,17 @@ class Discriminator(nn.Module):
       x, img = DiscriminatorBlock(
         in_channels=channels_at[res] if res < self.img_resolution else 0, tmp_channels=channels_at[res],
         out_channels=channels_at[res // 2], img_channels=self.img_channels, architecture=self.architecture,
-        resample_taps=self.resample_taps, conv_clamp=self.conv_clamp, name=f"b{res}")(x, img)
+        resample_taps=self.resample_taps, conv_clamp=self.conv_clamp, dtype=self.dtype, name=f"b{res}")(x, img)
     cmap = None
     if self.c_dim:
       cmap = MappingNetwork(
         z_dim=0, c_dim=self.c_dim, w_dim=self.effective_cmap_dim, num_layers=self.mapping_layers,
         embed_features=self.mapping_embed_features, layer_features=self.mapping_layer_features,
         lr_multiplier=self.mapping_lr_multiplier, name="mapping")(None, c)
+    # The epilogue in float32, as the official networks keep it whatever their blocks run in: the minibatch
+    # std is a variance and the logits feed the losses; at 4x4 it costs next to nothing.
     return DiscriminatorEpilogue(
       in_channels=channels_at[4], cmap_dim=self.effective_cmap_dim, img_channels=self.img_channels,
       architecture=self.architecture, mbstd_group_size=self.mbstd_group_size,
-      mbstd_num_channels=self.mbstd_num_channels, conv_clamp=self.conv_clamp, name="b4")(x, img, cmap)
+      mbstd_num_channels=self.mbstd_num_channels, conv_clamp=self.conv_clamp, name="b4")(
+        x.astype(jnp.float32), None if img is None else img.astype(jnp.float32), cmap)

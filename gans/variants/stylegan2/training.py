@@ -168,10 +168,12 @@ def style_pictures(z_dim, map_ws, synthesize):
 
 # config.model fields read by make(); a field the experiment leaves out takes this value
 # (the official config F, except that c_dim 0 means unconditional).
+# dtype: the synthesis and discriminator blocks' computation dtype, "float32" or "bfloat16" (parameters,
+# optimizer state, EMA, mapping, styles, D's 4x4 epilogue and the losses stay float32; networks.py).
 MODEL_DEFAULTS = dict(
   z_dim=512, w_dim=512, c_dim=0, channel_base=32768, channel_max=512, mapping_layers=8,
   mbstd_group_size=4, conv_clamp=256.0, r1_gamma=10.0, style_mixing_prob=STYLE_MIXING_PROB,
-  pl_weight=PL_WEIGHT, r1_interval=R1_INTERVAL, pl_interval=PL_INTERVAL)
+  pl_weight=PL_WEIGHT, r1_interval=R1_INTERVAL, pl_interval=PL_INTERVAL, dtype="float32")
 
 
 def model_settings(model_config) -> dict:
@@ -225,10 +227,12 @@ def make(config):
   z_dim, w_dim, c_dim = model["z_dim"], model["w_dim"], model["c_dim"]
   channels = channels_from_base(resolution, model["channel_base"], model["channel_max"])
   conv_clamp = model["conv_clamp"] or None  # 0 = no clamp
+  from gans.variants import common  # imported here, as losses, so the networks and converter do not depend on it
+  dtype = common.compute_dtype(model)
   generator = Generator(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
-                        channels=channels, mapping_layers=model["mapping_layers"], conv_clamp=conv_clamp)
+                        channels=channels, mapping_layers=model["mapping_layers"], conv_clamp=conv_clamp, dtype=dtype)
   discriminator = Discriminator(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, channels=channels,
-                                mbstd_group_size=model["mbstd_group_size"], conv_clamp=conv_clamp)
+                                mbstd_group_size=model["mbstd_group_size"], conv_clamp=conv_clamp, dtype=dtype)
   r1_gamma, pl_weight = model["r1_gamma"], model["pl_weight"]
   r1_interval, pl_interval = model["r1_interval"], model["pl_interval"]
   style_mixing_prob = model["style_mixing_prob"]
