@@ -27,6 +27,7 @@ import jax
 from absl import app, flags
 
 import experiments
+from benchmarks.timing import calls_for, seconds_per_step
 from gans import run, steps
 from gans.variants import common
 
@@ -101,19 +102,6 @@ def torch_step(config):
     from benchmarks import torch_stylegan2
     return torch_stylegan2.make_torch_stylegan2_step(config)
   return None
-
-
-def seconds_per_step(step, block_seconds: float, calls_per_block: int) -> float:
-  start = time.perf_counter()
-  for _ in range(calls_per_block):
-    step()
-  return (time.perf_counter() - start) / calls_per_block
-
-
-def calls_for(step, block_seconds: float) -> int:
-  step()  # warm-up
-  one = seconds_per_step(step, block_seconds, 1)
-  return max(1, int(block_seconds / max(one, 1e-6)))
 
 
 def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtypes=("float32",)) -> dict:
