@@ -8,7 +8,7 @@ import functools
 import jax
 import numpy as np
 
-from gans import checkpoint, layers, sharding, steps
+from gans import augment, checkpoint, layers, sharding, steps
 from gans.state import GanState, GanVariant
 from gans.variants import get_variant
 
@@ -72,7 +72,8 @@ class Setup:
   def __init__(self, config, num_devices: int | None = None):
     self.config = config
     self.mesh = sharding.make_mesh(num_devices)
-    self.variant: GanVariant = get_variant(config.variant)(config)
+    # config.augment wraps the variant's phases so that D sees augmented images (gans/augment).
+    self.variant: GanVariant = augment.augment_variant(get_variant(config.variant)(config), config)
     groups = jax.eval_shape(self.variant.init, jax.random.key(0))[0].keys()
     self.optimizers = steps.make_optimizers(config.optim, groups)
     use_ema = config.ema.enabled
