@@ -40,7 +40,7 @@ MEASURING_PHASE = "d_main"  # the phase (by log name) whose real_signs drive ADA
 
 def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({"policy": "", "ada_pipe": "bgc", "ada_p": 0.0, "ada_target": 0.6,
-                                    "ada_interval": 4, "ada_kimg": 500})
+                                    "ada_interval": 4, "ada_kimg": 500.0})
 
 
 def make_transform(augment_config):

@@ -122,15 +122,26 @@ def _matmul(a, b):
 
 # ---------------------------------------------------------------------------- filters
 
-def _correlate(x, taps, axis):
-  """Valid correlation along `axis`: out[i] = sum_k taps[k] x[i + k]; taps [K] or per example [N, K]."""
-  taps = jnp.asarray(taps, x.dtype)
-  length = x.shape[axis] - taps.shape[-1] + 1
-  out = 0.0
-  for k in range(taps.shape[-1]):
-    tap = taps[k] if taps.ndim == 1 else taps[:, k].reshape((-1,) + (1,) * (x.ndim - 1))
-    out = out + tap * jax.lax.slice_in_dim(x, k, k + length, axis=axis)
-  return out
+def _correlate(x_NHWC, taps, axis):
+  """Valid correlation along axis 1 or 2: out[i] = sum_k taps[k] x[i + k]; taps [K] or per example [N, K].
+
+  One depthwise convolution (examples folded into channels when the taps differ per example).
+  """
+  n, height, width, channels = x_NHWC.shape
+  taps = jnp.asarray(taps, x_NHWC.dtype)
+  size = taps.shape[-1]
+  kernel_shape = (size, 1) if axis == 1 else (1, size)
+  if taps.ndim == 1:
+    lhs, groups = x_NHWC, channels
+    kernel = jnp.broadcast_to(taps.reshape(kernel_shape + (1, 1)), kernel_shape + (1, channels))
+  else:
+    lhs, groups = jnp.moveaxis(x_NHWC, 0, 2).reshape(1, height, width, n * channels), n * channels
+    kernel = jnp.repeat(taps.T, channels, axis=1).reshape(kernel_shape + (1, n * channels))
+  out = jax.lax.conv_general_dilated(lhs, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                     feature_group_count=groups, precision=jax.lax.Precision.HIGHEST)
+  if taps.ndim == 1:
+    return out
+  return jnp.moveaxis(out.reshape(out.shape[1:3] + (n, channels)), 2, 0)
 
 
 def upsample2x(x, taps, axis):
