@@ -258,3 +258,46 @@ def test_one_and_four_devices_augment_alike():
       sharded = jax.device_put(x, sharding.batch_sharding(mesh, batch_axis=0))
       outputs.append(np.asarray(jax.jit(fn)(jax.random.key(9), sharded)))
     np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5, err_msg=name)
+
+
+# ---------------------------------------------------------------------------- in training
+
+def test_an_experiment_with_diffaugment_steps_and_d_sees_the_augmented_images():
+  from test_training import one_step, tiny_config
+  config = tiny_config("dcgan_digits")
+  _, plain = one_step(config, num_devices=1)
+  with config.unlocked():
+    config.augment.policy = "color,translation,cutout"
+  state, augmented = one_step(config, num_devices=1)
+  assert int(state.step) == 1 and all(np.isfinite(float(v)) for v in augmented.values())
+  assert float(augmented["d_main/real_logits"]) != float(plain["d_main/real_logits"])
+
+
+def test_resume_with_ada_equals_uninterrupted(tmp_path):
+  from test_training import params_of, tiny_config
+  from gans import trainer
+  config = tiny_config("dcgan_digits", steps=6, checkpoint_every=3, log_every=3, sample_every=0)
+  with config.unlocked():
+    config.eval.metrics = ()
+    config.augment.update(policy="ada", ada_pipe="bgc", ada_p=0.2, ada_interval=2, ada_kimg=0.1)
+  trainer.train_and_evaluate(config, str(tmp_path / "straight"))
+  interrupted = str(tmp_path / "interrupted")
+  with config.unlocked():
+    config.train.steps = 3
+  trainer.train_and_evaluate(config, interrupted)
+  with config.unlocked():
+    config.train.steps = 6
+  trainer.train_and_evaluate(config, interrupted)
+  (step_a, a), (step_b, b) = params_of(str(tmp_path / "straight"), config), params_of(interrupted, config)
+  assert step_a == step_b == 6
+  # p moved by 8 * 2 / 100 = 0.16 after D steps 0, 2 and 4, each time up or down, clamped at 0
+  reachable = {0.2}
+  for _ in range(3):
+    reachable = {max(q + move, 0.0) for q in reachable for move in (0.16, -0.16)}
+  p = float(a.model_state["augment"]["p"])
+  assert int(a.model_state["augment"]["steps"]) == 6
+  assert min(abs(p - q) for q in reachable) < 1e-5, (p, reachable)
+  for x, y in zip(jax.tree.leaves((a.params, a.model_state)), jax.tree.leaves((b.params, b.model_state))):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  with open(tmp_path / "straight" / "metrics.jsonl") as f:
+    assert all("d_main/augment_p" in line for line in f if line.strip())
