@@ -8,6 +8,12 @@ and ratio (ours / PyTorch's) when PyTorch is importable. The two are timed in al
 process and the medians compared, because this kind of machine is shared and noisy: only the ratio of
 interleaved measurements means anything. Images per second counts the batch of one step (one D update and
 one G update on batch_size real and batch_size generated images).
+
+  python benchmarks/train_step.py --experiment=dcgan_digits --augment=color,translation,cutout
+  python benchmarks/train_step.py --experiment=dcgan_digits --augment=ada --ada_p=0.5
+
+With --augment, the same step with that config.augment.policy (ADA at the fixed strength --ada_p) is timed
+in the same alternating blocks, adding augmented_images_per_sec and augment_ratio (augmented / plain).
 """
 import json
 import os
@@ -29,6 +35,8 @@ flags.DEFINE_integer("batch_size", 0, "Global batch; 0 = the experiment's.")
 flags.DEFINE_integer("resolution", 0, "Image resolution; 0 = the experiment's (e.g. 64 for StyleGAN2's 64x64 step).")
 flags.DEFINE_integer("blocks", 7, "Alternating timing blocks per framework; the median block counts.")
 flags.DEFINE_float("block_seconds", 3.0, "Approximate length of one timing block.")
+flags.DEFINE_string("augment", "", "Also time the step with this config.augment.policy (DiffAugment list or ada).")
+flags.DEFINE_float("ada_p", 0.5, "The fixed ADA strength p for --augment=ada (at p = 0 ADA skips all work).")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
 FLAGS = flags.FLAGS
 
@@ -92,10 +100,21 @@ def calls_for(step, block_seconds: float) -> int:
   return max(1, int(block_seconds / max(one, 1e-6)))
 
 
-def benchmark(config, blocks: int, block_seconds: float, with_torch: bool) -> dict:
+def augmented_config(config, policy: str, ada_p: float):
+  config = config.copy_and_resolve_references()
+  config.augment.policy = policy
+  config.augment.ada_p = ada_p
+  config.augment.ada_target = 0.0  # a fixed p, so every block does the same work
+  return config
+
+
+def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, augment: str = "",
+              ada_p: float = 0.5) -> dict:
   ours, compile_sec = jax_step(config)
   reference = torch_step(config) if with_torch else None
   steppers = {"jax": ours} if reference is None else {"jax": ours, "torch": reference}
+  if augment:
+    steppers["augmented"] = jax_step(augmented_config(config, augment, ada_p))[0]
   calls = {name: calls_for(step, block_seconds) for name, step in steppers.items()}
   times = {name: [] for name in steppers}
   for _ in range(blocks):
@@ -104,6 +123,10 @@ def benchmark(config, blocks: int, block_seconds: float, with_torch: bool) -> di
   batch = config.train.batch_size
   result = {"experiment": FLAGS.experiment, "batch_size": batch, "devices": jax.device_count(),
             "images_per_sec": batch / statistics.median(times["jax"]), "compile_sec": compile_sec}
+  if "augmented" in times:
+    result["augment"] = augment
+    result["augmented_images_per_sec"] = batch / statistics.median(times["augmented"])
+    result["augment_ratio"] = result["augmented_images_per_sec"] / result["images_per_sec"]
   if "torch" in times:
     import torch
     result["torch_images_per_sec"] = batch / statistics.median(times["torch"])
@@ -119,7 +142,7 @@ def main(argv) -> None:
     config.train.batch_size = FLAGS.batch_size
   if FLAGS.resolution:
     config.data.resolution = FLAGS.resolution
-  print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch)))
+  print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch, FLAGS.augment, FLAGS.ada_p)))
 
 
 if __name__ == "__main__":

@@ -441,3 +441,18 @@ def test_mirror_doubles_the_set_with_flipped_images_and_resumes_exactly(tmp_path
   plain.close()
   with pytest.raises(ValueError, match="has none"):
     data.pipeline.training_source(data_config(source="ring8", mirror=True))
+
+
+def test_limit_keeps_the_first_elements_of_any_source():
+  for source in ("digits", "ring8"):
+    config = data_config(source=source, size=50, resolution=8, limit=20)
+    limited, full = data.pipeline.training_source(config), data.make_source(config)
+    assert len(limited) == 20
+    key = "image" if source == "digits" else "x"
+    np.testing.assert_array_equal(limited[19][key], full[19][key])
+    with pytest.raises(IndexError):
+      limited[20]
+    iterator = data.make_iterator(config, batch_size=40, seed=0)  # two epochs of the 20 in one batch
+    values = next(iterator)[key].reshape(40, -1)
+    iterator.close()
+    assert len(np.unique(values, axis=0)) == 20

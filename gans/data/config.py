@@ -18,6 +18,8 @@ the default below, so an experiment sets only what differs:
                 without this feature (e.g. celeb_a) get no label either   ("label")
   size          virtual length of a 2D mixture source   (100_000)
   mixture_seed  mixture sample i is drawn from (mixture_seed, i) alone   (0)
+  limit         train on the first `limit` elements of the source only (0 = all): small training sets
+                for limited-data experiments; evaluation's reference data stays the whole source   (0)
   mirror        also read every image flipped left-right, doubling the training set (the official
                 StyleGAN --mirror=1); the training pipeline only, not evaluation's reference data   (False)
   num_workers   grain worker processes; 0 reads in this process   (0)
@@ -38,6 +40,7 @@ DEFAULTS = dict(
     label_key="label",
     size=100_000,
     mixture_seed=0,
+    limit=0,
     mirror=False,
     num_workers=0,
     read_threads=2,

@@ -128,9 +128,37 @@ class MirroredSource:
     return f"MirroredSource({self._source!r})"
 
 
+class LimitedSource:
+  """The first `limit` elements of a source."""
+
+  def __init__(self, source, limit: int):
+    self._source, self._limit = source, min(limit, len(source))
+
+  def __len__(self) -> int:
+    return self._limit
+
+  def __getitem__(self, index: int):
+    if not 0 <= index < self._limit:
+      raise IndexError(f"index {index} outside the first {self._limit} elements")
+    return self._source[index]
+
+  def __getattr__(self, name):  # read_batch of vectorised sources, which index the same way
+    if name.startswith("_"):  # not set yet while unpickling in a worker
+      raise AttributeError(name)
+    return getattr(self._source, name)
+
+  def __repr__(self) -> str:
+    return f"LimitedSource({self._source!r}, {self._limit})"
+
+
 def training_source(config):
-  """The source the training pipeline reads: make_source's, doubled by data.mirror."""
+  """The source the training pipeline reads: make_source's, cut to data.limit, doubled by data.mirror."""
   source = make_source(config)
+  limit = field(config, "limit")
+  if limit < 0:
+    raise ValueError(f"data.limit must be 0 (all) or a number of elements, got {limit}.")
+  if limit:
+    source = LimitedSource(source, limit)
   if not field(config, "mirror"):
     return source
   if field(config, "source") in MIXTURES:
@@ -200,7 +228,6 @@ def make_iterator(config, *, batch_size: int, seed: int, shard_index: int = 0, s
   source = training_source(config)
   dataset = batched_dataset(source, batch_size=batch_size, seed=seed, shard_index=shard_index,
                             shard_count=shard_count, num_workers=num_workers, read_threads=field(config, "read_threads"))
-  pipeline = dict(source=field(config, "source"), mirror=field(config, "mirror"), num_elements=len(source),
-                  batch_size=batch_size, seed=seed,
-                  shard_index=shard_index, shard_count=shard_count, num_workers=num_workers)
+  pipeline = dict(source=field(config, "source"), limit=field(config, "limit"), mirror=field(config, "mirror"),
+                  num_elements=len(source), batch_size=batch_size, seed=seed, shard_index=shard_index, shard_count=shard_count, num_workers=num_workers)
   return DataIterator(dataset, pipeline)
