@@ -125,22 +125,21 @@ def _matmul(a, b):
 def _correlate(x_NHWC, taps, axis):
   """Valid correlation along axis 1 or 2: out[i] = sum_k taps[k] x[i + k]; taps [K] or per example [N, K].
 
-  One depthwise convolution (examples folded into channels when the taps differ per example).
+  Fixed taps as a sum of shifted slices, which XLA:CPU ran 2.8x faster than a depthwise convolution in
+  the ADA step (fused, no grouped convolution); per-example taps as one grouped convolution with the
+  examples folded into channels.
   """
+  if np.ndim(taps) == 1:
+    taps = np.asarray(taps)
+    length = x_NHWC.shape[axis] - len(taps) + 1
+    return sum(float(tap) * jax.lax.slice_in_dim(x_NHWC, k, k + length, axis=axis) for k, tap in enumerate(taps))
   n, height, width, channels = x_NHWC.shape
   taps = jnp.asarray(taps, x_NHWC.dtype)
-  size = taps.shape[-1]
-  kernel_shape = (size, 1) if axis == 1 else (1, size)
-  if taps.ndim == 1:
-    lhs, groups = x_NHWC, channels
-    kernel = jnp.broadcast_to(taps.reshape(kernel_shape + (1, 1)), kernel_shape + (1, channels))
-  else:
-    lhs, groups = jnp.moveaxis(x_NHWC, 0, 2).reshape(1, height, width, n * channels), n * channels
-    kernel = jnp.repeat(taps.T, channels, axis=1).reshape(kernel_shape + (1, n * channels))
+  kernel_shape = (taps.shape[-1], 1) if axis == 1 else (1, taps.shape[-1])
+  lhs = jnp.moveaxis(x_NHWC, 0, 2).reshape(1, height, width, n * channels)
+  kernel = jnp.repeat(taps.T, channels, axis=1).reshape(kernel_shape + (1, n * channels))
   out = jax.lax.conv_general_dilated(lhs, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                     feature_group_count=groups, precision=jax.lax.Precision.HIGHEST)
-  if taps.ndim == 1:
-    return out
+                                     feature_group_count=n * channels, precision=jax.lax.Precision.HIGHEST)
   return jnp.moveaxis(out.reshape(out.shape[1:3] + (n, channels)), 2, 0)
 
 
