@@ -14,6 +14,12 @@ one G update on batch_size real and batch_size generated images).
 times the step once per computation dtype (config.model.dtype) in the same alternating blocks: the first
 dtype's figures are images_per_sec and compile_sec (and the PyTorch ratio), each further one's
 <dtype>_images_per_sec, <dtype>_compile_sec and <dtype>_ratio (its throughput over the first dtype's).
+
+  python benchmarks/train_step.py --experiment=dcgan_digits --augment=color,translation,cutout
+  python benchmarks/train_step.py --experiment=dcgan_digits --augment=ada --ada_p=0.5
+
+With --augment, the same step with that config.augment.policy (ADA at the fixed strength --ada_p) is timed
+in the same alternating blocks, adding augmented_images_per_sec and augment_ratio (augmented / plain).
 """
 import json
 import os
@@ -36,6 +42,8 @@ flags.DEFINE_integer("batch_size", 0, "Global batch; 0 = the experiment's.")
 flags.DEFINE_integer("resolution", 0, "Image resolution; 0 = the experiment's (e.g. 64 for StyleGAN2's 64x64 step).")
 flags.DEFINE_integer("blocks", 7, "Alternating timing blocks per framework; the median block counts.")
 flags.DEFINE_float("block_seconds", 3.0, "Approximate length of one timing block.")
+flags.DEFINE_string("augment", "", "Also time the step with this config.augment.policy (DiffAugment list or ada).")
+flags.DEFINE_float("ada_p", 0.5, "The fixed ADA strength p for --augment=ada (at p = 0 ADA skips all work).")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
 flags.DEFINE_list("dtypes", ["float32"], "Computation dtypes (config.model.dtype) timed side by side, e.g. "
                   "float32,bfloat16; the first is compared with PyTorch and the others with the first.")
@@ -104,11 +112,22 @@ def torch_step(config):
   return None
 
 
-def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtypes=("float32",)) -> dict:
+def augmented_config(config, policy: str, ada_p: float):
+  config = config.copy_and_resolve_references()
+  config.augment.policy = policy
+  config.augment.ada_p = ada_p
+  config.augment.ada_target = 0.0  # a fixed p, so every block does the same work
+  return config
+
+
+def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtypes=("float32",),
+              augment: str = "", ada_p: float = 0.5) -> dict:
   steppers, compile_secs = {}, {}
   for dtype in dtypes:  # "jax" is the first dtype's step, as without --dtypes
     name = "jax" if dtype == dtypes[0] else dtype
     steppers[name], compile_secs[name] = jax_step(with_dtype(config, dtype))
+  if augment:
+    steppers["augmented"] = jax_step(augmented_config(with_dtype(config, dtypes[0]), augment, ada_p))[0]
   reference = torch_step(config) if with_torch else None
   if reference is not None:
     steppers["torch"] = reference
@@ -126,6 +145,10 @@ def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtype
     result[f"{dtype}_images_per_sec"] = batch / statistics.median(times[dtype])
     result[f"{dtype}_compile_sec"] = compile_secs[dtype]
     result[f"{dtype}_ratio"] = result[f"{dtype}_images_per_sec"] / result["images_per_sec"]
+  if "augmented" in times:
+    result["augment"] = augment
+    result["augmented_images_per_sec"] = batch / statistics.median(times["augmented"])
+    result["augment_ratio"] = result["augmented_images_per_sec"] / result["images_per_sec"]
   if "torch" in times:
     import torch
     result["torch_images_per_sec"] = batch / statistics.median(times["torch"])
@@ -141,7 +164,8 @@ def main(argv) -> None:
     config.train.batch_size = FLAGS.batch_size
   if FLAGS.resolution:
     config.data.resolution = FLAGS.resolution
-  print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch, tuple(FLAGS.dtypes))))
+  print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch, tuple(FLAGS.dtypes),
+                            FLAGS.augment, FLAGS.ada_p)))
 
 
 if __name__ == "__main__":

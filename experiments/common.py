@@ -5,7 +5,7 @@ The config is locked after an experiment builds it, so a misspelt override
 """
 import ml_collections
 
-from gans import data
+from gans import augment, data
 from gans.metrics import eval_config
 
 
@@ -54,6 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim = ml_collections.ConfigDict({"g": adam(2e-4), "d": adam(2e-4)})  # DCGAN's Adam(2e-4, b1=0.5)
   config.ema = ml_collections.ConfigDict({"enabled": False, "decay": 0.999})  # EMA of G for sampling
   config.eval = eval_config.eval_config()  # fields documented in gans/metrics/eval_config.py
+  config.augment = augment.default_config()  # DiffAugment / ADA on what D sees; fields in gans/augment/__init__.py
   return config
 
 

@@ -12,7 +12,7 @@ lr 0.002, betas (0, 0.99), eps 1e-8 with the lazy-regularisation correction (exp
 R1 gamma 10 every 16 steps, path length weight 2 every 4 steps on half batches, style mixing 0.9,
 mapping 8 layers with lr multiplier 0.01, minibatch std groups of 4, G EMA half-life 10k images,
 channel_base 32768 (512 channels up to 64x64, 16384 / res above), conv_clamp 256.
-Not reproduced: x-flip augmentation (the data pipeline has none) and mixed precision.
+The dataset is mirrored (data.mirror, the official --mirror=1), as in the paper. Not reproduced: mixed precision.
 """
 from experiments import stylegan_configs
 
@@ -21,6 +21,7 @@ def get_config():
   config = stylegan_configs.stylegan2_config(resolution=1024, channels=3, batch_size=32, ema_kimg=10.0)
   config.data.source = "folder"
   config.data.path = ""  # --config.data.path=/data/ffhq or .../ffhq.zip
+  config.data.mirror = True  # each image also seen flipped, as NVlabs trained FFHQ
   config.data.num_workers = 4  # PNG decoding and resizing at 1024x1024 needs processes, not threads
   config.train.steps = 781_250  # 25,000 kimg at batch 32
   config.train.log_every = 100

@@ -11,7 +11,7 @@ multiplier 0.01, channels 16384 / resolution up to 512, growing from 8x8 with 60
 stable stage, minibatch 256 at 8x8, 128 at 16x16, 64 at 32x32 and 32 from 64x64 on (global), learning rate
 0.001 up to 64x64, then 0.0015 (128), 0.002 (256), 0.003 (512, 1024), style mixing 0.9, R1 gamma 10 on every
 D step, Adam betas (0, 0.99), G EMA half-life 10k images, truncation psi 0.7 on the first 8 layers at sampling
-time (--truncation_psi / cutoff), 25M images in all. Not reproduced: x-flip augmentation.
+time (--truncation_psi / cutoff), 25M images in all, the dataset mirrored (data.mirror), as the paper's FFHQ.
 """
 from experiments import stylegan_configs
 from gans.variants import stylegan
@@ -24,6 +24,7 @@ def get_config():
     learning_rate_by_resolution={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003})
   config.data.source = "folder"
   config.data.path = ""  # --config.data.path=/data/ffhq or .../ffhq.zip
+  config.data.mirror = True  # each image also seen flipped, as NVlabs trained FFHQ
   config.data.num_workers = 4  # PNG decoding and resizing at 1024x1024 needs processes, not threads
   config.train.steps = stylegan.steps_for_images(config, 25_000_000)  # the paper's 25M images
   config.train.log_every = 100

@@ -109,3 +109,10 @@ def gradient_penalty(d_fn: Callable[[jax.Array], jax.Array], real_x: jax.Array, 
   # The epsilon keeps the norm's gradient finite where the input gradient vanishes.
   norms = jnp.sqrt(_squared_norm_per_example(_per_example_input_grad(d_fn, x_hat)) + 1e-12)
   return jnp.mean(jnp.square(norms - 1.0))
+
+
+def logit_metrics(real_logits: jax.Array, fake_logits: jax.Array) -> dict:
+  """A D phase's standard metrics: mean logits, and mean signs; "real_signs" is ADA's overfitting
+  heuristic r_t = E[sign(D(real))] (Karras et al. 2020), which config.augment.policy="ada" reads."""
+  return {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits),
+          "real_signs": jnp.mean(jnp.sign(real_logits)), "fake_signs": jnp.mean(jnp.sign(fake_logits))}

@@ -10,7 +10,7 @@ import os
 import jax
 import numpy as np
 
-from gans import checkpoint, layers, sharding, steps
+from gans import augment, checkpoint, layers, sharding, steps
 from gans.state import GanState, GanVariant
 from gans.variants import get_variant
 
@@ -93,7 +93,8 @@ class Setup:
     self.config = config
     steps.check_nan_policy(config.train.nan_policy)  # before anything is built or written
     self.mesh = sharding.make_mesh(num_devices)
-    self.variant: GanVariant = get_variant(config.variant)(config)
+    # config.augment wraps the variant's phases so that D sees augmented images (gans/augment).
+    self.variant: GanVariant = augment.augment_variant(get_variant(config.variant)(config), config)
     groups = jax.eval_shape(self.variant.init, jax.random.key(0))[0].keys()
     self.optimizers = steps.make_optimizers(config.optim, groups)
     use_ema = config.ema.enabled

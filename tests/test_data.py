@@ -409,3 +409,50 @@ def test_worker_processes_yield_the_same_batches_and_resume_exactly():
   finally:
     if not was_parsed:
       flags.FLAGS.unparse_flags()
+
+
+def test_mirror_doubles_the_set_with_flipped_images_and_resumes_exactly(tmp_path):
+  levels = make_folder_with_one_corrupt_image(tmp_path)
+  config = data_config(source="folder", path=str(tmp_path), resolution=4, channels=1, mirror=True)
+  source, mirrored = data.make_source(config), data.pipeline.training_source(config)
+  assert len(mirrored) == 2 * len(source) == 2 * (len(levels) + 1)
+  for index in range(len(source)):
+    plain, flipped = source[index], mirrored[index + len(source)]
+    if plain is None:  # the corrupt file stays unreadable in both halves
+      assert flipped is None and mirrored[index] is None
+      continue
+    np.testing.assert_array_equal(mirrored[index]["image"], plain["image"])
+    np.testing.assert_array_equal(flipped["image"], plain["image"][:, ::-1])
+  # Resumed from a saved state, the mirrored stream goes on exactly; a plain run's state is refused.
+  iterator = data.make_iterator(config, batch_size=4, seed=2)
+  for _ in range(3):
+    next(iterator)
+  state = json.loads(json.dumps(iterator.get_state()))
+  expected = [next(iterator) for _ in range(4)]
+  iterator.close()
+  resumed = data.make_iterator(config, batch_size=4, seed=2)
+  resumed.set_state(state)
+  assert_batches_equal(expected, [next(resumed) for _ in range(4)])
+  resumed.close()
+  plain_config = data_config(source="folder", path=str(tmp_path), resolution=4, channels=1)
+  plain = data.make_iterator(plain_config, batch_size=4, seed=2)
+  with pytest.raises(ValueError, match="mirror"):
+    plain.set_state(state)
+  plain.close()
+  with pytest.raises(ValueError, match="has none"):
+    data.pipeline.training_source(data_config(source="ring8", mirror=True))
+
+
+def test_limit_keeps_the_first_elements_of_any_source():
+  for source in ("digits", "ring8"):
+    config = data_config(source=source, size=50, resolution=8, limit=20)
+    limited, full = data.pipeline.training_source(config), data.make_source(config)
+    assert len(limited) == 20
+    key = "image" if source == "digits" else "x"
+    np.testing.assert_array_equal(limited[19][key], full[19][key])
+    with pytest.raises(IndexError):
+      limited[20]
+    iterator = data.make_iterator(config, batch_size=40, seed=0)  # two epochs of the 20 in one batch
+    values = next(iterator)[key].reshape(40, -1)
+    iterator.close()
+    assert len(np.unique(values, axis=0)) == 20

@@ -22,6 +22,10 @@ the default below, so an experiment sets only what differs:
   shapes_seed   procedural solid i (source "shapes3d") is drawn from (shapes_seed, i) alone;
                 `size` solids, resolution^3 voxels   (0)
   shape_classes comma-separated classes of "shapes3d" (gans/data/voxels.py CLASSES); "" = all   ("")
+  limit         train on the first `limit` elements of the source only (0 = all): small training sets
+                for limited-data experiments; evaluation's reference data stays the whole source   (0)
+  mirror        also read every image flipped left-right, doubling the training set (the official
+                StyleGAN --mirror=1); the training pipeline only, not evaluation's reference data   (False)
   num_workers   grain worker processes; 0 reads in this process   (0)
   read_threads  threads reading batches ahead in each process (PIL decodes
                 outside the GIL); 0 reads each batch only when asked   (2)
@@ -42,6 +46,8 @@ DEFAULTS = dict(
     mixture_seed=0,
     shapes_seed=0,
     shape_classes="",
+    limit=0,
+    mirror=False,
     num_workers=0,
     read_threads=2,
 )

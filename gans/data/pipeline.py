@@ -22,6 +22,7 @@ import numpy as np
 from absl import flags
 
 from gans.data.config import field
+from gans.data.mixtures import MIXTURES
 from gans.data.sources import make_source
 
 # Beyond this many unreadable files in a row the folder is broken, not unlucky.
@@ -107,6 +108,65 @@ class ShuffledBatches:
       return self._source.read_batch(indices)
     return stack_elements([self._readable_element(int(p), int(i)) for p, i in zip(positions, indices)])
 
+class MirroredSource:
+  """Elements [0, n) are the source's, [n, 2n) the same images flipped left-right (labels kept)."""
+
+  def __init__(self, source):
+    self._source = source
+
+  def __len__(self) -> int:
+    return 2 * len(self._source)
+
+  def __getitem__(self, index: int) -> dict | None:
+    mirrored, index = divmod(int(index), len(self._source))
+    element = self._source[index]
+    if element is None or not mirrored:
+      return element
+    return {**element, "image": np.ascontiguousarray(element["image"][:, ::-1])}
+
+  def __repr__(self) -> str:
+    return f"MirroredSource({self._source!r})"
+
+
+class LimitedSource:
+  """The first `limit` elements of a source."""
+
+  def __init__(self, source, limit: int):
+    self._source, self._limit = source, min(limit, len(source))
+
+  def __len__(self) -> int:
+    return self._limit
+
+  def __getitem__(self, index: int):
+    if not 0 <= index < self._limit:
+      raise IndexError(f"index {index} outside the first {self._limit} elements")
+    return self._source[index]
+
+  def __getattr__(self, name):  # read_batch of vectorised sources, which index the same way
+    if name.startswith("_"):  # not set yet while unpickling in a worker
+      raise AttributeError(name)
+    return getattr(self._source, name)
+
+  def __repr__(self) -> str:
+    return f"LimitedSource({self._source!r}, {self._limit})"
+
+
+def training_source(config):
+  """The source the training pipeline reads: make_source's, cut to data.limit, doubled by data.mirror."""
+  source = make_source(config)
+  limit = field(config, "limit")
+  if limit < 0:
+    raise ValueError(f"data.limit must be 0 (all) or a number of elements, got {limit}.")
+  if limit:
+    source = LimitedSource(source, limit)
+  if not field(config, "mirror"):
+    return source
+  if field(config, "source") in MIXTURES:
+    raise ValueError(f"data.mirror flips images; the {field(config, 'source')!r} source has none. "
+                     f"Set data.mirror=False.")
+  return MirroredSource(source)
+
+
 def batched_dataset(source, *, batch_size: int, seed: int, shard_index: int = 0, shard_count: int = 1,
                     num_workers: int = 0, read_threads: int = 2) -> grain.IterDataset:
   """This shard's infinite grain dataset of batches."""
@@ -165,9 +225,9 @@ def make_iterator(config, *, batch_size: int, seed: int, shard_index: int = 0, s
   if num_workers > 0 and not flags.FLAGS.is_parsed():
     # grain's worker processes read absl flags; unparsed, they fail deep inside a thread.
     raise RuntimeError("data.num_workers > 0 needs absl flags parsed (run under absl.app.run, as launch.py does)")
-  source = make_source(config)
+  source = training_source(config)
   dataset = batched_dataset(source, batch_size=batch_size, seed=seed, shard_index=shard_index,
                             shard_count=shard_count, num_workers=num_workers, read_threads=field(config, "read_threads"))
-  pipeline = dict(source=field(config, "source"), num_elements=len(source), batch_size=batch_size, seed=seed,
-                  shard_index=shard_index, shard_count=shard_count, num_workers=num_workers)
+  pipeline = dict(source=field(config, "source"), limit=field(config, "limit"), mirror=field(config, "mirror"),
+                  num_elements=len(source), batch_size=batch_size, seed=seed, shard_index=shard_index, shard_count=shard_count, num_workers=num_workers)
   return DataIterator(dataset, pipeline)

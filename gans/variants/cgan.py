@@ -160,7 +160,7 @@ def conditional_phases(generator: nn.Module, discriminator: nn.Module, model_con
     fake, _ = generate(params, model_state, key, label)
     real_logits, d_collections = discriminate(params, model_state["d"], real, label)
     fake_logits, d_collections = discriminate(params, d_collections, fake, label)
-    metrics = {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
+    metrics = losses.logit_metrics(real_logits, fake_logits)
     return adversarial.d(real_logits, fake_logits), (metrics, {**model_state, "d": d_collections})
 
   def g_loss(params, model_state, batch, key):

@@ -109,7 +109,7 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
     real_logits, d_collections = discriminate(params, model_state["d"], real)
     fake_logits, d_collections = discriminate(params, d_collections, fake)
     loss = adversarial.d(real_logits, fake_logits)
-    metrics = {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
+    metrics = losses.logit_metrics(real_logits, fake_logits)
     d_fn = lambda x: discriminate(params, d_collections, x)[0]
     # The run-time weights where the variant declares them (standard_hyperparameters), else the constants.
     weights = {"gp_weight": gp_weight, "r1_gamma": r1_gamma, **model_state.get("hyperparameters", {})}

@@ -164,7 +164,7 @@ def infogan_phases(generator: Generator, discriminator: Discriminator, q_head: Q
     (fake_logits, features), d_collections = common.apply_module(discriminator, params["d"], d_collections, fake,
                                                                  train=True)
     loss = adversarial.d(real_logits, fake_logits)
-    metrics = {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
+    metrics = losses.logit_metrics(real_logits, fake_logits)
     if mi_through_trunk:
       # Q's statistics advance in the G phase only; here the term only trains the shared trunk.
       mi_loss, mi_metrics, _ = mi_terms(params, model_state["q"], features, categorical, continuous)

@@ -355,8 +355,7 @@ def make(config):
       loss = losses.minimax_d_loss(real_logits, fake_logits)
       penalty = losses.r1_penalty(lambda x: d_logits(params, x, alpha), real)  # R1 every step, as the paper's D
       loss += penalty * (r1_gamma / 2)
-      metrics = {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits), "r1_penalty": penalty,
-                 **stage_metrics(stage, alpha)}
+      metrics = {**losses.logit_metrics(real_logits, fake_logits), "r1_penalty": penalty, **stage_metrics(stage, alpha)}
       return loss, (metrics, dict(model_state, w_avg=update_w_avg(model_state["w_avg"], ws[:, 0], W_AVG_BETA)))
     return d_main
 

@@ -267,7 +267,7 @@ def make(config):
     fake = jax.lax.stop_gradient(fake)  # D's phase: nothing flows back into G
     real_logits, fake_logits = d_logits(params, real, c), d_logits(params, fake, c)
     loss = losses.minimax_d_loss(real_logits, fake_logits)
-    metrics = {"real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
+    metrics = losses.logit_metrics(real_logits, fake_logits)
     return loss, (metrics, with_w_avg(model_state, ws))
 
   def d_r1(params, model_state, batch, key):
