@@ -22,6 +22,8 @@ flags.DEFINE_integer("code", None, "--mode=sample: the categorical code to fix (
 flags.DEFINE_float("truncation_psi", None, "--mode=sample: truncation toward the mean w (StyleGAN; 1 = none).")
 flags.DEFINE_list("pictures", [], "--mode=sample: the variant's extra pictures to draw, e.g. "
                   "style_mixing,interpolation (StyleGAN); each is written as <name>.png.")
+flags.DEFINE_string("input", None, "--mode=sample: a folder of images to translate (pix2pix, CycleGAN), read at "
+                    "data.crop_size; CycleGAN's direction: --config.model.sample_direction=AtoB|BtoA.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
 flags.DEFINE_bool("library_logs", False, "Show the INFO logs of libraries (orbax, grain, ...), not just this project's.")
@@ -78,7 +80,8 @@ def main(argv) -> None:
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, workdir)
     elif FLAGS.mode == "sample":
-      sampling.write_samples(config, workdir, FLAGS.num_samples, pictures=FLAGS.pictures, **_conditioning())
+      sampling.write_samples(config, workdir, FLAGS.num_samples, pictures=FLAGS.pictures,
+                             **_conditioning(config))
     else:
       results = evaluation.evaluate_checkpoint(config, workdir)
       print(json.dumps(results))
@@ -86,10 +89,14 @@ def main(argv) -> None:
     _fail(str(error))
 
 
-def _conditioning() -> dict:
-  """The sampling flags that were given, as the variant's conditioning keywords."""
+def _conditioning(config) -> dict:
+  """The sampling flags that were given, as the variant's conditioning keywords (--input=DIR: source images)."""
   given = {"label": FLAGS.label, "code": FLAGS.code, "truncation_psi": FLAGS.truncation_psi}
-  return {name: value for name, value in given.items() if value is not None}
+  conditioning = {name: value for name, value in given.items() if value is not None}
+  if FLAGS.input:
+    from gans.data import image2image  # pylint: disable=import-outside-toplevel  (keeps --help fast)
+    conditioning["source"] = image2image.input_images(FLAGS.input, config.data)
+  return conditioning
 
 
 def _one_line(error: Exception) -> str:

@@ -26,6 +26,10 @@ NAMES = (
     "infogan_digits",
     "infogan_fashion_mnist",
     "infogan_mnist",
+    "pix2pix_edges2fashion",
+    "cyclegan_edges2fashion",
+    "pix2pix_facades",
+    "cyclegan_horse2zebra",
 )
 
 

@@ -63,6 +63,11 @@ class GanVariant(NamedTuple):
   # name -> fn(params, model_state, key, **conditioning) -> outputs[rows, columns, ...]: further pictures
   # `--mode=sample --pictures=name` writes as <name>.png (StyleGAN: "style_mixing", "interpolation").
   pictures: Mapping[str, Callable[..., PyTree]] = {}
+  # held_out(n) -> dict of up to n held-out examples, for variants whose conditioning comes from data
+  # (image-to-image: a source image per sample): the `sample` keywords (e.g. "source") plus "target" and
+  # "label" where the data knows them. `--mode=sample` translates these when no --input is given, and the
+  # translation metrics compare outputs with the targets. None = the variant samples without data.
+  held_out: Callable[[int], dict] | None = None
 
 
 @flax.struct.dataclass

@@ -1,6 +1,7 @@
 """make_source: a data config -> a random-access source (len(source), source[i] -> dict)."""
 from gans.data import arrays
 from gans.data import folder
+from gans.data import image2image
 from gans.data import mixtures
 from gans.data import tfds_source
 from gans.data.config import field
@@ -41,6 +42,8 @@ SOURCES = {
     "tfds": _tfds,
     "folder": _folder,
     **{name: _mixture(name) for name in mixtures.MIXTURES},
+    # Image pairs {"a", "b"} for pix2pix and CycleGAN (gans/data/image2image.py).
+    **image2image.SOURCES,
 }
 
 

@@ -1,5 +1,6 @@
 """The variant registry: name -> make(config) -> GanVariant."""
 from gans.variants import cgan, dcgan, gan, infogan, stylegan, stylegan2
+from gans.variants.image2image import cyclegan, pix2pix
 
 VARIANTS = {
     "gan": gan.make,
@@ -8,6 +9,8 @@ VARIANTS = {
     "stylegan2": stylegan2.make,
     "cgan": cgan.make,
     "infogan": infogan.make,
+    "pix2pix": pix2pix.make,
+    "cyclegan": cyclegan.make,
 }
 
 

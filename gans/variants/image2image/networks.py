@@ -301,18 +301,21 @@ class PixelDiscriminator(nn.Module):
 
 # ----------------------------------------------------------------------------- define_G / define_D by name
 
-GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks", "unet")
-DISCRIMINATORS = ("basic", "n_layers", "pixel")
+GENERATORS = ("unet_128", "unet_256", "unet", "resnet_9blocks", "resnet_6blocks", "resnet")
 
 
 def define_generator(name: str, output_nc: int, ngf: int = 64, norm: str = "batch", use_dropout: bool = False,
-                     num_downs: int | None = None, fast_layers: bool = True) -> nn.Module:
-  """define_G's names; "unet" with `num_downs` is a U-Net of any depth (e.g. 5 for 32x32 images)."""
-  if name == "resnet_9blocks" or name == "resnet_6blocks":
-    return ResnetGenerator(output_nc, ngf, norm, use_dropout, n_blocks=int(name[7]), fast_layers=fast_layers)
+                     num_downs: int | None = None, n_blocks: int | None = None, fast_layers: bool = True) -> nn.Module:
+  """define_G's names; "unet" with `num_downs` is a U-Net of any depth (5 for 32x32 images), "resnet" with
+  `n_blocks` a ResNet generator with any number of residual blocks."""
+  blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet": n_blocks}
   downs = {"unet_128": 7, "unet_256": 8, "unet": num_downs}
-  if name not in downs:
+  if name not in blocks and name not in downs:
     raise ValueError(f"Unknown generator {name!r}; valid: {', '.join(GENERATORS)}.")
+  if name in blocks:
+    if blocks[name] is None:
+      raise ValueError("generator 'resnet' needs n_blocks (model.n_blocks).")
+    return ResnetGenerator(output_nc, ngf, norm, use_dropout, blocks[name], fast_layers=fast_layers)
   if downs[name] is None:
     raise ValueError("generator 'unet' needs num_downs (model.num_downs): log2 of the image side.")
   return UnetGenerator(output_nc, downs[name], ngf, norm, use_dropout, fast_layers)
