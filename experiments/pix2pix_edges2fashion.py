@@ -14,7 +14,7 @@ Reproduces: the paper's Table 1 finding in miniature (L1 alone blurry, cGAN alon
 Settings: the official pix2pix (U-Net with dropout and batch norm, conditional 70x70-receptive-field
 PatchGAN, vanilla GAN loss, lambda_L1 100, Adam 2e-4 beta1 0.5), narrowed for a CPU: a 5-level U-Net
 (32 -> 1 pixel) with ngf = ndf = 32, jitter as the paper's 286 -> 256 scaled down (load 36, crop 32, flips),
-batch 32, and the linear policy over 20 epochs of 200 steps each (10 constant, 10 decaying): 4,000 steps.
+batch 32, and the official linear policy over 20 epochs of 200 steps each (n_epochs 10, n_epochs_decay 10): 4,000 steps.
 """
 from experiments import image2image_configs
 

@@ -130,7 +130,7 @@ def linear_decay_schedule(learning_rate: float, n_epochs: int, n_epochs_decay: i
 
   def schedule(count):
     epoch = count // steps_per_epoch + 1
-    factor = 1.0 - jnp.maximum(0, epoch + epoch_count - 1 - n_epochs) / (n_epochs_decay + 1.0)
+    factor = 1.0 - jnp.maximum(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1.0)
     return learning_rate * factor
   return schedule
 
