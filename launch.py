@@ -24,6 +24,8 @@ flags.DEFINE_list("pictures", [], "--mode=sample: the variant's extra pictures t
                   "style_mixing,interpolation (StyleGAN); each is written as <name>.png.")
 flags.DEFINE_enum("export", None, ["obj", "ply"], "--mode=sample, voxel samples: also a mesh per sample "
                   "(marching cubes) in <workdir>/meshes/.")
+flags.DEFINE_string("input", None, "--mode=sample: a folder of images to translate (pix2pix, CycleGAN), read at "
+                    "data.crop_size; CycleGAN's direction: --config.model.sample_direction=AtoB|BtoA.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
 # SLURM and Cloud TPU set these in the environment, where jax.distributed.initialize() finds them; elsewhere
@@ -91,7 +93,7 @@ def main(argv) -> None:
       trainer.train_and_evaluate(config, workdir)
     elif FLAGS.mode == "sample":
       sampling.write_samples(config, workdir, FLAGS.num_samples, pictures=FLAGS.pictures, export=FLAGS.export,
-                             **_conditioning())
+                             **_conditioning(config))
     else:
       results = evaluation.evaluate_checkpoint(config, workdir)
       print(json.dumps(results))
@@ -99,10 +101,14 @@ def main(argv) -> None:
     _fail(str(error))
 
 
-def _conditioning() -> dict:
-  """The sampling flags that were given, as the variant's conditioning keywords."""
+def _conditioning(config) -> dict:
+  """The sampling flags that were given, as the variant's conditioning keywords (--input=DIR: source images)."""
   given = {"label": FLAGS.label, "code": FLAGS.code, "truncation_psi": FLAGS.truncation_psi}
-  return {name: value for name, value in given.items() if value is not None}
+  conditioning = {name: value for name, value in given.items() if value is not None}
+  if FLAGS.input:
+    from gans.data import image2image  # pylint: disable=import-outside-toplevel  (keeps --help fast)
+    conditioning["source"] = image2image.input_images(FLAGS.input, config.data)
+  return conditioning
 
 
 def _one_line(error: Exception) -> str:

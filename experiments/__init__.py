@@ -28,6 +28,10 @@ NAMES = (
     "infogan_mnist",
     "gan3d_shapes",
     "gan3d_modelnet10",
+    "pix2pix_edges2fashion",
+    "cyclegan_edges2fashion",
+    "pix2pix_facades",
+    "cyclegan_horse2zebra",
 )
 
 

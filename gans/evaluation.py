@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from gans import checkpoint, data, report, run, steps
-from gans.metrics import classifier, eval_config, extract, fid, frechet, modes, reference
+from gans.metrics import classifier, eval_config, extract, fid, frechet, modes, reference, translation
 from gans.metrics.progress import Progress
 from gans.variants import cgan, infogan
 
@@ -305,6 +305,34 @@ EVALUATORS = {
     "label_accuracy": _label_accuracy,
     "code_accuracy": _code_accuracy,
 }
+
+
+def _translation(config, generate) -> dict:
+  """Image-to-image translation on the variant's held-out pairs: L1, PSNR and SSIM of the outputs to the true
+  targets and, where the data has classes, the data classifier's accuracy on the outputs (against the
+  input's true class) beside its accuracy on the real targets (the spirit of pix2pix's FCN-score)."""
+  from gans.variants import get_variant  # pylint: disable=import-outside-toplevel  (variants import evaluation's peers)
+  samples = _as_samples(generate)
+  held_out = get_variant(config.variant)(config).held_out
+  if held_out is None:
+    raise ValueError(f"The translation metrics need held-out input/target pairs; variant {config.variant!r} "
+                     "has none (pix2pix and cyclegan do).")
+  examples = held_out(config.eval.num_samples)
+  outputs = samples.conditioned(len(examples["source"]), source=examples["source"])
+  results = {"translation_count": len(outputs)}
+  if "target" not in examples:
+    return results  # unpaired test folders: nothing to compare with
+  results.update({f"translation_{k}": v for k, v in translation.paired_metrics(outputs, examples["target"]).items()})
+  if "label" in examples:
+    labelled = ml_collections.ConfigDict({"source": "idx", "path": config.data.path})
+    variables, _, _ = classifier.cached_classifier(labelled, cache_dir(config))
+    results["translation_classifier_accuracy"] = classifier.accuracy(variables, outputs, examples["label"])
+    results["translation_classifier_accuracy_real"] = classifier.accuracy(variables, examples["target"],
+                                                                          examples["label"])
+  return results
+
+
+EVALUATORS["translation"] = _translation
 
 
 def check_config(config) -> None:

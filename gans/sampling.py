@@ -13,6 +13,17 @@ def grid_picture(grid: np.ndarray) -> np.ndarray:
   return report.image_grid(grid.reshape((-1,) + grid.shape[2:]), columns=grid.shape[1])
 
 
+def _translation_inputs(variant, conditioning: dict, num_samples: int):
+  """(conditioning, {"targets", "labels"} where known, count) for a variant that translates data: the given
+  source images (--input), or the first num_samples held-out inputs with their targets and classes."""
+  if "source" in conditioning:
+    source = np.asarray(conditioning["source"])
+    return conditioning, {}, len(source)
+  examples = variant.held_out(num_samples)
+  known = {plural: examples[name] for name, plural in (("target", "targets"), ("label", "labels")) if name in examples}
+  return {**conditioning, "source": examples["source"]}, known, len(examples["source"])
+
+
 def write_samples(config, workdir: str, num_samples: int, pictures=(), export: str | None = None,
                   **conditioning) -> str:
   """Writes <workdir>/samples.npz (array `samples`, (N, ...) in data space) and samples.png; returns the npz path.
@@ -22,6 +33,10 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
   same samples (the run's sample stream). Each of `pictures` (names in the variant's `pictures`, e.g.
   StyleGAN's style_mixing) is written as <name>.png with the same conditioning. `export` ("obj" or "ply",
   voxel samples only) also writes one marching-cubes mesh per sample in <workdir>/meshes/.
+
+  Variants that translate data (pix2pix, CycleGAN: GanVariant.held_out) translate `source` (--input=DIR) or,
+  without it, the first num_samples held-out inputs; samples.npz then holds `samples`, `inputs` and, where
+  known, `targets` and `labels`, and translations.png one row per input: input | output | target.
   """
   if export is not None and export not in voxel_views.FORMATS:
     raise ValueError(f"Unknown --export format {export!r}; valid: {', '.join(voxel_views.FORMATS)}.")
@@ -34,6 +49,9 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
   _, state, _, step = setup.restore_latest(workdir, with_data=False)
   if step == 0:
     raise checkpoint.CheckpointError(f"No checkpoint in {workdir}/checkpoints; train first (--mode=train).")
+  known = {}
+  if setup.variant.held_out is not None:  # conditioning from data: translate the held-out inputs or --input
+    conditioning, known, num_samples = _translation_inputs(setup.variant, conditioning, num_samples)
   samples = setup.generate(state, num_samples, **conditioning)
   if export is not None and samples.ndim != 5:
     raise ValueError(f"--export={export} writes meshes of voxel samples [N, D, H, W, 1]; these samples have "
@@ -45,9 +63,15 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
     drawn["grid"] = grid_picture(grid)
   for name in pictures:
     drawn[name] = grid_picture(setup.picture(state, setup.variant.pictures[name], **conditioning))
+  if "source" in conditioning:  # translations: input | output | target, one row per input
+    columns = [conditioning["source"], samples] + ([known["targets"]] if "targets" in known else [])
+    drawn["translations"] = grid_picture(np.stack(columns, axis=1))
+    arrays = {"inputs": conditioning["source"], **known}
+  else:
+    arrays = conditioning
   path = os.path.join(workdir, "samples.npz")
   if jax.process_index() == 0:  # in a multi-process run every process draws (on the global mesh), one writes
-    np.savez(path, samples=samples, step=step, **conditioning)
+    np.savez(path, samples=samples, step=step, **arrays)
     for name, picture in drawn.items():
       report.save_png(os.path.join(workdir, f"{name}.png"), picture)
     logging.info("Wrote %d samples of step %d to %s", num_samples, step, path)

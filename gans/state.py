@@ -72,6 +72,11 @@ class GanVariant(NamedTuple):
   # instead of compiling them in as constants, so the runs of a vectorised sweep may differ in them. The
   # trainer puts the config's values there at initialisation and on resume.
   hyperparameters: tuple[str, ...] = ()
+  # held_out(n) -> dict of up to n held-out examples, for variants whose conditioning comes from data
+  # (image-to-image: a source image per sample): the `sample` keywords (e.g. "source") plus "target" and
+  # "label" where the data knows them. `--mode=sample` translates these when no --input is given, and the
+  # translation metrics compare outputs with the targets. None = the variant samples without data.
+  held_out: Callable[[int], dict] | None = None
 
 
 @flax.struct.dataclass

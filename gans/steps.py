@@ -168,20 +168,55 @@ def sampling_params(state: GanState) -> dict:
   return {**state.params, **state.ema_params}
 
 
+def linear_decay_schedule(learning_rate: float, n_epochs: int, n_epochs_decay: int, steps_per_epoch: int,
+                          epoch_count: int = 1) -> optax.Schedule:
+  """pix2pix/CycleGAN's 'linear' policy as an optax schedule of the update count.
+
+  The official lambda_rule(epoch) = 1 - max(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1), with
+  the scheduler stepped at the beginning of every epoch (train.py), so training epoch e (counted from 1)
+  runs at learning_rate * lambda_rule(e): constant, then linear to zero over the last n_epochs_decay epochs.
+  """
+  if steps_per_epoch < 1 or n_epochs_decay < 0:
+    raise ValueError(f"linear_decay needs steps_per_epoch >= 1 and n_epochs_decay >= 0, got {steps_per_epoch} "
+                     f"and {n_epochs_decay}.")
+
+  def schedule(count):
+    epoch = count // steps_per_epoch + 1
+    factor = 1.0 - jnp.maximum(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1.0)
+    return learning_rate * factor
+  return schedule
+
+
+def learning_rate_of(optim_config):
+  """optim_config.learning_rate, or the optax schedule of optim_config.schedule (a dict with `name`).
+
+  Schedules: "constant"; "linear_decay" (n_epochs, n_epochs_decay, steps_per_epoch: see linear_decay_schedule).
+  """
+  schedule = optim_config.get("schedule", None)
+  if not schedule or schedule.get("name", "constant") == "constant":
+    return optim_config.learning_rate
+  if schedule.name == "linear_decay":
+    return linear_decay_schedule(optim_config.learning_rate, schedule.n_epochs, schedule.n_epochs_decay,
+                                 schedule.steps_per_epoch)
+  raise ValueError(f"Unknown schedule {schedule.name!r} in config.optim; valid: constant, linear_decay.")
+
+
 def make_optimizer(optim_config) -> optax.GradientTransformation:
-  """Adam by default (DCGAN: lr 2e-4, b1 0.5); `name` selects another optax optimizer.
+  """Adam by default (DCGAN: lr 2e-4, b1 0.5); `name` selects another optax optimizer; `schedule` (optional)
+  makes the learning rate an optax schedule (learning_rate_of).
 
   The numeric hyperparameters live in the optimizer state (optax.inject_hyperparams), not in the compiled
   program, so runs that differ only in them share one step function (gans/vectorize.py stacks them).
   """
   name = optim_config.get("name", "adam")
+  learning_rate = learning_rate_of(optim_config)
   if name == "adam":
-    return optax.inject_hyperparams(optax.adam)(learning_rate=optim_config.learning_rate, b1=optim_config.b1,
+    return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, b1=optim_config.b1,
                                                 b2=optim_config.b2, eps=optim_config.get("eps", 1e-8))
   if name == "rmsprop":
-    return optax.inject_hyperparams(optax.rmsprop)(learning_rate=optim_config.learning_rate)
+    return optax.inject_hyperparams(optax.rmsprop)(learning_rate=learning_rate)
   if name == "sgd":
-    return optax.inject_hyperparams(optax.sgd)(learning_rate=optim_config.learning_rate)
+    return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate)
   raise ValueError(f"Unknown optimizer {name!r} in config.optim; valid: adam, rmsprop, sgd.")
 
 

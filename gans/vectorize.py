@@ -42,9 +42,13 @@ def check_vectorizable(configs, variants) -> None:
   weights = set.intersection(*(set(variant.hyperparameters) for variant in variants))
   varying = VARYING_FIELDS + tuple(re.escape(f"model.{name}") for name in sorted(weights))
   flat = [_flatten(config.to_dict()) for config in configs]
+  # A learning-rate schedule is code built from run 0's config: the learning rate may then not differ.
+  scheduled = {f"optim.{group}.learning_rate" for group, settings in configs[0].optim.items()
+               if (settings.get("schedule") or {}).get("name", "constant") != "constant"}
   for field in sorted(set().union(*flat)):
     values = [f.get(field) for f in flat]
-    if any(v != values[0] for v in values) and not any(re.fullmatch(p, field) for p in varying):
+    allowed = field not in scheduled and any(re.fullmatch(p, field) for p in varying)
+    if any(v != values[0] for v in values) and not allowed:
       raise VectorizeError(
           f"config.{field} differs between the runs ({', '.join(map(repr, values))}); a vectorised sweep "
           f"may vary only the seed, optim.<group>.learning_rate/b1/b2/eps, ema.decay and the variant's "

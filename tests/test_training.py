@@ -14,7 +14,11 @@ from gans import checkpoint, run, sampling, sharding, steps, trainer
 from gans.variants import common
 
 # Shrinks any experiment to tiny shapes; a field is only overridden where the experiment has it.
-TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_channels": 4, "z_dim": 8}
+TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_channels": 4, "z_dim": 8,
+              # pix2pix / CycleGAN: a one-block ResNet generator and a one-layer PatchGAN fit 8x8 images.
+              "generator": "resnet", "n_blocks": 1, "ngf": 2, "ndf": 2, "n_layers_d": 1}
+# Variants whose batches are image pairs {"a": inputs, "b": outputs} rather than {"image"}.
+IMAGE_PAIR_VARIANTS = ("pix2pix", "cyclegan")
 
 
 def tiny_config(name: str, **train):
@@ -25,6 +29,8 @@ def tiny_config(name: str, **train):
         config.model[field] = value
     if config.data.source not in common.MIXTURE_SOURCES:
       config.data.resolution = 8
+    if "crop_size" in config.data:
+      config.data.crop_size = 0  # no crop: the tiny resolution
     config.train.batch_size = 8 * config.model.get("pack", 1)
     config.train.update(train)
     config.eval.num_samples = 100
@@ -34,6 +40,13 @@ def tiny_config(name: str, **train):
 def synthetic_batches(config, batches_per_step: int, key=jax.random.key(0)):
   shape = (batches_per_step, config.train.batch_size) + common.data_shape(config.data)
   name = {3: "x", 5: "image", 6: "voxels"}[len(shape)]
+  if config.variant in IMAGE_PAIR_VARIANTS:
+    a_key, b_key = jax.random.split(key)
+    batch = {"a": jax.random.uniform(a_key, shape, minval=-1.0, maxval=1.0),
+             "b": jax.random.uniform(b_key, shape, minval=-1.0, maxval=1.0)}
+    if config.data.source == "edges2fashion":
+      batch["label"] = jnp.zeros(shape[:2], jnp.int32)
+    return batch
   batch = {name: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)}
   if name == "voxels":  # occupancies in [0, 1]
     batch[name] = (batch[name] + 1.0) / 2

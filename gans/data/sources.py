@@ -1,6 +1,7 @@
 """make_source: a data config -> a random-access source (len(source), source[i] -> dict)."""
 from gans.data import arrays
 from gans.data import folder
+from gans.data import image2image
 from gans.data import mixtures
 from gans.data import tfds_source
 from gans.data import voxels
@@ -55,6 +56,8 @@ SOURCES = {
     **{name: _mixture(name) for name in mixtures.MIXTURES},
     "shapes3d": _shapes3d,
     "voxel_folder": _voxel_folder,
+    # Image pairs {"a", "b"} for pix2pix and CycleGAN (gans/data/image2image.py).
+    **image2image.SOURCES,
 }
 
 

@@ -1,5 +1,6 @@
 """The variant registry: name -> make(config) -> GanVariant."""
 from gans.variants import cgan, dcgan, gan, gan3d, infogan, stylegan, stylegan2
+from gans.variants.image2image import cyclegan, pix2pix
 
 VARIANTS = {
     "gan": gan.make,
@@ -9,6 +10,8 @@ VARIANTS = {
     "cgan": cgan.make,
     "infogan": infogan.make,
     "gan3d": gan3d.make,
+    "pix2pix": pix2pix.make,
+    "cyclegan": cyclegan.make,
 }
 
 
