@@ -99,7 +99,8 @@ def test_a_bfloat16_step_keeps_the_state_and_the_losses_float32_and_finite(steps
         assert np.all(np.isfinite(leaf)), f"{part}{jax.tree_util.keystr(path)}"
   assert after.ema_params
   for name, value in metrics.items():
-    assert np.asarray(value).dtype == np.float32 and np.isfinite(value), name
+    if name != "train/skipped_updates":  # the divergence guard's counter is an integer
+      assert np.asarray(value).dtype == np.float32 and np.isfinite(value), name
 
 
 def test_a_bfloat16_step_is_close_to_the_float32_step_from_the_same_state(steps_f32_bf16):
