@@ -26,6 +26,10 @@ NAMES = (
     "infogan_digits",
     "infogan_fashion_mnist",
     "infogan_mnist",
+    "wavegan_digits",
+    "specgan_digits",
+    "wavegan_sc09",
+    "specgan_sc09",
 )
 
 

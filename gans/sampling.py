@@ -15,6 +15,9 @@ def grid_picture(grid: np.ndarray) -> np.ndarray:
 def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditioning) -> str:
   """Writes <workdir>/samples.npz (array `samples`, (N, ...) in data space) and samples.png; returns the npz path.
 
+  Audio samples ([N, T, C]) are also written as <workdir>/sample_wavs/sample_XXX.wav, and samples.png shows their
+  spectrograms.
+
   `conditioning` (e.g. label=3 from --label=3) goes to the variant's sampler. A variant with its own grid
   (one row per class, ...) also gets grid.png. The same checkpoint, config.seed and conditioning give the
   same samples (the run's sample stream). Each of `pictures` (names in the variant's `pictures`, e.g.
@@ -33,7 +36,10 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), **conditi
   path = os.path.join(workdir, "samples.npz")
   np.savez(path, samples=samples, step=step, **conditioning)
   reference = np.asarray(data.mixture_modes(config.data.source)[0]) if samples.ndim == 2 else None
-  report.save_png(os.path.join(workdir, "samples.png"), report.to_picture(samples, reference))
+  sample_rate = config.data.get("sample_rate", 16_000)
+  report.save_png(os.path.join(workdir, "samples.png"), report.to_picture(samples, reference, sample_rate))
+  if samples.ndim == 3:  # audio [N, T, C]: every sample as a WAV file too
+    report.write_wavs(os.path.join(workdir, "sample_wavs"), samples, sample_rate)
   grid = setup.grid(state)
   if grid is not None:
     report.save_png(os.path.join(workdir, "grid.png"), grid_picture(grid))

@@ -45,15 +45,20 @@ def _stack(batches):
   return jax.tree.map(lambda *xs: np.stack(xs), *batches)
 
 
-def _sample_picture(setup: Setup, state: GanState) -> np.ndarray:
+def _report_samples(reporter: report.Reporter, step: int, setup: Setup, state: GanState) -> None:
+  """The sample picture; for audio also WAV files and TensorBoard audio of the same samples."""
   grid = setup.grid(state)
   if grid is not None:  # the variant lays out its own picture (one row per class, ...)
-    return sampling.grid_picture(grid)
+    reporter.samples(step, sampling.grid_picture(grid))
+    return
   samples = setup.generate(state, setup.config.train.num_grid_samples)
   reference = None
   if samples.ndim == 2:
     reference = np.asarray(data.mixture_modes(setup.config.data.source)[0])
-  return report.to_picture(samples, reference)
+  sample_rate = setup.config.data.get("sample_rate", 16_000)
+  reporter.samples(step, report.to_picture(samples, reference, sample_rate))
+  if samples.ndim == 3:
+    reporter.audio(step, samples, sample_rate)
 
 
 def _write_config(config, workdir: str) -> None:
@@ -99,7 +104,7 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
           reporter.scalars(step, metrics)
           reporter.progress(step, metrics)
         if train.sample_every and step % train.sample_every == 0:
-          reporter.samples(step, _sample_picture(setup, state))
+          _report_samples(reporter, step, setup, state)
         if train.eval_every and step % train.eval_every == 0 and step < train.steps:
           reporter.evaluation(step, evaluation.evaluate_state(setup, state))
         if step % train.checkpoint_every == 0 and step < train.steps:
@@ -111,7 +116,7 @@ def train_and_evaluate(config, workdir: str, num_devices: int | None = None) -> 
 
     if start_step < train.steps or checkpointer.latest_step() != train.steps:
       save(train.steps)
-    reporter.samples(train.steps, _sample_picture(setup, state))
+    _report_samples(reporter, train.steps, setup, state)
     if config.eval.metrics:
       results = evaluation.evaluate_state(setup, state)
       reporter.evaluation(train.steps, results)

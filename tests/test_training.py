@@ -14,7 +14,8 @@ from gans import checkpoint, run, sampling, sharding, steps, trainer
 from gans.variants import common
 
 # Shrinks any experiment to tiny shapes; a field is only overridden where the experiment has it.
-TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_channels": 4, "z_dim": 8}
+TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_channels": 4, "z_dim": 8,
+              "moments_clips": 0}  # SpecGAN: unit spectrogram moments, no data read
 
 
 def tiny_config(name: str, **train):
@@ -23,7 +24,9 @@ def tiny_config(name: str, **train):
     for field, value in TINY_MODEL.items():
       if field in config.model:
         config.model[field] = value
-    if config.data.source not in common.MIXTURE_SOURCES:
+    if config.data.source in common.AUDIO_SOURCES:  # 2 frames of WaveGAN's first layer; SpecGAN's 32 x 64
+      config.data.sample_rate, config.data.clip_length = 8000, 2048
+    elif config.data.source not in common.MIXTURE_SOURCES:
       config.data.resolution = 8
     config.train.batch_size = 8 * config.model.get("pack", 1)
     config.train.update(train)
@@ -33,9 +36,9 @@ def tiny_config(name: str, **train):
 
 def synthetic_batches(config, batches_per_step: int, key=jax.random.key(0)):
   shape = (batches_per_step, config.train.batch_size) + common.data_shape(config.data)
-  name = "x" if len(shape) == 3 else "image"
+  name = "audio" if config.data.source in common.AUDIO_SOURCES else "x" if len(shape) == 3 else "image"
   batch = {name: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)}
-  if name == "image" and config.data.source != "folder":  # digits, IDX and TFDS sources carry labels
+  if name != "x" and config.data.source != "folder":  # digits, IDX, TFDS, spoken digits, SC09 carry labels
     batch["label"] = jnp.zeros(shape[:2], jnp.int32)
   return batch
 
@@ -58,7 +61,7 @@ def test_every_experiment_builds_and_takes_a_finite_step(name):
   assert {"d_main/loss", "g_main/loss"} <= set(metrics)
 
 
-@pytest.mark.parametrize("name", ["pacgan_ring8", "dcgan_digits"])
+@pytest.mark.parametrize("name", ["pacgan_ring8", "dcgan_digits", "wavegan_digits", "specgan_digits"])
 def test_four_devices_give_the_numbers_of_one(name):
   config = tiny_config(name)
   state_1, metrics_1 = one_step(config, num_devices=1)

@@ -1,5 +1,5 @@
 """The variant registry: name -> make(config) -> GanVariant."""
-from gans.variants import cgan, dcgan, gan, infogan, stylegan, stylegan2
+from gans.variants import cgan, dcgan, gan, infogan, specgan, stylegan, stylegan2, wavegan
 
 VARIANTS = {
     "gan": gan.make,
@@ -8,6 +8,8 @@ VARIANTS = {
     "stylegan2": stylegan2.make,
     "cgan": cgan.make,
     "infogan": infogan.make,
+    "wavegan": wavegan.make,
+    "specgan": specgan.make,
 }
 
 
