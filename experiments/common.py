@@ -98,7 +98,8 @@ def dcgan_config(resolution: int, channels: int, base_channels: int = 64) -> ml_
   return config
 
 
-def audio_gan_config(variant: str, d: int, sample_rate: int = 16_000, clip_length: int = 16_384) -> ml_collections.ConfigDict:
+def audio_gan_config(variant: str, d: int, sample_rate: int = 16_000,
+                     clip_length: int = 16_384) -> ml_collections.ConfigDict:
   """WaveGAN / SpecGAN (Donahue et al. 2019) on the offline spoken digits: z ~ U[-1, 1]^100, WGAN-GP (lambda 10),
   5 D updates per G update, Adam(1e-4, betas (0.5, 0.9)), batch 64, no batch norm. d = 64 and 16384 samples at
   16 kHz in the paper; the sc09 experiments read Speech Commands' ten digit words instead."""

@@ -12,6 +12,7 @@ training set's mean and standard deviation, clipped to 3 standard deviations
 and scaled to [-1, 1]. It inverts spectrograms with Griffin-Lim (16 iterations).
 The transforms below are jnp functions (jit-able, differentiable).
 """
+import io
 import math
 import os
 import wave
@@ -30,17 +31,29 @@ class UnreadableAudioError(ValueError):
   """A file that is not a readable WAV file."""
 
 
-def write_wav(path: str, audio_TC: np.ndarray, sample_rate: int) -> None:
-  """Writes float audio [T] or [T, C] in [-1, 1] (clipped) as 16-bit PCM."""
+def _write_pcm16(file, audio_TC: np.ndarray, sample_rate: int) -> None:
   audio_TC = np.asarray(audio_TC, np.float32)
   audio_TC = audio_TC[:, None] if audio_TC.ndim == 1 else audio_TC
   pcm = np.clip(np.rint(np.clip(audio_TC, -1.0, 1.0) * 32767.0), -32768, 32767).astype("<i2")
+  with wave.open(file, "wb") as writer:
+    writer.setnchannels(audio_TC.shape[1])
+    writer.setsampwidth(2)
+    writer.setframerate(int(sample_rate))
+    writer.writeframes(pcm.tobytes())
+
+
+def write_wav(path: str, audio_TC: np.ndarray, sample_rate: int) -> None:
+  """Writes float audio [T] or [T, C] in [-1, 1] (clipped) as 16-bit PCM."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with wave.open(path, "wb") as file:
-    file.setnchannels(audio_TC.shape[1])
-    file.setsampwidth(2)
-    file.setframerate(int(sample_rate))
-    file.writeframes(pcm.tobytes())
+  with open(path, "wb") as file:
+    _write_pcm16(file, audio_TC, sample_rate)
+
+
+def wav_bytes(audio_TC: np.ndarray, sample_rate: int) -> bytes:
+  """The bytes of the WAV file `write_wav` would write."""
+  buffer = io.BytesIO()
+  _write_pcm16(buffer, audio_TC, sample_rate)
+  return buffer.getvalue()
 
 
 def read_wav(path: str) -> tuple[np.ndarray, int]:

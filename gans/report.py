@@ -121,11 +121,16 @@ class Reporter:
     """The first AUDIO_FILES_PER_REPORT clips as samples/step_NNNNNNN/sample_XXX.wav and TensorBoard audio."""
     if not self.active:
       return
+    from gans import audio  # pylint: disable=import-outside-toplevel
+    from tensorboardX.proto.summary_pb2 import Summary  # pylint: disable=import-outside-toplevel
     clips = audio_NTC[:AUDIO_FILES_PER_REPORT]
     write_wavs(os.path.join(self.workdir, "samples", f"step_{step:07d}"), clips, sample_rate)
-    for index, clip in enumerate(clips):
-      self._writer.add_audio(f"samples/{index}", np.clip(clip.mean(axis=-1), -1.0, 1.0), step,
-                             sample_rate=sample_rate)
+    # The WAV bytes go into the event directly: tensorboardX's add_audio would need the soundfile package.
+    values = [Summary.Value(tag=f"samples/{index}", audio=Summary.Audio(
+        sample_rate=float(sample_rate), num_channels=clip.shape[-1], length_frames=clip.shape[0],
+        encoded_audio_string=audio.wav_bytes(clip, sample_rate), content_type="audio/wav"))
+              for index, clip in enumerate(clips)]
+    self._writer._get_file_writer().add_summary(Summary(value=values), step)  # pylint: disable=protected-access
 
   def progress(self, step: int, metrics: dict) -> None:
     now = time.time()

@@ -76,7 +76,8 @@ def synthesise(settings: dict, binary: str) -> np.ndarray:
 
 
 def spoken_digits_file(cache_dir: str, num_clips: int, seed: int) -> str:
-  recipe = f"spoken-digits-v1/{num_clips}/{seed}/{VOICES}/{VARIANTS}/{PITCH_RANGE}/{WORDS_PER_MINUTE_RANGE}/{PEAK_RANGE}"
+  recipe = (f"spoken-digits-v1/{num_clips}/{seed}/{VOICES}/{VARIANTS}/{PITCH_RANGE}/{WORDS_PER_MINUTE_RANGE}/"
+            f"{PEAK_RANGE}")
   return os.path.join(cache_dir, f"spoken_digits_{hashlib.sha256(recipe.encode()).hexdigest()[:24]}.npz")
 
 
