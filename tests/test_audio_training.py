@@ -62,14 +62,17 @@ def test_an_audio_run_reports_wavs_and_spectrograms_and_samples_to_wavs(tmp_path
 
 def test_the_inception_score_of_real_clips_is_high_and_of_one_word_is_one(tmp_path, monkeypatch):
   monkeypatch.setattr(classifier, "MIN_STEPS", 100)  # five tones are learnt long before the default 300 steps
-  words = _tone_folder(tmp_path / "data", clips_per_word=20)
+  words = _tone_folder(tmp_path / "data", clips_per_word=60)  # sorted by word, as SC09's folders
   config = _audio_config("wavegan_sc09", tmp_path / "data", words)
   clips = np.stack([audio.model_clip(_tone(TONES_HZ[i % 5], 0.2, 0.3 * i), RATE, sample_rate=RATE, length=2048)
                     for i in range(100)])
   results = audio_classifier.evaluate(clips, config.data, str(tmp_path / "cache"))
   assert results["classifier_accuracy"] == 1.0
-  # Balanced, confidently classified clips of five words: a score near 5, for the real held-out clips too.
-  assert results["inception_score"] > 4.5 and results["real_inception_score"] > 4.5
+  # Balanced, confidently classified clips of five words: 10 splits of 10 score near 5.
+  assert results["inception_score"] > 4.5
+  # 60 held-out clips, 10 splits of 6 drawn at random from the five words: about 3.5 (1.0 if the splits
+  # followed the folder's order, one word each).
+  assert results["real_inception_score"] > 2.5
   assert results["class_coverage"] == 1.0
   one_word = audio_classifier.evaluate(clips[::5], config.data, str(tmp_path / "cache"))
   assert one_word["inception_score"] < 1.1 and one_word["class_coverage"] == 0.2
