@@ -1,12 +1,13 @@
 """Audio runs end to end on a tiny WAV folder: WAV and spectrogram reports, --mode=sample, the inception score."""
 import os
 
+import jax
 import numpy as np
 import pytest
 
 from gans import audio, sampling, trainer
 from gans.metrics import audio_classifier, classifier
-from test_training import tiny_config
+from test_training import one_step, tiny_config
 
 RATE = 8000
 TONES_HZ = (300.0, 500.0, 800.0, 1200.0, 1800.0)  # one "word" per tone
@@ -76,3 +77,17 @@ def test_the_inception_score_of_real_clips_is_high_and_of_one_word_is_one(tmp_pa
   assert results["class_coverage"] == 1.0
   one_word = audio_classifier.evaluate(clips[::5], config.data, str(tmp_path / "cache"))
   assert one_word["inception_score"] < 1.1 and one_word["class_coverage"] == 0.2
+
+
+def test_four_devices_give_the_numbers_of_one_for_wavegan_without_phase_shuffle():
+  # With phase shuffle (n = 2), and for SpecGAN, one step on 4 devices does not yet give the numbers of one
+  # (parameters ~1e-4 apart after the step); the cause is not found. Without it WaveGAN's step agrees.
+  config = tiny_config("wavegan_digits")
+  with config.unlocked():
+    config.model.phase_shuffle = 0
+  state_1, metrics_1 = one_step(config, num_devices=1)
+  state_4, metrics_4 = one_step(config, num_devices=4)
+  for a, b in zip(jax.tree.leaves(state_1.params), jax.tree.leaves(state_4.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  for name in metrics_1:
+    np.testing.assert_allclose(metrics_1[name], metrics_4[name], rtol=1e-4, atol=1e-6)

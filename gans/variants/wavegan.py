@@ -43,7 +43,13 @@ def shift_with_reflection(x_NTC: jax.Array, shifts_N: jax.Array, max_shift: int)
   (|shifts| <= max_shift < T)."""
   length = x_NTC.shape[1]
   padded = jnp.pad(x_NTC, ((0, 0), (max_shift, max_shift), (0, 0)), mode="reflect")
-  return jax.vmap(lambda p, s: jax.lax.dynamic_slice_in_dim(p, max_shift - s, length, axis=0))(padded, shifts_N)
+  # A select among the 2n + 1 static slices rather than a per-example gather: elementwise work, split over the
+  # batch's devices like the convolutions.
+  out = jnp.zeros_like(x_NTC)
+  for shift in range(-max_shift, max_shift + 1):
+    chosen = (shifts_N == shift)[:, None, None]
+    out = jnp.where(chosen, padded[:, max_shift - shift:max_shift - shift + length], out)
+  return out
 
 
 def phase_shuffle(x_NTC: jax.Array, key: jax.Array, n: int) -> jax.Array:
