@@ -32,6 +32,10 @@ NAMES = (
     "cyclegan_edges2fashion",
     "pix2pix_facades",
     "cyclegan_horse2zebra",
+    "wavegan_digits",
+    "specgan_digits",
+    "wavegan_sc09",
+    "specgan_sc09",
 )
 
 

@@ -106,3 +106,45 @@ def dcgan_config(resolution: int, channels: int, base_channels: int = 64) -> ml_
   config.data.channels = channels
   config.train.batch_size = 128
   return config
+
+
+def audio_gan_config(variant: str, d: int, sample_rate: int = 16_000,
+                     clip_length: int = 16_384) -> ml_collections.ConfigDict:
+  """WaveGAN / SpecGAN (Donahue et al. 2019) on the offline spoken digits: z ~ U[-1, 1]^100, WGAN-GP (lambda 10),
+  5 D updates per G update, Adam(1e-4, betas (0.5, 0.9)), batch 64, no batch norm. d = 64 and 16384 samples at
+  16 kHz in the paper; the sc09 experiments read Speech Commands' ten digit words instead."""
+  config = base_config()
+  config.variant = variant
+  config.model = ml_collections.ConfigDict({
+      "z_dim": 100, "latent": "uniform", "g_channels": d, "d_channels": d,
+      "loss": "wasserstein", "gp_weight": 10.0,
+  })
+  if variant == "wavegan":
+    config.model.phase_shuffle = 2  # n: D's activations shifted by -n..n samples; 0 = off (the paper's ablation)
+    config.model.post_filter = False  # the appendix's learned 512-tap post-processing filter
+  else:
+    config.model.moments_clips = 4000  # clips the spectrogram moments are computed from (all of the digits)
+  config.data.source = "spoken_digits"
+  config.data.sample_rate = sample_rate
+  config.data.clip_length = clip_length
+  config.data.channels = 1
+  config.train.batch_size = 64
+  config.train.n_critic = 5
+  config.train.num_grid_samples = 16  # the spectrogram picture's clips; the first 10 are also WAV files
+  config.optim = ml_collections.ConfigDict({"g": adam(1e-4, b1=0.5, b2=0.9), "d": adam(1e-4, b1=0.5, b2=0.9)})
+  config.eval = eval_config.eval_config(("audio_inception_score",), num_samples=1000)
+  return config
+
+
+def use_sc09(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """SC09: the ten digit words of Speech Commands, read as a WAV folder (--config.data.path=DIR holding zero/,
+  one/, ... of the Speech Commands release, or the SC09 release's Zero_*.wav files). TFDS's speech_commands
+  files the digits under "_unknown_", so it cannot be filtered to them (gans/data/audio.py)."""
+  config.data.source = "wav_folder"
+  config.data.path = ""
+  config.data.words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+  config.data.sample_rate = 16_000
+  config.data.clip_length = 16_384
+  if "moments_clips" in config.model:
+    config.model.moments_clips = 10_000
+  return config

@@ -293,6 +293,16 @@ def _code_accuracy(config, generate) -> dict:
   return results
 
 
+def _audio_inception_score(config, generate) -> dict:
+  """WaveGAN's paper: the inception score of generated clips from a spoken-digit classifier (10 splits), the
+  real held-out clips' score (the ceiling), the classifier's held-out accuracy, label coverage."""
+  from gans.metrics import audio_classifier  # pylint: disable=import-outside-toplevel
+  clips = _as_samples(generate)(config.eval.num_samples)
+  if clips.ndim != 3:
+    raise ValueError(f"audio_inception_score needs audio samples [N, T, C]; samples are {clips.shape[1:]}")
+  return audio_classifier.evaluate(clips, config.data, cache_dir(config))
+
+
 EVALUATORS = {
     "modes": _mode_coverage,
     "fid": _fid,
@@ -304,6 +314,7 @@ EVALUATORS = {
     "stacked_modes": _stacked_modes,
     "label_accuracy": _label_accuracy,
     "code_accuracy": _code_accuracy,
+    "audio_inception_score": _audio_inception_score,
 }
 
 

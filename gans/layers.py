@@ -545,3 +545,129 @@ class Conv(_Convolution):
 
   def _convolve(self, x_NHWC: Array, kernel: Array) -> Array:
     return conv(x_NHWC, kernel, self.strides, self.padding, self.precision)
+
+
+# ----------------------------------------------------------------------------- TensorFlow's "same" padding, 1D
+
+# WaveGAN and SpecGAN (Donahue et al. 2019) were written with TensorFlow's padding="same": a stride-s conv maps
+# n samples to ceil(n / s), padding (k - s) // 2-ish zeros low and the rest high, and the transposed conv (its
+# adjoint, tf.nn.conv2d_transpose) maps n to n * s. The fast forms above take PyTorch's symmetric padding, so
+# "same" is one of them plus a zero sample or two on the high side (conv), or a crop (transposed conv).
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+  """TensorFlow's padding="same" of a conv along one axis: (low, high) zeros for ceil(size / stride) outputs."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def conv_same(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1,
+              precision: Optional[lax.Precision] = None) -> Array:
+  """`conv` with TensorFlow's padding="same": (N, ceil(H / s_h), ceil(W / s_w), C_out)."""
+  strides = _pair(strides, "strides")
+  pads = [same_padding(size, k, s) for size, k, s in zip(x_NHWC.shape[1:3], kernel_HWIO.shape[:2], strides)]
+  # The high side may need one zero more than the low: add it explicitly, pad the rest symmetrically.
+  x_NHWC = jnp.pad(x_NHWC, ((0, 0), (0, pads[0][1] - pads[0][0]), (0, pads[1][1] - pads[1][0]), (0, 0)))
+  return conv(x_NHWC, kernel_HWIO, strides, (pads[0][0], pads[1][0]), precision)
+
+
+def conv_transpose_same(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1,
+                        precision: Optional[lax.Precision] = None) -> Array:
+  """`conv_transpose` with TensorFlow's padding="same" (the adjoint of `conv_same` on an (H*s_h, W*s_w) input,
+  with the kernel's channels swapped): (N, H * s_h, W * s_w, C_out)."""
+  strides = _pair(strides, "strides")
+  out_sizes = [size * s for size, s in zip(x_NHWC.shape[1:3], strides)]
+  lows, output_padding = [], []
+  for size, out, k, s in zip(x_NHWC.shape[1:3], out_sizes, kernel_HWIO.shape[:2], strides):
+    low, _ = same_padding(out, k, s)
+    lows.append(low)
+    output_padding.append(max(out - conv_transpose_output_size(size, k, s, low), 0))
+  y = conv_transpose(x_NHWC, kernel_HWIO, strides, tuple(lows), tuple(output_padding), precision)
+  return y[:, :out_sizes[0], :out_sizes[1]]  # the high side's extra crop
+
+
+def _as_2d(x_NTC: Array, kernel_KIO: Array) -> tuple[Array, Array]:
+  if x_NTC.ndim != 3 or kernel_KIO.ndim != 3:
+    raise ValueError(f"expected NTC input and (K, C_in, C_out) kernel, got shapes {x_NTC.shape} and "
+                     f"{kernel_KIO.shape}")
+  return x_NTC[:, None], kernel_KIO[None]
+
+
+def conv1d_same(x_NTC: Array, kernel_KIO: Array, stride: int = 1,
+                precision: Optional[lax.Precision] = None) -> Array:
+  """1D conv with TensorFlow's padding="same", (N, T, C_in) -> (N, ceil(T / stride), C_out).
+
+  The 2D `conv` with a height of one, so its gradient has the same fast form
+  (the input gradient a sub-pixel transposed conv along time, no input-dilated
+  convolution). WaveGAN's discriminator layers: kernel 25, stride 4.
+  """
+  x_NHWC, kernel_HWIO = _as_2d(x_NTC, kernel_KIO)
+  return conv_same(x_NHWC, kernel_HWIO, (1, stride), precision)[:, 0]
+
+
+def conv_transpose1d_same(x_NTC: Array, kernel_KIO: Array, stride: int = 1,
+                          precision: Optional[lax.Precision] = None) -> Array:
+  """1D transposed conv with TensorFlow's padding="same", (N, T, C_in) -> (N, T * stride, C_out).
+
+  The kernel is in scatter form (K, C_in, C_out). Sub-pixel along time: one
+  stride-1 conv of ceil(K / stride) taps to stride * C_out channels, then a
+  reshape (gans.layers' `conv_transpose` with a height of one); its gradients
+  are a strided conv and XLA's kernel gradient of it, no input-dilated
+  convolution. WaveGAN's generator layers: kernel 25, stride 4.
+  """
+  x_NHWC, kernel_HWIO = _as_2d(x_NTC, kernel_KIO)
+  return conv_transpose_same(x_NHWC, kernel_HWIO, (1, stride), precision)[:, 0]
+
+
+class _SameConvolution(nn.Module):
+  """Shared fields of the "same"-padded convolutions; the kernel is (*kernel_size, C_in, C_out)."""
+  features: int  # output channels
+  kernel_size: Union[int, Sequence[int]]  # taps per spatial axis (an int: the same on every axis)
+  strides: Union[int, Sequence[int]] = 1  # conv: downsampling factor; transposed conv: upsampling factor
+  use_bias: bool = True  # adds a per-channel bias
+  precision: Optional[lax.Precision] = None  # passed to the convolution
+  kernel_init: Callable = default_kernel_init  # init of the kernel
+  bias_init: Callable = nn.initializers.zeros_init()  # init of the (C_out,) bias
+  spatial_dims = 2
+
+  def _convolve(self, x: Array, kernel: Array) -> Array:
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    size = self.kernel_size
+    kernel_size = (size,) * self.spatial_dims if isinstance(size, int) else tuple(size)
+    kernel = self.param("kernel", self.kernel_init, kernel_size + (x.shape[-1], self.features), jnp.float32)
+    y = self._convolve(x, kernel.astype(x.dtype))
+    return y + self.param("bias", self.bias_init, (self.features,), jnp.float32) if self.use_bias else y
+
+
+class ConvSame(_SameConvolution):
+  """2D conv, TensorFlow padding="same", NHWC (SpecGAN's discriminator); fast backward as `Conv`."""
+
+  def _convolve(self, x, kernel):
+    return conv_same(x, kernel, self.strides, self.precision)
+
+
+class ConvTransposeSame(_SameConvolution):
+  """2D transposed conv, TensorFlow padding="same", NHWC, scatter-form kernel (SpecGAN's generator)."""
+
+  def _convolve(self, x, kernel):
+    return conv_transpose_same(x, kernel, self.strides, self.precision)
+
+
+class Conv1DSame(_SameConvolution):
+  """1D conv, TensorFlow padding="same", NTC (WaveGAN's discriminator); fast backward as `Conv`."""
+  spatial_dims = 1
+
+  def _convolve(self, x, kernel):
+    return conv1d_same(x, kernel, self.strides, self.precision)
+
+
+class ConvTranspose1DSame(_SameConvolution):
+  """1D transposed conv, TensorFlow padding="same", NTC, scatter-form kernel (WaveGAN's generator)."""
+  spatial_dims = 1
+
+  def _convolve(self, x, kernel):
+    return conv_transpose1d_same(x, kernel, self.strides, self.precision)

@@ -46,15 +46,30 @@ def scatter_plot(points: np.ndarray, reference: np.ndarray | None = None, size: 
   return canvas
 
 
-def to_picture(samples: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-  """A uint8 picture of a batch of samples: a grid for images and for voxels (rendered views), a scatter plot
-  for 2D points."""
+def to_picture(samples: np.ndarray, reference: np.ndarray | None = None, sample_rate: int = 16_000) -> np.ndarray:
+  """A uint8 picture of a batch of samples: a grid for images and for voxels (rendered views), spectrograms
+  for audio [N, T, C], a scatter plot for 2D points."""
   if samples.ndim == 5:
     from gans import voxel_views  # pylint: disable=import-outside-toplevel  (scipy, only voxels need it)
     return image_grid(voxel_views.render_batch(samples))
   if samples.ndim == 4:
     return image_grid(samples)
+  if samples.ndim == 3:
+    from gans import audio  # pylint: disable=import-outside-toplevel  (jax-based STFT, only audio needs it)
+    return image_grid(audio.spectrogram_pictures(samples, sample_rate))
   return scatter_plot(samples, reference)
+
+
+AUDIO_FILES_PER_REPORT = 10  # WAV files (and TensorBoard clips) written per sample report
+
+
+def write_wavs(directory: str, audio_NTC: np.ndarray, sample_rate: int) -> list[str]:
+  """sample_000.wav, sample_001.wav, ... of audio [N, T, C] in [-1, 1] in `directory`; returns the paths."""
+  from gans import audio  # pylint: disable=import-outside-toplevel
+  paths = [os.path.join(directory, f"sample_{index:03d}.wav") for index in range(len(audio_NTC))]
+  for path, clip in zip(paths, audio_NTC):
+    audio.write_wav(path, clip, sample_rate)
+  return paths
 
 
 def save_png(path: str, picture: np.ndarray) -> None:
@@ -104,6 +119,21 @@ class Reporter:
     self._writer.add_image("samples", picture if picture.ndim == 3 else picture[..., None], step,
                            dataformats="HWC")
     return path
+
+  def audio(self, step: int, audio_NTC: np.ndarray, sample_rate: int) -> None:
+    """The first AUDIO_FILES_PER_REPORT clips as samples/step_NNNNNNN/sample_XXX.wav and TensorBoard audio."""
+    if not self.active:
+      return
+    from gans import audio  # pylint: disable=import-outside-toplevel
+    from tensorboardX.proto.summary_pb2 import Summary  # pylint: disable=import-outside-toplevel
+    clips = audio_NTC[:AUDIO_FILES_PER_REPORT]
+    write_wavs(os.path.join(self.workdir, "samples", f"step_{step:07d}"), clips, sample_rate)
+    # The WAV bytes go into the event directly: tensorboardX's add_audio would need the soundfile package.
+    values = [Summary.Value(tag=f"samples/{index}", audio=Summary.Audio(
+        sample_rate=float(sample_rate), num_channels=clip.shape[-1], length_frames=clip.shape[0],
+        encoded_audio_string=audio.wav_bytes(clip, sample_rate), content_type="audio/wav"))
+              for index, clip in enumerate(clips)]
+    self._writer._get_file_writer().add_summary(Summary(value=values), step)  # pylint: disable=protected-access
 
   def progress(self, step: int, metrics: dict) -> None:
     now = time.time()

@@ -28,6 +28,9 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
                   **conditioning) -> str:
   """Writes <workdir>/samples.npz (array `samples`, (N, ...) in data space) and samples.png; returns the npz path.
 
+  Audio samples ([N, T, C]) are also written as <workdir>/sample_wavs/sample_XXX.wav, and samples.png shows their
+  spectrograms.
+
   `conditioning` (e.g. label=3 from --label=3) goes to the variant's sampler. A variant with its own grid
   (one row per class, ...) also gets grid.png. The same checkpoint, config.seed and conditioning give the
   same samples (the run's sample stream). Each of `pictures` (names in the variant's `pictures`, e.g.
@@ -57,7 +60,8 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
     raise ValueError(f"--export={export} writes meshes of voxel samples [N, D, H, W, 1]; these samples have "
                      f"shape {samples.shape}.")
   reference = np.asarray(data.mixture_modes(config.data.source)[0]) if samples.ndim == 2 else None
-  drawn = {"samples": report.to_picture(samples, reference)}
+  sample_rate = config.data.get("sample_rate", 16_000)
+  drawn = {"samples": report.to_picture(samples, reference, sample_rate)}
   grid = setup.grid(state)
   if grid is not None:
     drawn["grid"] = grid_picture(grid)
@@ -74,6 +78,8 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
     np.savez(path, samples=samples, step=step, **arrays)
     for name, picture in drawn.items():
       report.save_png(os.path.join(workdir, f"{name}.png"), picture)
+    if samples.ndim == 3:  # audio [N, T, C]: every sample as a WAV file too
+      report.write_wavs(os.path.join(workdir, "sample_wavs"), samples, sample_rate)
     logging.info("Wrote %d samples of step %d to %s", num_samples, step, path)
     if export is not None:
       paths = voxel_views.export_meshes(samples, os.path.join(workdir, "meshes"), export)

@@ -73,15 +73,20 @@ def _stack(batches):
   return jax.tree.map(lambda *xs: np.stack(xs), *batches)
 
 
-def _sample_picture(setup: Setup, state: GanState) -> np.ndarray:
+def _report_samples(reporter: report.Reporter, step: int, setup: Setup, state: GanState) -> None:
+  """The sample picture; for audio also WAV files and TensorBoard audio of the same samples."""
   grid = setup.grid(state)
   if grid is not None:  # the variant lays out its own picture (one row per class, ...)
-    return sampling.grid_picture(grid)
+    reporter.samples(step, sampling.grid_picture(grid))
+    return
   samples = setup.generate(state, setup.config.train.num_grid_samples)
   reference = None
   if samples.ndim == 2:
     reference = np.asarray(data.mixture_modes(setup.config.data.source)[0])
-  return report.to_picture(samples, reference)
+  sample_rate = setup.config.data.get("sample_rate", 16_000)
+  reporter.samples(step, report.to_picture(samples, reference, sample_rate))
+  if samples.ndim == 3:
+    reporter.audio(step, samples, sample_rate)
 
 
 def _write_config(config, workdir: str) -> None:
@@ -211,7 +216,7 @@ def _train(runs: list[_Run], num_devices: int | None, started: float) -> list[Ga
         check_finite(first_nonfinite)
       if train.sample_every and step % train.sample_every == 0:
         for k, run in enumerate(runs):
-          run.reporter.samples(step, _sample_picture(run.setup, run_state(state, k)))
+          _report_samples(run.reporter, step, run.setup, run_state(state, k))
       if train.eval_every and step % train.eval_every == 0 and step < train.steps:
         for k, run in enumerate(runs):
           run.reporter.evaluation(step, evaluation.evaluate_state(run.setup, run_state(state, k)))
@@ -226,7 +231,7 @@ def _train(runs: list[_Run], num_devices: int | None, started: float) -> list[Ga
     save(train.steps)
   final_states = [run_state(state, k) for k in range(len(runs))]
   for run, run_final in zip(runs, final_states):
-    run.reporter.samples(train.steps, _sample_picture(run.setup, run_final))
+    _report_samples(run.reporter, train.steps, run.setup, run_final)
     if run.setup.config.eval.metrics:
       results = evaluation.evaluate_state(run.setup, run_final)
       run.reporter.evaluation(train.steps, results)

@@ -16,7 +16,8 @@ from gans.variants import common
 # Shrinks any experiment to tiny shapes; a field is only overridden where the experiment has it.
 TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_channels": 4, "z_dim": 8,
               # pix2pix / CycleGAN: a one-block ResNet generator and a one-layer PatchGAN fit 8x8 images.
-              "generator": "resnet", "n_blocks": 1, "ngf": 2, "ndf": 2, "n_layers_d": 1}
+              "generator": "resnet", "n_blocks": 1, "ngf": 2, "ndf": 2, "n_layers_d": 1,
+              "moments_clips": 0}  # SpecGAN: unit spectrogram moments, no data read
 # Variants whose batches are image pairs {"a": inputs, "b": outputs} rather than {"image"}.
 IMAGE_PAIR_VARIANTS = ("pix2pix", "cyclegan")
 
@@ -27,7 +28,9 @@ def tiny_config(name: str, **train):
     for field, value in TINY_MODEL.items():
       if field in config.model:
         config.model[field] = value
-    if config.data.source not in common.MIXTURE_SOURCES:
+    if config.data.source in common.AUDIO_SOURCES:  # 2 frames of WaveGAN's first layer; SpecGAN's 32 x 64
+      config.data.sample_rate, config.data.clip_length = 8000, 2048
+    elif config.data.source not in common.MIXTURE_SOURCES:
       config.data.resolution = 8
     if "crop_size" in config.data:
       config.data.crop_size = 0  # no crop: the tiny resolution
@@ -39,7 +42,7 @@ def tiny_config(name: str, **train):
 
 def synthetic_batches(config, batches_per_step: int, key=jax.random.key(0)):
   shape = (batches_per_step, config.train.batch_size) + common.data_shape(config.data)
-  name = {3: "x", 5: "image", 6: "voxels"}[len(shape)]
+  name = "audio" if config.data.source in common.AUDIO_SOURCES else {3: "x", 5: "image", 6: "voxels"}[len(shape)]
   if config.variant in IMAGE_PAIR_VARIANTS:
     a_key, b_key = jax.random.split(key)
     batch = {"a": jax.random.uniform(a_key, shape, minval=-1.0, maxval=1.0),

@@ -4,7 +4,8 @@ Fields of `config.data` (an `ml_collections.ConfigDict`); a missing field takes
 the default below, so an experiment sets only what differs:
 
   source        "digits" | "idx" | "tfds" | "folder" | "ring8" | "grid25" | "shapes3d" | "voxel_folder"
-                (the last two: voxel grids, gans/data/voxels.py)   ("digits")
+                (voxel grids, gans/data/voxels.py) | "spoken_digits" | "wav_folder" | "tfds_audio"
+                (audio, gans/data/audio.py)   ("digits")
   path          directory or file of a file-based source: the IDX directory, the voxel folder, the
                 TFDS data_dir ("" = TFDS's own default), the image folder or .zip   ("")
   name          TFDS dataset name, e.g. "mnist", "celeb_a"   ("")
@@ -29,6 +30,14 @@ the default below, so an experiment sets only what differs:
   num_workers   grain worker processes; 0 reads in this process   (0)
   read_threads  threads reading batches ahead in each process (PIL decodes
                 outside the GIL); 0 reads each batch only when asked   (2)
+
+Audio sources (spoken_digits, wav_folder, tfds_audio) give {"audio": f32[clip_length, channels]}:
+  sample_rate   clips are resampled to this rate (Hz)   (16000)
+  clip_length   samples per clip, cut or zero-padded at the end   (16384)
+  words         the words kept (labelled by position); () = every file, unlabelled   (())
+  num_clips     spoken digits synthesised, one digit after another   (4000)
+  synth_seed    spoken digit i is synthesised from (synth_seed, i) alone   (0)
+  cache_dir     where synthesised data is kept; "" = $XDG_CACHE_HOME/gans or ~/.cache/gans   ("")
 """
 import ml_collections
 
@@ -50,6 +59,12 @@ DEFAULTS = dict(
     mirror=False,
     num_workers=0,
     read_threads=2,
+    sample_rate=16_000,
+    clip_length=16_384,
+    words=(),
+    num_clips=4000,
+    synth_seed=0,
+    cache_dir="",
 )
 
 

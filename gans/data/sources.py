@@ -1,5 +1,6 @@
 """make_source: a data config -> a random-access source (len(source), source[i] -> dict)."""
 from gans.data import arrays
+from gans.data import audio
 from gans.data import folder
 from gans.data import image2image
 from gans.data import mixtures
@@ -31,6 +32,30 @@ def _folder(config):
   return folder.folder_source(field(config, "path"), **_image_options(config))
 
 
+def _clip_options(config) -> dict:
+  return dict(sample_rate=field(config, "sample_rate"), length=field(config, "clip_length"),
+              channels=field(config, "channels"))
+
+
+def _cache_dir(config) -> str:
+  from gans.metrics import reference  # pylint: disable=import-outside-toplevel
+  return field(config, "cache_dir") or reference.default_cache_dir()
+
+
+def _spoken_digits(config):
+  return audio.spoken_digits_source(_cache_dir(config), field(config, "num_clips"), field(config, "synth_seed"),
+                                    **_clip_options(config))
+
+
+def _wav_folder(config):
+  return audio.WavFolderSource(field(config, "path"), tuple(field(config, "words")), **_clip_options(config))
+
+
+def _tfds_audio(config):
+  return audio.tfds_audio_source(field(config, "name"), field(config, "split"), field(config, "path"),
+                                 tuple(field(config, "words")), **_clip_options(config))
+
+
 def _mixture(name):
   def make(config):
     return mixtures.MixtureSource(name, size=field(config, "size"), mixture_seed=field(config, "mixture_seed"))
@@ -53,6 +78,9 @@ SOURCES = {
     "idx": _idx,
     "tfds": _tfds,
     "folder": _folder,
+    "spoken_digits": _spoken_digits,
+    "wav_folder": _wav_folder,
+    "tfds_audio": _tfds_audio,
     **{name: _mixture(name) for name in mixtures.MIXTURES},
     "shapes3d": _shapes3d,
     "voxel_folder": _voxel_folder,

@@ -1,5 +1,5 @@
 """The variant registry: name -> make(config) -> GanVariant."""
-from gans.variants import cgan, dcgan, gan, gan3d, infogan, stylegan, stylegan2
+from gans.variants import cgan, dcgan, gan, gan3d, infogan, specgan, stylegan, stylegan2, wavegan
 from gans.variants.image2image import cyclegan, pix2pix
 
 VARIANTS = {
@@ -12,6 +12,8 @@ VARIANTS = {
     "gan3d": gan3d.make,
     "pix2pix": pix2pix.make,
     "cyclegan": cyclegan.make,
+    "wavegan": wavegan.make,
+    "specgan": specgan.make,
 }
 
 

@@ -17,6 +17,7 @@ from gans.state import Phase
 
 MIXTURE_SOURCES = ("ring8", "grid25")
 VOXEL_SOURCES = ("shapes3d", "voxel_folder")  # occupancy grids, batch key "voxels"
+AUDIO_SOURCES = ("spoken_digits", "wav_folder", "tfds_audio")  # [T, C] clips, batch key "audio"
 
 # config.model.dtype -> the dtype the networks compute in. Parameters, optimizer state and EMA stay float32
 # whatever it is (Flax's param_dtype), and so do BatchNorm statistics, the outputs (logits, samples) and
@@ -33,16 +34,22 @@ def compute_dtype(model_config):
 
 
 def data_shape(data_config) -> tuple[int, ...]:
-  """Shape of one example in data space: (2,) for the 2D mixtures, (D, H, W, 1) for voxels, (H, W, C) for images."""
+  """Shape of one example in data space: (2,) for the 2D mixtures, (D, H, W, 1) for voxels, (T, C) for
+  audio, (H, W, C) for images."""
   if data_config.source in MIXTURE_SOURCES:
     return (2,)
   if data_config.source in VOXEL_SOURCES:
     return (data_config.resolution,) * 3 + (1,)
+  if data_config.source in AUDIO_SOURCES:
+    return (data_config.clip_length, data_config.channels)
   return (data_config.resolution, data_config.resolution, data_config.channels)
 
 
 def real_data(batch) -> jax.Array:
-  return batch["image"] if "image" in batch else batch["x"]
+  for name in ("image", "audio"):
+    if name in batch:
+      return batch[name]
+  return batch["x"]
 
 
 def apply_module(module: nn.Module, params, collections, *args, train: bool, **kwargs):
@@ -79,38 +86,61 @@ def gaussian_latents(key: jax.Array, n: int, z_dim: int) -> jax.Array:
   return jax.random.normal(key, (n, z_dim))
 
 
+# z's distribution by name (config.model.latent): N(0, I) unless a paper says otherwise (WaveGAN: U[-1, 1]).
+LATENTS = {
+    "normal": gaussian_latents,
+    "uniform": lambda key, n, z_dim: jax.random.uniform(key, (n, z_dim), minval=-1.0, maxval=1.0),
+}
+
+
+def latent_sampler(model_config) -> Callable:
+  name = model_config.get("latent", "normal")
+  if name not in LATENTS:
+    raise ValueError(f"Unknown latent distribution {name!r}; valid: {', '.join(sorted(LATENTS))}.")
+  return LATENTS[name]
+
+
 def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config,
-                    n_critic: int = 1) -> tuple[Phase, ...]:
+                    n_critic: int = 1, d_rng: str | None = None) -> tuple[Phase, ...]:
   """The D phase and the G phase of an unconditional GAN with `model_config.loss`.
 
   Optional regularisers on the D phase: `gp_weight` (WGAN-GP's lambda) and
   `r1_gamma` (penalty gamma/2 * E||grad D(x)||^2 on reals). Their weights are read from
   model_state["hyperparameters"] (see `standard_hyperparameters`), so vectorised sweeps may vary them.
+  `d_rng` names the random stream a stochastic D draws from (WaveGAN's phase shuffle); each D
+  call of a phase gets its own key.
   """
   adversarial = losses.get_adversarial_loss(model_config.loss)
   pack = model_config.get("pack", 1)
   z_dim = model_config.z_dim
   gp_weight = model_config.get("gp_weight", 0.0)
   r1_gamma = model_config.get("r1_gamma", 0.0)
+  latents = latent_sampler(model_config)
 
   def generate(params, model_state, key, n):
-    z = gaussian_latents(key, n, z_dim)
+    z = latents(key, n, z_dim)
     return apply_module(generator, params["g"], model_state["g"], z, train=True)
 
-  def discriminate(params, d_collections, x):
-    return apply_module(discriminator, params["d"], d_collections, pack_samples(x, pack), train=True)
+  def discriminate(params, d_collections, x, key=None):
+    rngs = {} if d_rng is None else {"rngs": {d_rng: key}}
+    return apply_module(discriminator, params["d"], d_collections, pack_samples(x, pack), train=True, **rngs)
+
+  def d_keys(key, count):
+    # Without a stochastic D the phase's key splits as it always has, so other variants' streams are unchanged.
+    return [None] * count if d_rng is None else list(jax.random.split(jax.random.fold_in(key, 1), count))
 
   def d_loss(params, model_state, batch, key):
     real = real_data(batch)
     z_key, penalty_key = jax.random.split(key)
+    real_key, fake_key, penalty_d_key = d_keys(key, 3)
     # G's BatchNorm statistics advance once per step, in the G phase, as in the DCGAN reference.
     fake, _ = generate(params, model_state, z_key, real.shape[0])
     # Real and fake batches go through D separately, so D's BatchNorm never mixes them.
-    real_logits, d_collections = discriminate(params, model_state["d"], real)
-    fake_logits, d_collections = discriminate(params, d_collections, fake)
+    real_logits, d_collections = discriminate(params, model_state["d"], real, real_key)
+    fake_logits, d_collections = discriminate(params, d_collections, fake, fake_key)
     loss = adversarial.d(real_logits, fake_logits)
     metrics = losses.logit_metrics(real_logits, fake_logits)
-    d_fn = lambda x: discriminate(params, d_collections, x)[0]
+    d_fn = lambda x: discriminate(params, d_collections, x, penalty_d_key)[0]
     # The run-time weights where the variant declares them (standard_hyperparameters), else the constants.
     weights = {"gp_weight": gp_weight, "r1_gamma": r1_gamma, **model_state.get("hyperparameters", {})}
     if gp_weight:
@@ -123,7 +153,7 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
 
   def g_loss(params, model_state, batch, key):
     fake, g_collections = generate(params, model_state, key, real_data(batch).shape[0])
-    fake_logits, _ = discriminate(params, model_state["d"], fake)
+    fake_logits, _ = discriminate(params, model_state["d"], fake, d_keys(key, 1)[0])
     return adversarial.g(fake_logits), ({"fake_logits": jnp.mean(fake_logits)}, {**model_state, "g": g_collections})
 
   return (Phase("d_main", d_loss, updates=("d",), repeats=n_critic),
@@ -135,10 +165,10 @@ def standard_hyperparameters(model_config) -> tuple[str, ...]:
   return tuple(name for name in ("gp_weight", "r1_gamma") if model_config.get(name, 0.0))
 
 
-def make_sampler(generator: nn.Module, z_dim: int) -> Callable:
+def make_sampler(generator: nn.Module, z_dim: int, latents: Callable = gaussian_latents) -> Callable:
   """sample(params, model_state, key, n) -> n generated examples in data space (BatchNorm in eval mode)."""
   def sample(params, model_state, key, n):
-    z = gaussian_latents(key, n, z_dim)
+    z = latents(key, n, z_dim)
     outputs, _ = apply_module(generator, params["g"], model_state["g"], z, train=False)
     return outputs
   return sample
