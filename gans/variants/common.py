@@ -141,14 +141,12 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
     loss = adversarial.d(real_logits, fake_logits)
     metrics = losses.logit_metrics(real_logits, fake_logits)
     d_fn = lambda x: discriminate(params, d_collections, x, penalty_d_key)[0]
-    # The run-time weights where the variant declares them (standard_hyperparameters), else the constants.
-    weights = {"gp_weight": gp_weight, "r1_gamma": r1_gamma, **model_state.get("hyperparameters", {})}
     if gp_weight:
       metrics["gradient_penalty"] = losses.gradient_penalty(d_fn, real, fake, penalty_key)
-      loss += weights["gp_weight"] * metrics["gradient_penalty"]
+      loss += loss_weight(model_state, "gp_weight", gp_weight) * metrics["gradient_penalty"]
     if r1_gamma:
       metrics["r1"] = losses.r1_penalty(d_fn, real)
-      loss += 0.5 * weights["r1_gamma"] * metrics["r1"]
+      loss += 0.5 * loss_weight(model_state, "r1_gamma", r1_gamma) * metrics["r1"]
     return loss, (metrics, {**model_state, "d": d_collections})
 
   def g_loss(params, model_state, batch, key):
@@ -158,6 +156,12 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
 
   return (Phase("d_main", d_loss, updates=("d",), repeats=n_critic),
           Phase("g_main", g_loss, updates=("g",)))
+
+
+def loss_weight(model_state, name: str, compiled: float):
+  """A loss weight named in GanVariant.hyperparameters: this run's value, which the trainer keeps in
+  model_state["hyperparameters"] (so vectorised runs may differ in it), else the config's constant."""
+  return model_state.get("hyperparameters", {}).get(name, compiled)
 
 
 def standard_hyperparameters(model_config) -> tuple[str, ...]:

@@ -277,7 +277,7 @@ def make(config):
     # couples the samples, so this is not exactly each sample's own gradient).
     penalty = losses.r1_penalty(lambda x: d_logits(params, x, c), real)
     # Scaled by the interval so that the lazy penalty carries the weight of an every-step one.
-    loss = penalty * (r1_gamma / 2) * r1_interval
+    loss = penalty * (common.loss_weight(model_state, "r1_gamma", r1_gamma) / 2) * r1_interval
     return loss, ({"r1_penalty": penalty}, model_state)
 
   def g_main(params, model_state, batch, key):
@@ -298,7 +298,7 @@ def make(config):
     synthesize = lambda ws: generator.apply(variables, ws, "random", False, method=Generator.synthesize,
                                             rngs={"noise": noise_key})
     penalty, pl_mean, lengths = path_length_penalty(synthesize, ws, pl_key, model_state["pl_mean"])
-    loss = jnp.mean(penalty) * pl_weight * pl_interval
+    loss = jnp.mean(penalty) * common.loss_weight(model_state, "pl_weight", pl_weight) * pl_interval
     metrics = {"pl_penalty": jnp.mean(penalty), "pl_length": jnp.mean(lengths), "pl_mean": pl_mean}
     return loss, (metrics, dict(with_w_avg(model_state, ws), pl_mean=pl_mean))
 
@@ -335,4 +335,6 @@ def make(config):
     phases.append(Phase("g_pl", g_pl, updates=("g",), every=pl_interval))
   return GanVariant(init=init, phases=tuple(phases), sample=sample, modules={"g": generator, "d": discriminator},
                     conditioning=("label", "truncation_psi") if c_dim else ("truncation_psi",),
-                    pictures=style_pictures(z_dim, map_ws, synthesize))
+                    pictures=style_pictures(z_dim, map_ws, synthesize),
+                    # run-time loss weights (vectorised sweeps may vary them), the regularisers that are on
+                    hyperparameters=tuple(name for name in ("r1_gamma", "pl_weight") if model[name]))
