@@ -201,10 +201,15 @@ def _train(runs: list[_Run], num_devices: int | None, started: float) -> list[Ga
                ", ".join(run.workdir for run in runs))
   step = start_step
   with _sigterm_flag() as preempted:
+    previous_metrics = None
     while step < train.steps:
       phases = steps.due_phases(variant, step)
       state, metrics = train_step(phases, state, steps.batches_per_step(variant, phases))
       step += 1
+      # At most two steps in flight: enough to keep the device busy, and a SIGTERM is then acted on within
+      # about one step (unbounded asynchronous dispatch ran up to log_every steps ahead of the device).
+      jax.block_until_ready(previous_metrics)
+      previous_metrics = metrics
       if step == start_step + 1:  # one wait, so the time to the first step (compilation included) is known
         jax.block_until_ready(state.step)
         logging.info("First step done %.1f s after start (compilation included).", time.time() - started)
