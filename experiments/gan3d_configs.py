@@ -2,6 +2,7 @@
 import ml_collections
 
 from experiments import common
+from gans.metrics import eval_config
 
 
 def gan3d_config(resolution: int, channels: int) -> ml_collections.ConfigDict:
@@ -26,5 +27,6 @@ def gan3d_config(resolution: int, channels: int) -> ml_collections.ConfigDict:
   config.data.channels = 1
   config.train.batch_size = 100
   config.optim = ml_collections.ConfigDict({"g": common.adam(0.0025), "d": common.adam(1e-5)})
-  config.eval.metrics = ()
+  # The paper's Table 1 in miniature at the end of training and with --mode=eval (gans/metrics/voxel_probe.py)
+  config.eval = eval_config.eval_config(("voxel_probe",), num_samples=200, probe_train=700, probe_test=700)
   return config

@@ -6,7 +6,8 @@ Launch: python launch.py --experiment=gan3d_modelnet10 --workdir=/tmp/gan3d_mn10
 Runtime: not measured (no ModelNet10 here; a 64^3 batch-100 step is a GPU job).
 Reproduces: the paper's generator and training (Wu et al. 2016, sec. 3); its Table 1 classifies ModelNet10
   with a linear SVM on D's features at 91.0% (the paper trained on ShapeNet chairs/cars/...; here on
-  ModelNet10's own training meshes).
+  ModelNet10's own training meshes); the voxel_probe metric at the end and with --mode=eval probes D's
+  features on the folder's train split and tests on its test split.
 """
 from experiments import gan3d_configs
 

@@ -3,7 +3,8 @@
 Launch: python launch.py --experiment=gan3d_shapes --workdir=/tmp/gan3d_shapes
 Runtime: 400 steps (the default) in 32 min 40 s of wall time on 2 CPU cores shared with other jobs (load
   18-36: pessimistic), compilation included, 0.21-0.28 steps/s (seed 0, commit 7138887).
-  Evaluation: python -m gans.voxel_eval --experiment=gan3d_shapes --workdir=/tmp/gan3d_shapes (~7 min there).
+  Evaluation (also at the end of training): python launch.py --experiment=gan3d_shapes --workdir=/tmp/gan3d_shapes
+  --mode=eval, the voxel_probe metric (~7 min there).
 Result of that run: samples are lumpy blobs and fragments, no recognisable class yet (far too short a run);
   the linear probe on D's features (README, 3D-GAN) beats a random D's and raw voxels' at steps 200 and 400.
 Reproduces: no published number (the paper trains on ShapeNet / evaluates on ModelNet); its settings

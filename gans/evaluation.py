@@ -54,9 +54,11 @@ def cache_dir(config) -> str:
 class Samples:
   """generate(n), memoised for one evaluation; features of the samples are memoised per network too."""
 
-  def __init__(self, generate: Callable[[int], np.ndarray], encode: Callable | None = None):
+  def __init__(self, generate: Callable[[int], np.ndarray], encode: Callable | None = None,
+               encode_at_init: Callable | None = None):
     self._generate = generate
-    self.encode = encode  # encode(batch) -> the variant's latents inferred from data; None without an encoder
+    self.encode = encode  # encode(batch) -> what the variant infers from data; None without an encoder
+    self.encode_at_init = encode_at_init  # the same with the run's initial parameters (a probe's baseline)
     self._samples = None
     self._derived = {}
     self._once = {}
@@ -303,6 +305,16 @@ def _audio_inception_score(config, generate) -> dict:
   return audio_classifier.evaluate(clips, config.data, cache_dir(config))
 
 
+def _voxel_probe(config, generate) -> dict:
+  """The 3D-GAN's paper: a linear classifier on D's features (trained and at initialisation) and on raw
+  voxels, held-out accuracy; the samples' class coverage and nearest-neighbour IoU."""
+  from gans.metrics import voxel_probe  # pylint: disable=import-outside-toplevel
+  samples = _as_samples(generate)
+  if samples.encode is None or samples.encode_at_init is None:
+    raise ValueError("voxel_probe needs a variant whose encoder gives D's features (gan3d).")
+  return voxel_probe.probe(config, samples, samples.encode, samples.encode_at_init)
+
+
 EVALUATORS = {
     "modes": _mode_coverage,
     "fid": _fid,
@@ -315,6 +327,7 @@ EVALUATORS = {
     "label_accuracy": _label_accuracy,
     "code_accuracy": _code_accuracy,
     "audio_inception_score": _audio_inception_score,
+    "voxel_probe": _voxel_probe,
 }
 
 
@@ -355,9 +368,9 @@ def check_config(config) -> None:
     inception_weights_path(config)
 
 
-def evaluate(config, generate, encode: Callable | None = None) -> dict:
+def evaluate(config, generate, encode: Callable | None = None, encode_at_init: Callable | None = None) -> dict:
   check_config(config)
-  samples = Samples(generate, encode)
+  samples = Samples(generate, encode, encode_at_init)
   results = {}
   for name in config.eval.metrics:
     results.update(EVALUATORS[name](config, samples))
@@ -382,15 +395,23 @@ def _chunked_generate(setup, state, key: jax.Array) -> Callable[[int], np.ndarra
 def evaluate_state(setup, state) -> dict:
   """The configured metrics of `state`'s generator (EMA weights when kept), on the evaluation stream."""
   key = run.stream_key(setup.config.seed, run.EVAL_STREAM)
-  return evaluate(setup.config, _chunked_generate(setup, state, key), _bound_encoder(setup, state))
+  return evaluate(setup.config, _chunked_generate(setup, state, key), _bound_encoder(setup, lambda: state),
+                  _bound_encoder(setup, setup.reinitialised_state))
 
 
-def _bound_encoder(setup, state) -> Callable | None:
-  """The variant's encoder applied with `state`'s parameters, jitted; None when the variant has none."""
+def _bound_encoder(setup, state_fn: Callable) -> Callable | None:
+  """The variant's encoder applied with the parameters of the state `state_fn()` gives (called on first use),
+  jitted; None when the variant has none."""
   if setup.variant.encode is None:
     return None
-  encode = jax.jit(setup.variant.encode)
-  return lambda batch: jax.device_get(encode(steps.sampling_params(state), state.model_state, batch))
+  encode, bound = jax.jit(setup.variant.encode), {}
+
+  def apply(batch):
+    if not bound:
+      state = state_fn()
+      bound.update(params=steps.sampling_params(state), model_state=state.model_state)
+    return jax.device_get(encode(bound["params"], bound["model_state"], batch))
+  return apply
 
 
 def evaluate_checkpoint(config, workdir: str) -> dict:

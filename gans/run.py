@@ -101,9 +101,14 @@ class Setup:
     hyperparameters = self.hyperparameters()
     init = jax.jit(lambda key: steps.init_state(self.variant, self.optimizers, key, use_ema, hyperparameters),
                    out_shardings=sharding.replicated(self.mesh))
-    self.initial_state: GanState = init(stream_key(config.seed, INIT_STREAM))
+    self._init = lambda: init(stream_key(config.seed, INIT_STREAM))
+    self.initial_state: GanState = self._init()
     self.meta = checkpoint.make_meta(config, self.initial_state)
     self._train_steps = {}
+
+  def reinitialised_state(self) -> GanState:
+    """`initial_state` computed again: training from step 0 donates its buffers to the first step."""
+    return self._init()
 
   def train_step(self, phases: tuple[str, ...]):
     """The jitted step running `phases` (built once per distinct set): state donated, outputs replicated.

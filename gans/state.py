@@ -62,8 +62,8 @@ class GanVariant(NamedTuple):
   # grid(params, model_state, key) -> outputs[rows, columns, ...]: the variant's own sample picture (one
   # row per class, a code varied along the columns); None = `sample` laid out in a square.
   grid: Callable[..., PyTree] | None = None
-  # encode(params, model_state, batch) -> dict of latents inferred from data (InfoGAN's code logits),
-  # for evaluators; None = the variant has no encoder.
+  # encode(params, model_state, batch) -> dict of what the networks infer from data (InfoGAN's code logits,
+  # the 3D-GAN's D features), for evaluators; None = the variant has no encoder.
   encode: Callable[..., PyTree] | None = None
   # name -> fn(params, model_state, key, **conditioning) -> outputs[rows, columns, ...]: further pictures
   # `--mode=sample --pictures=name` writes as <name>.png (StyleGAN: "style_mixing", "interpolation").

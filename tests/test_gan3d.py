@@ -70,10 +70,10 @@ def test_discriminator_learns_only_below_80_percent_accuracy():
   assert int(above.step) == int(state.step) + 1
 
 
-def test_voxel_eval_pieces_have_their_closed_forms():
-  from gans import voxel_eval
+def test_voxel_probe_pieces_have_their_closed_forms():
+  from gans.metrics import voxel_probe
   h = jnp.arange(2 * 4 ** 3 * 3, dtype=jnp.float32).reshape(2, 4, 4, 4, 3)
-  pooled = np.asarray(voxel_eval.pooled_features([h]))
+  pooled = np.asarray(gan3d.pooled_features([h]))
   assert pooled.shape == (2, 8 * 3)
   # Cell (1, 1, 1) of channel c of example n holds the block's last element: h[n, 3, 3, 3, c].
   np.testing.assert_array_equal(pooled.reshape(2, 2, 2, 2, 3)[:, 1, 1, 1], h[:, 3, 3, 3])
@@ -83,4 +83,29 @@ def test_voxel_eval_pieces_have_their_closed_forms():
   shapes = np.zeros((2, 4, 4, 4), bool)
   shapes[0, :1] = True  # 16 voxels, inside a[0]: IoU 16/32
   shapes[1] = a[1]
-  np.testing.assert_allclose(voxel_eval.nearest_neighbour_iou(a, shapes), [0.5, 1.0])
+  np.testing.assert_allclose(voxel_probe.nearest_neighbour_iou(a, shapes), [0.5, 1.0])
+
+
+def test_voxel_probe_metric_compares_trained_and_initial_d(tmp_path):
+  """--mode=eval's voxel_probe: after training, trained_d probes the trained D and random_d the run's initial
+  one (so they differ); the raw-voxel probe beats chance (7 classes) on the procedural solids."""
+  from gans import evaluation, trainer
+  config = tiny_config("gan3d_shapes", steps=2, log_every=1, sample_every=0, checkpoint_every=2)
+  with config.unlocked():
+    config.optim.d.learning_rate = 0.02
+    config.model.d_accuracy_threshold = 2.0  # D learns every step, so its features change
+    config.eval.update(metrics=(), num_samples=10, probe_train=70, probe_test=35)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  with config.unlocked():
+    config.eval.metrics = ("voxel_probe",)
+  results = evaluation.evaluate_checkpoint(config, str(tmp_path))
+  assert results["step"] == 2 and results["table1/num_train"] == 70 and results["table1/num_test"] == 35
+  assert results["table1/trained_d"] != results["table1/random_d"]
+  assert results["table1/raw_voxels"] > 2 / 7
+  assert 0 < results["samples/class_coverage"] <= 1 and len(results["samples/class_histogram"]) == 7
+  setup = run.Setup(config)
+  initial = setup.variant.encode(setup.initial_state.params, setup.initial_state.model_state,
+                                 jnp.zeros((2, 8, 8, 8, 1)))["d_features"]
+  again = setup.reinitialised_state()
+  np.testing.assert_array_equal(initial, setup.variant.encode(again.params, again.model_state,
+                                                              jnp.zeros((2, 8, 8, 8, 1)))["d_features"])

@@ -110,6 +110,27 @@ def make_phases(generator, discriminator, model) -> tuple[Phase, ...]:
           Phase("g_main", g_loss, updates=("g",)))
 
 
+def pooled_features(hidden: list) -> jax.Array:
+  """Each activation [N, S, S, S, C] max-pooled to 2^3 cells and flattened, concatenated: [N, sum 8 C] (the
+  paper pools its 2nd-4th layers with kernels 8, 4, 2)."""
+  pooled = []
+  for h in hidden:
+    n, s, _, _, c = h.shape
+    cell = s // 2
+    pooled.append(h.reshape(n, 2, cell, 2, cell, 2, cell, c).max(axis=(2, 4, 6)).reshape(n, -1))
+  return jnp.concatenate(pooled, axis=-1)
+
+
+def make_encoder(discriminator: Discriminator):
+  """encode(params, model_state, voxels) -> {"d_features": D's pooled features}, BatchNorm in eval: the
+  representation the paper's Table 1 probes (gans/metrics/voxel_probe.py)."""
+  def encode(params, model_state, voxels_NDHWC):
+    (_, hidden), _ = common.apply_module(discriminator, params["d"], model_state["d"], voxels_NDHWC, train=False,
+                                         features=True)
+    return {"d_features": pooled_features(hidden)}
+  return encode
+
+
 def make(config) -> GanVariant:
   model = config.model
   shape = common.data_shape(config.data)
@@ -124,4 +145,5 @@ def make(config) -> GanVariant:
       phases=make_phases(generator, discriminator, model),
       sample=common.make_sampler(generator, model.z_dim),
       modules={"g": generator, "d": discriminator},
+      encode=make_encoder(discriminator),
   )
