@@ -5,11 +5,23 @@ one-device mesh explicitly. Many tests build the same tiny networks again
 (each run of the trainer makes new jitted closures with identical programs), so
 the persistent cache turns most recompilations into lookups.
 """
+import os
 import tempfile
 
 import jax
 
+
+def _session_cache_dir() -> str:
+  """One directory per test session, shared by pytest-xdist's workers (they share PYTEST_XDIST_TESTRUNUID)."""
+  run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+  if run_id is None:
+    return tempfile.mkdtemp(prefix="gans-test-jax-cache-")
+  path = os.path.join(tempfile.gettempdir(), f"gans-test-jax-cache-{run_id}")
+  os.makedirs(path, exist_ok=True)
+  return path
+
+
 jax.config.update("jax_num_cpu_devices", 4)
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="gans-test-jax-cache-"))
+jax.config.update("jax_compilation_cache_dir", _session_cache_dir())
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
