@@ -13,11 +13,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import warnings
 
 import numpy as np
 
 from gans import audio
+from gans.data import folder
 from gans.data.errors import DatasetNotFoundError
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -136,13 +136,7 @@ def word_of(relative_path: str) -> str:
 
 
 def wav_names(root: str) -> list[str]:
-  names = []
-  for directory, subdirectories, files in os.walk(root):
-    subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-    relative = os.path.relpath(directory, root)
-    names.extend(os.path.normpath(os.path.join(relative, f)) for f in files
-                 if f.lower().endswith(".wav") and not f.startswith("."))
-  return sorted(names)
+  return folder.files_under(root, (".wav",))
 
 
 class WavFolderSource:
@@ -174,9 +168,7 @@ class WavFolderSource:
     try:
       samples, rate = audio.read_wav(self.file_path(index))
     except audio.UnreadableAudioError as error:
-      if self.file_path(index) not in self._reported:
-        self._reported.add(self.file_path(index))
-        warnings.warn(f"Skipping unreadable audio file: {error}")
+      folder.warn_once(self._reported, self.file_path(index), f"Skipping unreadable audio file: {error}")
       return None
     element = {"audio": audio.model_clip(samples, rate, **self._clip_options)}
     if self._words:

@@ -24,14 +24,28 @@ def _is_image_name(name: str) -> bool:
   return not base.startswith(".") and base.lower().endswith(IMAGE_SUFFIXES)
 
 
-def folder_image_names(root: str) -> list[str]:
-  """Relative paths of the images under root, sorted so every host sees one order."""
+def files_under(root: str, suffixes: tuple[str, ...]) -> list[str]:
+  """Relative paths of the files under root whose names end in one of `suffixes` (any case), without dot
+  files and dot directories, sorted so every host sees one order. Images, WAV and voxel folders use it."""
   names = []
   for directory, subdirectories, files in os.walk(root):
     subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
     relative = os.path.relpath(directory, root)
-    names.extend(os.path.normpath(os.path.join(relative, f)) for f in files if _is_image_name(f))
+    names.extend(os.path.normpath(os.path.join(relative, f)) for f in files
+                 if not f.startswith(".") and f.lower().endswith(suffixes))
   return sorted(names)
+
+
+def warn_once(reported: set, path: str, message: str) -> None:
+  """Warns `message` the first time `path` is reported (an unreadable file is skipped, and said once)."""
+  if path not in reported:
+    reported.add(path)
+    warnings.warn(message)
+
+
+def folder_image_names(root: str) -> list[str]:
+  """Relative paths of the images under root, sorted so every host sees one order."""
+  return files_under(root, IMAGE_SUFFIXES)
 
 
 def zip_image_names(zip_path: str) -> list[str]:
@@ -80,10 +94,7 @@ class FolderSource:
       image.load()  # Image.open is lazy: decode now so a truncated file fails here
       return image
     except _UNREADABLE_ERRORS as error:
-      path = self.file_path(index)
-      if path not in self._reported:
-        self._reported.add(path)
-        warnings.warn(f"Skipping unreadable image {path}: {error}")
+      warn_once(self._reported, self.file_path(index), f"Skipping unreadable image {self.file_path(index)}: {error}")
       return None
 
   def __getitem__(self, index: int) -> dict | None:

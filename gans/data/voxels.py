@@ -9,11 +9,11 @@ and positions; element i is a pure function of (seed, i), its class is i mod the
 are for evaluation (classification of D's features, class coverage), not conditioning.
 """
 import os
-import warnings
 
 import numpy as np
 import scipy.ndimage
 
+from gans.data import folder
 from gans.data.errors import DatasetNotFoundError
 
 CLASSES = ("box", "sphere", "cylinder", "cone", "torus", "table", "chair")
@@ -297,12 +297,7 @@ def _voxel_names(root: str, split: str) -> tuple[list[str], list[str] | None]:
       directory = os.path.join(root, cls, split)
       names += [os.path.join(cls, split, f) for f in sorted(os.listdir(directory)) if f.endswith(VOXEL_SUFFIXES)]
     return names, classes
-  for directory, subdirectories, files in os.walk(root):
-    subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
-    relative = os.path.relpath(directory, root)
-    names += [os.path.normpath(os.path.join(relative, f)) for f in files
-              if f.endswith(VOXEL_SUFFIXES) and not f.startswith(".")]
-  return sorted(names), None
+  return folder.files_under(root, VOXEL_SUFFIXES), None
 
 
 class VoxelFolderSource:
@@ -331,9 +326,7 @@ class VoxelFolderSource:
     except VoxelGridRankError:
       raise
     except (OSError, ValueError, EOFError, IndexError, UnicodeDecodeError) as error:
-      if path not in self._reported:
-        self._reported.add(path)
-        warnings.warn(f"Skipping unreadable voxel file {path}: {error}")
+      folder.warn_once(self._reported, path, f"Skipping unreadable voxel file {path}: {error}")
       return None
     element = {"voxels": grid[..., None].astype(np.float32)}
     if self.classes is not None:
