@@ -29,8 +29,8 @@ def _tone_folder(root, clips_per_word: int) -> tuple[str, ...]:
 
 def _shortest_clips(config, n_critic: int):
   """The config on the shortest clips the networks take, 1024 samples at 4 kHz (WaveGAN: one sample after
-  G's dense layer; SpecGAN: a 16 ms window of 64 samples, 32 frames x 32 bins), with n_critic D updates per
-  step: a quarter of tiny_config's work per update, and fewer updates to compile."""
+  G's dense layer; SpecGAN: a 16 ms window of 64 samples, 32 frames x 32 bins; tiny_config's are 2048 at 8 kHz), with
+  n_critic D updates per step instead of the experiments' 5: fewer updates to compile."""
   with config.unlocked():
     config.data.sample_rate, config.data.clip_length = RUN_RATE, RUN_LENGTH
     config.train.n_critic = n_critic
