@@ -7,7 +7,10 @@ architecture and batch size on synthetic data, the main phases of the final stag
 and ratio (ours / PyTorch's) when PyTorch is importable. The two are timed in alternating blocks in one
 process and the medians compared, because this kind of machine is shared and noisy: only the ratio of
 interleaved measurements means anything. Images per second counts the batch of one step (one D update and
-one G update on batch_size real and batch_size generated images).
+one G update on batch_size real and batch_size generated images; clips for audio, with --n_critic=1 by
+default for the experiments that have config.train.n_critic).
+
+  python benchmarks/train_step.py --experiment=wavegan_sc09 --blocks=3
 
   python benchmarks/train_step.py --experiment=dcgan_celeba64 --batch_size=64 --dtypes=float32,bfloat16
 
@@ -47,6 +50,8 @@ flags.DEFINE_float("ada_p", 0.5, "The fixed ADA strength p for --augment=ada (at
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
 flags.DEFINE_list("dtypes", ["float32"], "Computation dtypes (config.model.dtype) timed side by side, e.g. "
                   "float32,bfloat16; the first is compared with PyTorch and the others with the first.")
+flags.DEFINE_integer("n_critic", 1, "D updates per step (config.train.n_critic) for experiments that have it "
+                     "(WaveGAN, SpecGAN: 5); 1 = one D and one G update, the PyTorch references' step.")
 FLAGS = flags.FLAGS
 
 
@@ -60,7 +65,7 @@ def jax_step(config):
                       if phase.name in last_step_phases and phase.every == 1)
   train_step = setup.train_step(main_phases)  # the trainer's own jitted step
   shape = (steps.batches_per_step(setup.variant, main_phases), config.train.batch_size) + common.data_shape(config.data)
-  name = {3: "x", 5: "image", 6: "voxels"}[len(shape)]
+  name = {3: "x", 4: "audio", 5: "image", 6: "voxels"}[len(shape)]
   batches = {name: jax.random.uniform(jax.random.key(0), shape, minval=0 if name == "voxels" else -1, maxval=1),
              # class labels, read by conditional variants and ignored by the others
              "label": jax.random.randint(jax.random.key(2), shape[:2], 0, config.model.get("num_classes", 10))}
@@ -109,6 +114,12 @@ def torch_step(config):
   if config.variant == "stylegan2":
     from benchmarks import torch_stylegan2
     return torch_stylegan2.make_torch_stylegan2_step(config)
+  if config.variant == "wavegan":
+    from benchmarks import torch_wavegan
+    return torch_wavegan.make_torch_wavegan_step(config)
+  if config.variant == "specgan":
+    from benchmarks import torch_specgan
+    return torch_specgan.make_torch_specgan_step(config)
   return None
 
 
@@ -164,6 +175,10 @@ def main(argv) -> None:
     config.train.batch_size = FLAGS.batch_size
   if FLAGS.resolution:
     config.data.resolution = FLAGS.resolution
+  if "n_critic" in config.train:
+    config.train.n_critic = FLAGS.n_critic
+  if "moments_clips" in config.model:  # SpecGAN on synthetic clips: unit spectrogram moments, no data read
+    config.model.moments_clips = 0
   print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch, tuple(FLAGS.dtypes),
                             FLAGS.augment, FLAGS.ada_p)))
 
