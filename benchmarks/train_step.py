@@ -48,6 +48,7 @@ flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is 
 flags.DEFINE_list("dtypes", ["float32"], "Computation dtypes (config.model.dtype) timed side by side, e.g. "
                   "float32,bfloat16; the first is compared with PyTorch and the others with the first.")
 FLAGS = flags.FLAGS
+IMAGE_PAIR_VARIANTS = ("pix2pix", "cyclegan")
 
 
 def jax_step(config):
@@ -64,6 +65,8 @@ def jax_step(config):
   batches = {name: jax.random.uniform(jax.random.key(0), shape, minval=0 if name == "voxels" else -1, maxval=1),
              # class labels, read by conditional variants and ignored by the others
              "label": jax.random.randint(jax.random.key(2), shape[:2], 0, config.model.get("num_classes", 10))}
+  if config.variant in IMAGE_PAIR_VARIANTS:  # pix2pix / CycleGAN read input and output images at load size
+    batches["a"], batches["b"] = (jax.random.uniform(jax.random.key(k), shape, minval=-1, maxval=1) for k in (3, 4))
   key = jax.random.key(1)
   start = time.perf_counter()
   compiled = train_step.lower(setup.initial_state, batches, key).compile()
@@ -109,6 +112,12 @@ def torch_step(config):
   if config.variant == "stylegan2":
     from benchmarks import torch_stylegan2
     return torch_stylegan2.make_torch_stylegan2_step(config)
+  if config.variant == "pix2pix":
+    from benchmarks import torch_pix2pix
+    return torch_pix2pix.make_torch_pix2pix_step(config)
+  if config.variant == "cyclegan":
+    from benchmarks import torch_cyclegan
+    return torch_cyclegan.make_torch_cyclegan_step(config)
   return None
 
 

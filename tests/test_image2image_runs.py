@@ -190,3 +190,26 @@ def test_launch_translates_a_folder_of_images(trained, tmp_path, name, direction
                                columns=2)
   assert strip.shape == expected.shape == (3 * (side + 1) + 1, 2 * (side + 1) + 1)
   np.testing.assert_array_equal(strip, expected)
+
+
+# ----------------------------------------------------------------------------- the PyTorch references
+
+@pytest.mark.parametrize("name", ["pix2pix_edges2fashion", "cyclegan_edges2fashion", "pix2pix_facades",
+                                  "cyclegan_horse2zebra"])
+def test_the_torch_references_have_our_parameter_counts(name):
+  pytest.importorskip("torch")
+  import experiments  # pylint: disable=import-outside-toplevel
+  from benchmarks import torch_cyclegan, torch_pix2pix  # pylint: disable=import-outside-toplevel
+  from gans.variants import get_variant  # pylint: disable=import-outside-toplevel
+  config = experiments.get_config(name)
+  with config.unlocked():
+    config.data.resolution = config.data.crop_size  # shapes only; the counts do not depend on the side
+  params, _ = jax.eval_shape(get_variant(config.variant)(config).init, jax.random.key(0))
+  make = torch_pix2pix.make_torch_pix2pix_step if name.startswith("pix2pix") else torch_cyclegan.make_torch_cyclegan_step
+  with config.unlocked():
+    config.train.batch_size = 1
+  networks = make(config).networks
+  assert set(networks) == set(params)
+  for group, net in networks.items():
+    ours = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params[group]))
+    assert torch_pix2pix.parameter_count(net) == ours > 0, group
