@@ -324,7 +324,8 @@ def _translation(config, generate) -> dict:
   true class) beside its accuracy on the real targets (the spirit of pix2pix's FCN-score) and the Frechet
   distance between its features of the outputs and of the targets (translation_classifier_fid); and, when
   config.eval.inception_weights names the FID Inception weights, FID and KID of the outputs against the
-  targets (translation_fid, translation_kid)."""
+  targets (translation_fid, translation_kid), or against the output domain's real test images where no pairs
+  are known (horse2zebra)."""
   from gans.variants import get_variant  # pylint: disable=import-outside-toplevel  (variants import evaluation's peers)
   samples = _as_samples(generate)
   held_out = get_variant(config.variant)(config).held_out
@@ -334,8 +335,10 @@ def _translation(config, generate) -> dict:
   examples = held_out(config.eval.num_samples)
   outputs = samples.conditioned(len(examples["source"]), source=examples["source"])
   results = {"translation_count": len(outputs)}
-  if "target" not in examples:
-    return results  # unpaired test folders: nothing to compare with
+  if "target" not in examples:  # unpaired test data: the translations judged as a set against the real domain
+    if eval_field(config, "inception_weights") and "unpaired_target" in examples:
+      results.update(_translation_inception(config, samples, outputs, examples["unpaired_target"]))
+    return results
   targets = examples["target"]
   results.update({f"translation_{k}": v for k, v in translation.paired_metrics(outputs, targets).items()})
   if "label" in examples:
@@ -351,7 +354,7 @@ def _translation(config, generate) -> dict:
 
 
 def _translation_inception(config, samples: Samples, outputs: np.ndarray, targets: np.ndarray) -> dict:
-  """FID and KID (pytorch-fid's Inception pool3 features) of translations against their true targets."""
+  """FID and KID (pytorch-fid's Inception pool3 features) of translations against real output-domain images."""
   from gans.metrics import kid  # pylint: disable=import-outside-toplevel
   extractor, _ = _shared_inception_extractor(config, samples)
   features = {name: extractor(_as_rgb(_in_batches(images, extractor.batch_size, f"Evaluation: Inception features "

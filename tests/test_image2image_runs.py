@@ -116,8 +116,10 @@ def test_tfds_cycle_gan_reads_its_domain_splits(tmp_path):
   assert batch["a"].shape == batch["b"].shape == (4, 4, 4, 3)
   np.testing.assert_allclose(batch["a"], 10 / 127.5 - 1, atol=1e-6)  # resized 12x10 -> 4x4, constant stays
   np.testing.assert_allclose(batch["b"], 200 / 127.5 - 1, atol=1e-6)
-  assert set(held) == {"source"} and held["source"].shape == (2, 4, 4, 3)  # testA only: no known pairs
+  # testA as inputs, testB as the real output domain (no known pairs)
+  assert set(held) == {"source", "unpaired_target"} and held["source"].shape == (2, 4, 4, 3)
   np.testing.assert_allclose(held["source"], 60 / 127.5 - 1, atol=1e-6)
+  np.testing.assert_allclose(held["unpaired_target"], 90 / 127.5 - 1, atol=1e-6)
   np.testing.assert_allclose(swapped["a"], 200 / 127.5 - 1, atol=1e-6)
   np.testing.assert_allclose(swapped["b"], 10 / 127.5 - 1, atol=1e-6)
 
