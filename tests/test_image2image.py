@@ -445,3 +445,27 @@ def test_translation_fid_and_kid_go_through_the_inception_features(tmp_path, mon
   assert results["translation_fid"] == pytest.approx(0.25 * 16 * 16 * 3, rel=1e-4)  # every feature moved by 0.5
   expected_kid = kid.kernel_inception_distance(pixels(held["target"]), pixels(shifted), 3, 20)
   assert (results["translation_kid"], results["translation_kid_std"]) == pytest.approx(expected_kid)
+
+
+def test_unpaired_translations_are_judged_against_the_real_output_domain(tmp_path, monkeypatch):
+  from gans import evaluation
+  _domain(tmp_path / "testA", [10, 20, 30])
+  _domain(tmp_path / "testB", [200, 210])
+  config = _tiny("cyclegan_horse2zebra")
+  with config.unlocked():
+    config.data.update(source="unpaired_folder", path=str(tmp_path), resolution=6, channels=1)
+    config.eval.update(metrics=("translation",), num_samples=5, inception_weights="given.pth", kid_subsets=2)
+  monkeypatch.setattr(evaluation, "_shared_inception_extractor", lambda config, samples: (
+      type("Means", (), {"batch_size": 4, "__call__": lambda self, batches: {
+          "pool3": np.concatenate([np.stack([b.mean((1, 2, 3)), b.std((1, 2, 3))], 1) for b in batches])}})(),
+      "means"))
+  monkeypatch.setattr(evaluation, "check_config", lambda config: None)
+  inputs = []
+  results = evaluation.evaluate(config, lambda n, source: inputs.append(source) or source * 0 - 0.5)
+  assert results["translation_count"] == 3 and "translation_l1" not in results  # testA's 3; no pairs
+  np.testing.assert_allclose(inputs[0][:, 0, 0, 0], np.array([10, 20, 30]) / 127.5 - 1, atol=1e-6)
+  # Outputs: three images of -0.5; real B: 200 and 210 in [-1, 1]. Features (mean, std): the means differ.
+  real = np.array([[200 / 127.5 - 1, 0], [210 / 127.5 - 1, 0]])
+  expected = translation.feature_fid(np.array([[-0.5, 0.0]] * 3), real)
+  assert results["translation_fid"] == pytest.approx(expected, rel=1e-4) and expected > 0.1
+  assert "translation_kid" in results
