@@ -53,6 +53,7 @@ flags.DEFINE_list("dtypes", ["float32"], "Computation dtypes (config.model.dtype
 flags.DEFINE_integer("n_critic", 1, "D updates per step (config.train.n_critic) for experiments that have it "
                      "(WaveGAN, SpecGAN: 5); 1 = one D and one G update, the PyTorch references' step.")
 FLAGS = flags.FLAGS
+IMAGE_PAIR_VARIANTS = ("pix2pix", "cyclegan")
 
 
 def jax_step(config):
@@ -69,6 +70,8 @@ def jax_step(config):
   batches = {name: jax.random.uniform(jax.random.key(0), shape, minval=0 if name == "voxels" else -1, maxval=1),
              # class labels, read by conditional variants and ignored by the others
              "label": jax.random.randint(jax.random.key(2), shape[:2], 0, config.model.get("num_classes", 10))}
+  if config.variant in IMAGE_PAIR_VARIANTS:  # pix2pix / CycleGAN read input and output images at load size
+    batches["a"], batches["b"] = (jax.random.uniform(jax.random.key(k), shape, minval=-1, maxval=1) for k in (3, 4))
   key = jax.random.key(1)
   start = time.perf_counter()
   compiled = train_step.lower(setup.initial_state, batches, key).compile()
@@ -120,6 +123,12 @@ def torch_step(config):
   if config.variant == "specgan":
     from benchmarks import torch_specgan
     return torch_specgan.make_torch_specgan_step(config)
+  if config.variant == "pix2pix":
+    from benchmarks import torch_pix2pix
+    return torch_pix2pix.make_torch_pix2pix_step(config)
+  if config.variant == "cyclegan":
+    from benchmarks import torch_cyclegan
+    return torch_cyclegan.make_torch_cyclegan_step(config)
   return None
 
 

@@ -3,7 +3,7 @@
 Data: as pix2pix_edges2fashion, but unpaired: the A domain (edge maps) comes from the first 30,000
 training garments and the B domain (garments) from the other 30,000, drawn independently, so no training
 garment is ever seen with its own edges; the 10,000 held-out test pairs are known, which makes the
-translation measurable (L1, PSNR, SSIM, classifier accuracy: --mode=eval).
+translation measurable (L1, PSNR, SSIM, classifier accuracy and classifier-FID: --mode=eval).
 Launch: python launch.py --experiment=cyclegan_edges2fashion --workdir=/tmp/cg_e2f
   Table 4 rows: --config.model.objective=cycle | gan | gan+forward | gan+backward | cyclegan (default);
   the paper's table had no identity loss: --config.model.lambda_identity=0. Upper bound: pix2pix_edges2fashion.

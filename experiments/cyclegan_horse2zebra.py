@@ -8,7 +8,8 @@ Runtime: not run here (no download on this machine); 266,800 steps at batch 1.
 Reproduces: the paper's horse2zebra setting (ResNet 9 blocks, instance norm, 70x70 PatchGANs, LSGAN,
   lambda 10, identity 0.5, 50-image pools, load 286 / crop 256 / flips, batch 1, 200 epochs of
   max(|A|, |B|) = 1334 images: 100 at 2e-4, then linear decay over 100). No paired targets exist: samples
-  and the Inception metrics (--config.eval.metrics=fid with the Inception weights) judge it.
+  and FID/KID of the testA translations against the real testB zebras judge it (--mode=eval
+  --config.eval.metrics=translation --config.eval.inception_weights=FILE).
 """
 from experiments import image2image_configs
 
@@ -20,5 +21,5 @@ def get_config():
   config.train.log_every = 1000
   config.train.sample_every = 10_000
   config.train.checkpoint_every = 10_000
-  config.eval.metrics = ()  # no known pairs: look at --mode=sample, or add fid with the Inception weights
+  config.eval.metrics = ()  # no known pairs: --mode=sample, or translation with the Inception weights (FID)
   return config

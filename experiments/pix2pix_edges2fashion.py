@@ -6,7 +6,8 @@ edge_map), domain B the garment; 60,000 training pairs, the 10,000 test pairs he
 Launch: python launch.py --experiment=pix2pix_edges2fashion --workdir=/tmp/p2p_e2f
   Table 1 rows: --config.model.objective=l1 | gan | cgan | l1+gan | l1+cgan (default).
   Translate: --mode=sample (the held-out test edges; or --input=DIR), --mode=eval (L1, PSNR, SSIM to the
-  true garments; the Fashion-MNIST classifier's accuracy on the outputs beside its accuracy on the targets).
+  true garments; the Fashion-MNIST classifier's accuracy on the outputs beside its accuracy on the targets,
+  and its classifier-FID of the outputs against the targets; FID/KID with --config.eval.inception_weights).
 Runtime: not measured end to end yet (see README, pix2pix and CycleGAN).
 Reproduces: the paper's Table 1 finding in miniature (L1 alone blurry, cGAN alone sharp but less faithful,
   L1+cGAN best overall); measured numbers in the README.

@@ -19,8 +19,10 @@ import orbax.checkpoint as ocp
 MODEL_DEFINING_SECTIONS = ("variant", "model", "data.source", "data.resolution", "data.channels")
 # Fields of those sections that change how the state is computed, not what it is: model.dtype (the
 # computation dtype; the state is float32 either way, which the shapes check confirms), so a float32 run
-# may resume in bfloat16 and back, and checkpoints written before the field existed stay readable.
-STATE_NEUTRAL_FIELDS = {"model": ("dtype",)}
+# may resume in bfloat16 and back, and checkpoints written before the field existed stay readable;
+# pix2pix/CycleGAN's model.sample_direction and model.test_mode (how a trained model translates), so a
+# CycleGAN trained with the default AtoB can translate BtoA.
+STATE_NEUTRAL_FIELDS = {"model": ("dtype", "sample_direction", "test_mode")}
 
 
 class CheckpointError(RuntimeError):

@@ -333,8 +333,12 @@ EVALUATORS = {
 
 def _translation(config, generate) -> dict:
   """Image-to-image translation on the variant's held-out pairs: L1, PSNR and SSIM of the outputs to the true
-  targets and, where the data has classes, the data classifier's accuracy on the outputs (against the
-  input's true class) beside its accuracy on the real targets (the spirit of pix2pix's FCN-score)."""
+  targets; where the data has classes, the data classifier's accuracy on the outputs (against the input's
+  true class) beside its accuracy on the real targets (the spirit of pix2pix's FCN-score) and the Frechet
+  distance between its features of the outputs and of the targets (translation_classifier_fid); and, when
+  config.eval.inception_weights names the FID Inception weights, FID and KID of the outputs against the
+  targets (translation_fid, translation_kid), or against the output domain's real test images where no pairs
+  are known (horse2zebra)."""
   from gans.variants import get_variant  # pylint: disable=import-outside-toplevel  (variants import evaluation's peers)
   samples = _as_samples(generate)
   held_out = get_variant(config.variant)(config).held_out
@@ -344,16 +348,35 @@ def _translation(config, generate) -> dict:
   examples = held_out(config.eval.num_samples)
   outputs = samples.conditioned(len(examples["source"]), source=examples["source"])
   results = {"translation_count": len(outputs)}
-  if "target" not in examples:
-    return results  # unpaired test folders: nothing to compare with
-  results.update({f"translation_{k}": v for k, v in translation.paired_metrics(outputs, examples["target"]).items()})
+  if "target" not in examples:  # unpaired test data: the translations judged as a set against the real domain
+    if eval_field(config, "inception_weights") and "unpaired_target" in examples:
+      results.update(_translation_inception(config, samples, outputs, examples["unpaired_target"]))
+    return results
+  targets = examples["target"]
+  results.update({f"translation_{k}": v for k, v in translation.paired_metrics(outputs, targets).items()})
   if "label" in examples:
     labelled = ml_collections.ConfigDict({"source": "idx", "path": config.data.path})
     variables, _, _ = classifier.cached_classifier(labelled, cache_dir(config))
-    results["translation_classifier_accuracy"] = classifier.accuracy(variables, outputs, examples["label"])
-    results["translation_classifier_accuracy_real"] = classifier.accuracy(variables, examples["target"],
-                                                                          examples["label"])
+    fake, real = classifier.predict(variables, outputs), classifier.predict(variables, targets)
+    results["translation_classifier_accuracy"] = translation.label_accuracy(fake["logits"], examples["label"])
+    results["translation_classifier_accuracy_real"] = translation.label_accuracy(real["logits"], examples["label"])
+    results["translation_classifier_fid"] = translation.feature_fid(fake["features"], real["features"])
+  if eval_field(config, "inception_weights"):
+    results.update(_translation_inception(config, samples, outputs, targets))
   return results
+
+
+def _translation_inception(config, samples: Samples, outputs: np.ndarray, targets: np.ndarray) -> dict:
+  """FID and KID (pytorch-fid's Inception pool3 features) of translations against real output-domain images."""
+  from gans.metrics import kid  # pylint: disable=import-outside-toplevel
+  extractor, _ = _shared_inception_extractor(config, samples)
+  features = {name: extractor(_as_rgb(_in_batches(images, extractor.batch_size, f"Evaluation: Inception features "
+                                                  f"of the {name}")))["pool3"]
+              for name, images in (("translations", outputs), ("targets", targets))}
+  mean, std = kid.kernel_inception_distance(features["targets"], features["translations"],
+                                            eval_field(config, "kid_subsets"), eval_field(config, "kid_subset_size"))
+  return {"translation_fid": translation.feature_fid(features["translations"], features["targets"]),
+          "translation_kid": mean, "translation_kid_std": std}
 
 
 EVALUATORS["translation"] = _translation

@@ -75,7 +75,8 @@ class GanVariant(NamedTuple):
   # held_out(n) -> dict of up to n held-out examples, for variants whose conditioning comes from data
   # (image-to-image: a source image per sample): the `sample` keywords (e.g. "source") plus "target" and
   # "label" where the data knows them. `--mode=sample` translates these when no --input is given, and the
-  # translation metrics compare outputs with the targets. None = the variant samples without data.
+  # translation metrics compare outputs with the targets (or, where no pairs are known, with
+  # "unpaired_target": real images of the output domain). None = the variant samples without data.
   held_out: Callable[[int], dict] | None = None
 
 

@@ -371,3 +371,101 @@ def test_sampling_translates_the_source_and_refuses_without_it(tmp_path):
   expected = jax.jit(lambda p, s, x: common.apply_module(variant.modules["g"], p, s, x, train=True)[0])(
       params["g_ab"], model_state["g_ab"], held["source"])
   np.testing.assert_allclose(grid[:, 1], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_fid_is_the_frechet_distance_of_the_two_sets():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(200, 3))
+  assert translation.feature_fid(x, x) == pytest.approx(0, abs=1e-6)
+  # Shifting every feature by d moves only the means: the distance is |d|^2.
+  assert translation.feature_fid(x + np.array([1.0, 2.0, 0.0]), x) == pytest.approx(5.0, rel=1e-6)
+  # Scaling by 2 around the mean: trace(S + 4 S - 2 * 2 S) = trace(S).
+  scaled = 2 * (x - x.mean(0)) + x.mean(0)
+  assert translation.feature_fid(scaled, x) == pytest.approx(np.trace(np.cov(x, rowvar=False)), rel=1e-6)
+
+
+def _translation_eval_config(tmp_path, monkeypatch, **eval_fields):
+  """pix2pix's translation metrics at 16x16 on a generated Fashion-MNIST folder, with an untrained classifier
+  (drawn with numpy: the metric's arithmetic does not depend on what the classifier learnt)."""
+  from gans import evaluation
+  from gans.metrics import classifier
+  _fashion_like(str(tmp_path), count=40, side=16)
+  config = _tiny("pix2pix_edges2fashion")
+  with config.unlocked():
+    config.data.update(path=str(tmp_path), resolution=16)
+    config.eval.update(metrics=("translation",), num_samples=40, **eval_fields)
+  variables = {"params": classifier.numpy_init(classifier.Classifier(10), (32, 32, 1), 0)}
+  monkeypatch.setattr(classifier, "cached_classifier", lambda *args, **kwargs: (variables, 0.5, "untrained"))
+  held = get_variant("pix2pix")(config).held_out(40)
+  return evaluation, config, held, variables
+
+
+def test_translations_equal_to_the_targets_score_perfectly(tmp_path, monkeypatch):
+  evaluation, config, held, variables = _translation_eval_config(tmp_path, monkeypatch)
+
+  def as_targets(n, source):
+    np.testing.assert_array_equal(source, held["source"][:n])
+    return held["target"][:n]
+
+  results = evaluation.evaluate(config, as_targets)
+  assert results["translation_count"] == 40 and results["translation_l1"] == 0 and results["translation_ssim"] == 1
+  assert results["translation_classifier_fid"] == pytest.approx(0, abs=1e-3)
+  assert results["translation_classifier_accuracy"] == results["translation_classifier_accuracy_real"]
+  assert "translation_fid" not in results  # no Inception weights given
+
+  # A constant output has no spread: the distance is |mu_real - f(constant)|^2 + trace(Sigma_real).
+  constant = evaluation.evaluate(config, lambda n, source: np.zeros_like(held["target"][:n]))
+  from gans.metrics import classifier
+  real = classifier.predict(variables, held["target"])["features"].astype(np.float64)
+  grey = classifier.predict(variables, np.zeros_like(held["target"][:1]))["features"][0]
+  expected = np.sum((real.mean(0) - grey) ** 2) + np.trace(np.cov(real, rowvar=False))
+  assert constant["translation_classifier_fid"] == pytest.approx(expected, rel=1e-3)
+  assert expected > 100 * 1e-3 and constant["translation_l1"] > 0.1  # far from the perfect score's 0
+
+
+def test_translation_fid_and_kid_go_through_the_inception_features(tmp_path, monkeypatch):
+  # The real Inception weights cannot be downloaded here: the extractor is replaced by one whose "pool3"
+  # features are the images' pixels, which makes the expected FID and KID computable from the images.
+  from gans.metrics import kid
+  evaluation, config, held, _ = _translation_eval_config(tmp_path, monkeypatch, inception_weights="given.pth",
+                                                      kid_subsets=3, kid_subset_size=20)
+
+  class Pixels:
+    batch_size = 16
+
+    def __call__(self, batches):
+      return {"pool3": np.concatenate([b.reshape(len(b), -1) for b in batches])}
+
+  monkeypatch.setattr(evaluation, "_shared_inception_extractor", lambda config, samples: (Pixels(), "pixels"))
+  monkeypatch.setattr(evaluation, "check_config", lambda config: None)  # "given.pth" is not a file
+  shifted = held["target"] + 0.5
+  results = evaluation.evaluate(config, lambda n, source: shifted[:n])
+  pixels = lambda images: np.repeat(images, 3, axis=-1).reshape(len(images), -1)  # grey reaches it as RGB
+  assert results["translation_fid"] == pytest.approx(translation.feature_fid(pixels(shifted), pixels(held["target"])))
+  assert results["translation_fid"] == pytest.approx(0.25 * 16 * 16 * 3, rel=1e-4)  # every feature moved by 0.5
+  expected_kid = kid.kernel_inception_distance(pixels(held["target"]), pixels(shifted), 3, 20)
+  assert (results["translation_kid"], results["translation_kid_std"]) == pytest.approx(expected_kid)
+
+
+def test_unpaired_translations_are_judged_against_the_real_output_domain(tmp_path, monkeypatch):
+  from gans import evaluation
+  _domain(tmp_path / "testA", [10, 20, 30])
+  _domain(tmp_path / "testB", [200, 210])
+  config = _tiny("cyclegan_horse2zebra")
+  with config.unlocked():
+    config.data.update(source="unpaired_folder", path=str(tmp_path), resolution=6, channels=1)
+    config.eval.update(metrics=("translation",), num_samples=5, inception_weights="given.pth", kid_subsets=2)
+  monkeypatch.setattr(evaluation, "_shared_inception_extractor", lambda config, samples: (
+      type("Means", (), {"batch_size": 4, "__call__": lambda self, batches: {
+          "pool3": np.concatenate([np.stack([b.mean((1, 2, 3)), b.std((1, 2, 3))], 1) for b in batches])}})(),
+      "means"))
+  monkeypatch.setattr(evaluation, "check_config", lambda config: None)
+  inputs = []
+  results = evaluation.evaluate(config, lambda n, source: inputs.append(source) or source * 0 - 0.5)
+  assert results["translation_count"] == 3 and "translation_l1" not in results  # testA's 3; no pairs
+  np.testing.assert_allclose(inputs[0][:, 0, 0, 0], np.array([10, 20, 30]) / 127.5 - 1, atol=1e-6)
+  # Outputs: three images of -0.5; real B: 200 and 210 in [-1, 1]. Features (mean, std): the means differ.
+  real = np.array([[200 / 127.5 - 1, 0], [210 / 127.5 - 1, 0]])
+  expected = translation.feature_fid(np.array([[-0.5, 0.0]] * 3), real)
+  assert results["translation_fid"] == pytest.approx(expected, rel=1e-4) and expected > 0.1
+  assert "translation_kid" in results

@@ -159,6 +159,11 @@ class UnpairedSource:
     return {"a": self._read_a(index % self._size_a),
             "b": self._read_b(independent_index(self._seed, index, self._size_b))}
 
+  def domain_images(self, domain: str, n: int) -> np.ndarray:
+    """The first n images (at most all) of domain "a" or "b", in order."""
+    read, size = (self._read_a, self._size_a) if domain == "a" else (self._read_b, self._size_b)
+    return np.stack([read(i) for i in range(min(n, size))])
+
 
 def _domain_dir(path: str, split: str, domain: str) -> str:
   split = {"t10k": "test"}.get(split, split)
@@ -238,7 +243,8 @@ SOURCES = {
 def held_out(config, n: int) -> dict:
   """The first n held-out examples at the evaluation size (data.crop_size, no jitter, as the official test.py
   sets load_size = crop_size): {"source": inputs, "target": outputs where the pairs are known, "label" where
-  the classes are}. Unpaired folders and TFDS have no known pairs: only their test inputs."""
+  the classes are}. Unpaired folders and TFDS have no known pairs: their test inputs, and the output domain's
+  test images as "unpaired_target" (real images to compare the translations with as a set: FID)."""
   source_name = config.get("source", "")
   eval_config = dict(config)
   eval_config["resolution"] = config.get("crop_size", 0) or config.get("resolution", 32)
@@ -249,8 +255,7 @@ def held_out(config, n: int) -> dict:
     source = make_paired_folder(eval_config, test_split)
   elif source_name in ("unpaired_folder", "tfds_cycle_gan"):
     source = SOURCES[source_name](eval_config, test_split)
-    n = min(n, len(source))
-    return {"source": np.stack([source[i]["a"] for i in range(n)])}
+    return {"source": source.domain_images("a", n), "unpaired_target": source.domain_images("b", n)}
   else:
     raise ValueError(f"data.source {source_name!r} is not an image-to-image source; valid: {', '.join(SOURCES)}.")
   elements = [source[i] for i in range(min(n, len(source)))]

@@ -5,8 +5,14 @@ SSIM are computed on [0, 1] images (data range 1), per image and then averaged: 
 SSIM as Wang et al. 2004 with an 11x11 Gaussian window of sigma 1.5 (valid positions only), K1 = 0.01,
 K2 = 0.03, averaged over positions and channels (the parameters of scikit-image's
 `structural_similarity(..., gaussian_weights=True, use_sample_covariance=False)`).
+
+feature_fid is the Frechet distance between Gaussians fitted to two feature sets (pytorch-fid's statistics):
+with the project's classifier it is the classifier-FID of translations against the true targets, with
+Inception pool3 features the FID.
 """
 import numpy as np
+
+from gans.metrics import frechet
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -62,3 +68,14 @@ def paired_metrics(outputs: np.ndarray, targets: np.ndarray) -> dict:
     raise ValueError(f"outputs {outputs.shape} and targets {targets.shape} differ in shape")
   return {"l1": l1_distance(outputs, targets), "psnr": float(np.mean(psnr(outputs, targets))),
           "ssim": float(np.mean(ssim(outputs, targets)))}
+
+
+def label_accuracy(logits_NK: np.ndarray, labels_N: np.ndarray) -> float:
+  return float(np.mean(np.argmax(logits_NK, axis=1) == np.asarray(labels_N)))
+
+
+def feature_fid(features_ND: np.ndarray, reference_ND: np.ndarray) -> float:
+  """Frechet distance between the Gaussians (mean, covariance) of two feature sets; 0 for identical sets."""
+  mu, sigma = frechet.activation_statistics(features_ND)
+  reference_mu, reference_sigma = frechet.activation_statistics(reference_ND)
+  return frechet.frechet_distance(reference_mu, reference_sigma, mu, sigma)
