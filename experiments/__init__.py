@@ -36,6 +36,8 @@ NAMES = (
     "specgan_digits",
     "wavegan_sc09",
     "specgan_sc09",
+    "srresnet_photos",
+    "srgan_photos",
 )
 
 

@@ -359,6 +359,28 @@ def _translation(config, generate) -> dict:
 EVALUATORS["translation"] = _translation
 
 
+def _super_resolution(config, generate) -> dict:
+  """4x super-resolution on the variant's held-out pairs (gans/metrics/super_resolution.py): Y-channel PSNR and
+  SSIM with a 4-pixel border cropped, and the sharpness statistic, of the outputs and of bicubic upsampling of
+  the same LR inputs, averaged and per image."""
+  from gans.data import super_resolution as sr_data  # pylint: disable=import-outside-toplevel
+  from gans.metrics import super_resolution  # pylint: disable=import-outside-toplevel
+  from gans.variants import get_variant  # pylint: disable=import-outside-toplevel
+  samples = _as_samples(generate)
+  held_out = get_variant(config.variant)(config).held_out
+  if held_out is None:
+    raise ValueError(f"The super_resolution metrics need held-out LR/HR pairs; variant {config.variant!r} has none.")
+  examples = held_out(config.eval.num_samples)
+  outputs = samples.conditioned(len(examples["source"]), source=examples["source"])
+  target = examples["target"]
+  bicubic = np.asarray(sr_data.upsample_bicubic(examples["source"], target.shape[1:3])) * 2.0 - 1.0
+  results = super_resolution.metrics(outputs, bicubic, target)
+  return {"super_resolution_count": len(outputs), **{f"super_resolution_{k}": v for k, v in results.items()}}
+
+
+EVALUATORS["super_resolution"] = _super_resolution
+
+
 def check_config(config) -> None:
   """Fails on unknown metric names and missing Inception weights: worth calling before training starts."""
   unknown = [name for name in config.eval.metrics if name not in EVALUATORS]
