@@ -36,7 +36,7 @@ SCALE = 4
 PHOTOS_TRAIN = ("hubble_deep_field", "immunohistochemistry", "stereo_motorcycle", "retina", "rocket",
                 "sklearn:china.jpg", "sklearn:flower.jpg")
 PHOTOS_HELD_OUT = ("astronaut", "chelsea", "coffee")
-FOLDER_HINT = "data.path: a folder of high-resolution images (PNG, JPEG, BMP, WebP), e.g. DIV2K_train_HR."
+FOLDER_HINT = "data.path (training), data.eval_path (held out) or --input (to upscale): a folder of high-resolution images (PNG, JPEG, BMP, WebP), e.g. DIV2K_train_HR."
 
 
 def downscale(hr_NHWC, scale: int = SCALE):
@@ -186,7 +186,8 @@ def central_pair(hr_pixels: np.ndarray, eval_size: int) -> tuple[np.ndarray, np.
   side = min(eval_size, *hr_pixels.shape[:2]) // SCALE * SCALE
   top, left = (hr_pixels.shape[0] - side) // 2, (hr_pixels.shape[1] - side) // 2
   hr = _signed(hr_pixels[top:top + side, left:left + side])
-  return np.asarray(downscale(hr[None]))[0], hr
+  with jax.ensure_compile_time_eval():  # concrete values even when a jitted picture (the grid) asks for them
+    return np.asarray(downscale(hr[None]))[0], hr
 
 
 def held_out(config, n: int) -> dict:
@@ -218,3 +219,8 @@ def held_out_loader(data_config):
       cache.update(n=n, examples=held_out(data_config, n))
     return {name: value[:n] for name, value in cache["examples"].items()}
   return load
+
+
+def input_images(directory: str):
+  """[(file name, LR f32[H, W, 3] in [0, 1])] of every image of a folder, at its own size: `--input` to upscale."""
+  return [(os.path.basename(path), read().astype(np.float32) / 255.0) for path, _, read in _folder_images(directory)]

@@ -4,7 +4,9 @@ Generator SRResNet (the paper's Fig. 4): 9x9 conv (64) + PReLU; B residual block
 PReLU, 3x3 conv, batch norm, + input); 3x3 conv + batch norm + the long skip from the first PReLU; two x2
 sub-pixel stages (3x3 conv to 4x the width, pixel shuffle, PReLU); 9x9 conv to RGB, no output activation.
 `model.blocks` (16 in the paper) and `model.features` (64) are configurable. PReLU has one slope per
-channel (He et al. 2015), initialised to 0.25 as PyTorch's.
+channel (He et al. 2015), initialised to 0.25 as PyTorch's. Convolutions followed by batch norm have no bias:
+the norm's mean subtraction cancels it (its gradient is zero, and Adam would turn rounding noise in that zero
+into full-size steps).
 
 Discriminator (Fig. 4): eight 3x3 convs with 64, 64, 128, 128, 256, 256, 512, 512 channels (times
 model.d_features / 64) and strides 1, 2, 1, 2, ...; batch norm on all but the first; LeakyReLU 0.2;
@@ -62,8 +64,9 @@ class PReLU(nn.Module):
     return jnp.where(x >= 0, x, slope.astype(x.dtype) * x)
 
 
-def _conv(features: int, kernel: int, stride: int = 1, dtype=jnp.float32, name=None):
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=kernel // 2, dtype=dtype, name=name)
+def _conv(features: int, kernel: int, stride: int = 1, dtype=jnp.float32, use_bias: bool = True):
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=kernel // 2, dtype=dtype,
+                 use_bias=use_bias)
 
 
 class SRResNet(nn.Module):
@@ -75,12 +78,12 @@ class SRResNet(nn.Module):
   @nn.compact
   def __call__(self, lr_NHWC, train: bool = False):
     norm = lambda: nn.BatchNorm(use_running_average=not train, dtype=self.dtype, **BN)
+    conv_bn = lambda x: norm()(_conv(self.features, 3, dtype=self.dtype, use_bias=False)(x))
     x = PReLU()(_conv(self.features, 9, dtype=self.dtype)(lr_NHWC.astype(self.dtype)))
     skip = x
     for _ in range(self.blocks):
-      y = PReLU()(norm()(_conv(self.features, 3, dtype=self.dtype)(x)))
-      x = x + norm()(_conv(self.features, 3, dtype=self.dtype)(y))
-    x = skip + norm()(_conv(self.features, 3, dtype=self.dtype)(x))
+      x = x + conv_bn(PReLU()(conv_bn(x)))
+    x = skip + conv_bn(x)
     for _ in range(2):
       x = PReLU()(pixel_shuffle(_conv(self.features * 4, 3, dtype=self.dtype)(x), 2))
     return _conv(self.channels, 9, dtype=self.dtype)(x).astype(jnp.float32)
@@ -95,7 +98,7 @@ class Discriminator(nn.Module):
   def __call__(self, x_NHWC, train: bool = False):
     x = x_NHWC.astype(self.dtype)
     for i in range(8):
-      x = _conv(self.features * 2 ** (i // 2), 3, stride=1 + i % 2, dtype=self.dtype)(x)
+      x = _conv(self.features * 2 ** (i // 2), 3, stride=1 + i % 2, dtype=self.dtype, use_bias=not i)(x)
       if i:
         x = nn.BatchNorm(use_running_average=not train, dtype=self.dtype, **BN)(x)
       x = nn.leaky_relu(x, 0.2)
