@@ -2,8 +2,9 @@
 
 Defaults are the paper's (Ledig et al. 2017, sec. 3.2): Adam with beta1 0.9 and learning rate 1e-4,
 16 HR crops of 96x96 per batch, x4 bicubic downscaling, LR inputs in [0, 1] and HR targets in [-1, 1],
-B = 16 residual blocks of 64 channels, adversarial weight 1e-3. The paper's drop to 1e-5 for the second half
-of SRGAN training is not applied yet (the trainer's schedules are constant and pix2pix's linear decay).
+B = 16 residual blocks of 64 channels, adversarial weight 1e-3; SRGAN's learning rate drops to 1e-5 for the second
+half of its GAN steps (a piecewise-constant schedule of each group's update count: G counts its pretraining
+updates too, D starts counting when the GAN phases start).
 """
 import ml_collections
 
@@ -40,5 +41,10 @@ def srgan_config(*, objective: str, content: str = "mse", blocks: int = 16, feat
   config.train.num_grid_samples = 4
   groups = ("g", "d") if objective == "srgan" else ("g",)
   config.optim = ml_collections.ConfigDict({group: common.adam(1e-4, b1=0.9) for group in groups})
+  if objective == "srgan":
+    half = (steps - pretrain_steps) // 2
+    for group, boundary in (("g", pretrain_steps + half), ("d", half)):
+      config.optim[group].schedule = ml_collections.ConfigDict({"name": "piecewise_constant",
+                                                                "boundaries": (boundary,), "scales": (0.1,)})
   config.eval = eval_config.eval_config(("super_resolution",), num_samples=16)
   return config

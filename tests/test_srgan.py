@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gans import evaluation, run, sampling, trainer
+import experiments
+from gans import evaluation, run, sampling, steps, trainer
 from gans.data import super_resolution as sr_data
 from gans.data import tfds_source
 from gans.data.errors import DatasetNotFoundError
@@ -318,3 +319,11 @@ def test_sample_mode_upscales_a_folder_and_draws_the_held_out_pictures(tmp_path)
   assert [np.asarray(Image.open(p)).shape for p in paths] == [(20, 28, 3), (32, 16, 3)]
   sampling.write_samples(config, workdir, 2)  # the held-out images: grid.png = bicubic | SR | HR
   assert np.asarray(Image.open(tmp_path / "run" / "grid.png")).ndim == 3
+
+
+def test_srgans_learning_rate_drops_tenfold_for_the_second_half_of_its_gan_steps():
+  config = experiments.get_config("srgan_photos")  # 3,000 pretraining steps, then 3,000 GAN steps
+  g_rate = steps.learning_rate_of(config.optim.g)
+  d_rate = steps.learning_rate_of(config.optim.d)
+  np.testing.assert_allclose([g_rate(4499), g_rate(4500), d_rate(1499), d_rate(1500)], [1e-4, 1e-5, 1e-4, 1e-5],
+                             rtol=1e-6)
