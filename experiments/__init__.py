@@ -38,6 +38,8 @@ NAMES = (
     "specgan_sc09",
     "srresnet_photos",
     "srgan_photos",
+    "srresnet_div2k",
+    "srgan_div2k",
 )
 
 

@@ -208,6 +208,24 @@ def test_the_metric_on_held_out_photos_beside_bicubic():
   assert grid.shape == (3, 3, 32, 32, 3)
 
 
+def test_the_metric_reads_an_evaluation_folder_at_full_size(tmp_path):
+  config = tiny_config("srresnet_photos")
+  with config.unlocked():
+    config.data.eval_path = str(_write_images(tmp_path / "set2", [(22, 29), (24, 20)]))
+    config.data.eval_size = 0  # whole images, cut to multiples of 4
+  pairs = sr_data.held_out_pairs(config.data, 10)
+  assert [(lr.shape, hr.shape) for lr, hr in pairs] == [((5, 7, 3), (20, 28, 3)), ((6, 5, 3), (24, 20, 3))]
+  setup = run.Setup(config, num_devices=1)
+  generate = lambda n, **conditioning: setup.generate(setup.initial_state, n, **conditioning)
+  results = evaluation.EVALUATORS["super_resolution"](config, generate)
+  assert results["super_resolution_count"] == 2
+  np.testing.assert_allclose(results["super_resolution_bicubic_psnr"],
+                             np.mean(results["super_resolution_bicubic_psnr_per_image"]))
+  bicubic = np.asarray(sr_data.upsample_bicubic(pairs[1][0][None], (24, 20))) * 2 - 1
+  np.testing.assert_allclose(results["super_resolution_bicubic_psnr_per_image"][1],
+                             super_resolution.psnr_y(bicubic, pairs[1][1][None])[0])
+
+
 # ----------------------------------------------------------------------------- metrics
 
 def test_y_channel_is_matlabs_rgb2ycbcr():

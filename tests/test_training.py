@@ -19,11 +19,12 @@ TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_chann
               "generator": "resnet", "n_blocks": 1, "ngf": 2, "ndf": 2, "n_layers_d": 1,
               "moments_clips": 0,  # SpecGAN: unit spectrogram moments, no data read
               # SRResNet / SRGAN: one narrow block, a narrow D, and SRGAN's phases from step 0 (no pretraining).
-              "blocks": 1, "features": 4, "d_features": 2, "d_dense": 8, "pretrain_steps": 0}
+              "blocks": 1, "features": 4, "d_features": 2, "d_dense": 8, "pretrain_steps": 0,
+              "content": "mse"}  # SRGAN: no VGG19 file here
 # Variants whose batches are image pairs {"a": inputs, "b": outputs} rather than {"image"}.
 IMAGE_PAIR_VARIANTS = ("pix2pix", "cyclegan")
 # Experiments without a discriminator: their step is the generator phase alone.
-GENERATOR_ONLY = ("srresnet_photos",)
+GENERATOR_ONLY = ("srresnet_photos", "srresnet_div2k")
 
 
 def tiny_config(name: str, **train):

@@ -19,8 +19,10 @@ stays a pure function of its index while the epochs' shuffles give fresh crops:
   sr_div2k    TFDS div2k/bicubic_x4 through tfds.data_source (prepared once beforehand: its "hr" and "lr"
               images), aligned crops {"image": HR, "lr": LR in [0, 1]}; held out: its validation split.
 
-Held-out pairs (`held_out`): the central square of side min(data.eval_size, the image's shorter side
-rounded down to a multiple of 4) of each held-out image, {"source": LR in [0, 1], "target": HR in [-1, 1]}.
+Held-out pairs (`held_out_pairs`, the metric's): each held-out image whole (data.eval_size 0, the literature's
+protocol) or its central square of side data.eval_size, sides cut to multiples of 4, LR in [0, 1] and HR in
+[-1, 1]; `held_out` stacks them as one batch (pictures, `--mode=sample`). data.eval_path, when set, is a
+folder of held-out images for any source (Set5, Set14, BSD100 are distributed as such folders).
 """
 import os
 
@@ -182,32 +184,47 @@ SOURCES = {"sr_photos": make_photos, "sr_folder": make_folder, "sr_div2k": make_
 
 
 def central_pair(hr_pixels: np.ndarray, eval_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """(LR in [0, 1], HR in [-1, 1]) of the central square of side min(eval_size, shorter side) rounded to 4."""
-  side = min(eval_size, *hr_pixels.shape[:2]) // SCALE * SCALE
-  top, left = (hr_pixels.shape[0] - side) // 2, (hr_pixels.shape[1] - side) // 2
-  hr = _signed(hr_pixels[top:top + side, left:left + side])
+  """(LR in [0, 1], HR in [-1, 1]) of the image's central part: a square of side eval_size (at most the shorter
+  side), or with eval_size 0 the whole image; sides cut down to multiples of 4 (the literature's modcrop)."""
+  height, width = hr_pixels.shape[:2]
+  if eval_size:
+    height = width = min(eval_size, height, width)
+  height, width = height // SCALE * SCALE, width // SCALE * SCALE
+  top, left = (hr_pixels.shape[0] - height) // 2, (hr_pixels.shape[1] - width) // 2
+  hr = _signed(hr_pixels[top:top + height, left:left + width])
   with jax.ensure_compile_time_eval():  # concrete values even when a jitted picture (the grid) asks for them
     return np.asarray(downscale(hr[None]))[0], hr
 
 
-def held_out(config, n: int) -> dict:
-  """The first n held-out pairs {"source": LR, "target": HR} (module docstring)."""
+def held_out_pairs(config, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+  """The first n held-out (LR, HR) pairs, each at its own size (data.eval_size; 0 = whole images): from
+  data.eval_path when set (e.g. Set5, Set14, BSD100 folders), else the source's held-out images."""
   name, eval_size = config.get("source", ""), config.get("eval_size", 128)
-  if name == "sr_photos":
+  if config.get("eval_path", ""):
+    pixels = [read() for _, _, read in _folder_images(config.eval_path)[:n]]
+  elif name == "sr_photos":
     pixels = [photo(p) for p in PHOTOS_HELD_OUT[:n]]
   elif name == "sr_folder":
-    pixels = [read() for _, _, read in _folder_images(config.get("eval_path", ""))[:n]]
+    raise DatasetNotFoundError(f"data.eval_path is unset: the held-out images of sr_folder. {FOLDER_HINT}")
   elif name == "sr_div2k":
     source = open_div2k(config, "validation")
     pixels = [np.asarray(source[i]["hr"]) for i in range(min(n, len(source)))]
   else:
     raise ValueError(f"data.source {name!r} is not a super-resolution source; valid: {', '.join(SOURCES)}.")
-  pairs = [central_pair(p, eval_size) for p in pixels]
-  side = min(lr.shape[0] for lr, _ in pairs)  # one size for one batch: the smallest image's
-  offsets = [(lr.shape[0] - side) // 2 for lr, _ in pairs]  # HR crops at SCALE x the LR offset stay aligned
-  return {"source": np.stack([lr[o:o + side, o:o + side] for (lr, _), o in zip(pairs, offsets)]),
-          "target": np.stack([hr[SCALE * o:SCALE * (o + side), SCALE * o:SCALE * (o + side)]
-                              for (_, hr), o in zip(pairs, offsets)])}
+  return [central_pair(p, eval_size) for p in pixels]
+
+
+def held_out(config, n: int) -> dict:
+  """The first n held-out pairs as one batch {"source": LR, "target": HR}: each pair's central square of the
+  smallest pair's shorter side (pictures, `--mode=sample`; the metric uses held_out_pairs, at full size)."""
+  pairs = held_out_pairs(config, n)
+  side = min(min(lr.shape[:2]) for lr, _ in pairs)
+  sources, targets = [], []
+  for lr, hr in pairs:  # HR crops at SCALE x the LR offset stay aligned
+    top, left = (lr.shape[0] - side) // 2, (lr.shape[1] - side) // 2
+    sources.append(lr[top:top + side, left:left + side])
+    targets.append(hr[SCALE * top:SCALE * (top + side), SCALE * left:SCALE * (left + side)])
+  return {"source": np.stack(sources), "target": np.stack(targets)}
 
 
 def held_out_loader(data_config):
