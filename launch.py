@@ -25,7 +25,8 @@ flags.DEFINE_list("pictures", [], "--mode=sample: the variant's extra pictures t
 flags.DEFINE_enum("export", None, ["obj", "ply"], "--mode=sample, voxel samples: also a mesh per sample "
                   "(marching cubes) in <workdir>/meshes/.")
 flags.DEFINE_string("input", None, "--mode=sample: a folder of images to translate (pix2pix, CycleGAN), read at "
-                    "data.crop_size; CycleGAN's direction: --config.model.sample_direction=AtoB|BtoA.")
+                    "data.crop_size; CycleGAN's direction: --config.model.sample_direction=AtoB|BtoA. srgan: "
+                    "images of any size to upscale 4x, written to <workdir>/upscaled/.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
 # SLURM and Cloud TPU set these in the environment, where jax.distributed.initialize() finds them; elsewhere
@@ -91,6 +92,8 @@ def main(argv) -> None:
   try:
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, workdir)
+    elif FLAGS.mode == "sample" and FLAGS.input and config.variant == "srgan":  # images of any size, one by one
+      sampling.upscale_folder(config, workdir, FLAGS.input)
     elif FLAGS.mode == "sample":
       sampling.write_samples(config, workdir, FLAGS.num_samples, pictures=FLAGS.pictures, export=FLAGS.export,
                              **_conditioning(config))

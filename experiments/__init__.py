@@ -36,6 +36,10 @@ NAMES = (
     "specgan_digits",
     "wavegan_sc09",
     "specgan_sc09",
+    "srresnet_photos",
+    "srgan_photos",
+    "srresnet_div2k",
+    "srgan_div2k",
 )
 
 

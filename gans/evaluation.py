@@ -382,6 +382,28 @@ def _translation_inception(config, samples: Samples, outputs: np.ndarray, target
 EVALUATORS["translation"] = _translation
 
 
+def _super_resolution(config, generate) -> dict:
+  """4x super-resolution on the data's held-out pairs, each image at its own size (gans/data/super_resolution.py
+  held_out_pairs; gans/metrics/super_resolution.py): Y-channel PSNR and SSIM with a 4-pixel border cropped, and
+  the sharpness statistic, of the outputs and of bicubic upsampling of the same LR inputs, per image and
+  averaged over the images."""
+  from gans.data import super_resolution as sr_data  # pylint: disable=import-outside-toplevel
+  from gans.metrics import super_resolution  # pylint: disable=import-outside-toplevel
+  samples = _as_samples(generate)
+  per_image = []
+  for lr, hr in sr_data.held_out_pairs(config.data, config.eval.num_samples):  # each at its own size
+    sr = samples.conditioned(1, source=lr[None])
+    bicubic = np.asarray(sr_data.upsample_bicubic(lr[None], hr.shape[:2])) * 2.0 - 1.0
+    per_image.append(super_resolution.metrics(sr, bicubic, hr[None]))
+  results = {name: float(np.mean([r[name] for r in per_image])) for name in per_image[0]
+             if not name.endswith("_per_image")}
+  results.update({name: [r[name][0] for r in per_image] for name in per_image[0] if name.endswith("_per_image")})
+  return {"super_resolution_count": len(per_image), **{f"super_resolution_{k}": v for k, v in results.items()}}
+
+
+EVALUATORS["super_resolution"] = _super_resolution
+
+
 def check_config(config) -> None:
   """Fails on unknown metric names and missing Inception weights: worth calling before training starts."""
   unknown = [name for name in config.eval.metrics if name not in EVALUATORS]

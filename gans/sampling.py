@@ -67,7 +67,8 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
     drawn["grid"] = grid_picture(grid)
   for name in pictures:
     drawn[name] = grid_picture(setup.picture(state, setup.variant.pictures[name], **conditioning))
-  if "source" in conditioning:  # translations: input | output | target, one row per input
+  if "source" in conditioning and conditioning["source"].shape[1:3] == samples.shape[1:3]:
+    # translations: input | output | target, one row per input (super-resolution's grid.png shows its own)
     columns = [conditioning["source"], samples] + ([known["targets"]] if "targets" in known else [])
     drawn["translations"] = grid_picture(np.stack(columns, axis=1))
     arrays = {"inputs": conditioning["source"], **known}
@@ -85,3 +86,24 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
       paths = voxel_views.export_meshes(samples, os.path.join(workdir, "meshes"), export)
       logging.info("Wrote %d %s meshes to %s", len(paths), export, os.path.dirname(paths[0]))
   return path
+
+
+def upscale_folder(config, workdir: str, directory: str) -> list[str]:
+  """Super-resolution (`--mode=sample --input=DIR` of variant srgan): upscales every image of `directory`, each at
+  its own size (G is fully convolutional), with the latest checkpoint; writes <workdir>/upscaled/<name>.png and
+  returns their paths."""
+  from gans.data import super_resolution  # pylint: disable=import-outside-toplevel
+  setup = run.Setup(config)
+  _, state, _, step = setup.restore_latest(workdir, with_data=False)
+  if step == 0:
+    raise checkpoint.CheckpointError(f"No checkpoint in {workdir}/checkpoints; train first (--mode=train).")
+  out_dir = os.path.join(workdir, "upscaled")
+  paths = []
+  for name, lr in super_resolution.input_images(directory):
+    sr = setup.generate(state, 1, source=lr[None])
+    paths.append(os.path.join(out_dir, os.path.splitext(name)[0] + ".png"))
+    if jax.process_index() == 0:
+      os.makedirs(out_dir, exist_ok=True)
+      report.save_png(paths[-1], np.round((np.clip(sr[0], -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8))
+  logging.info("Upscaled %d images of %s with the checkpoint of step %d into %s", len(paths), directory, step, out_dir)
+  return paths

@@ -190,7 +190,9 @@ def linear_decay_schedule(learning_rate: float, n_epochs: int, n_epochs_decay: i
 def learning_rate_of(optim_config):
   """optim_config.learning_rate, or the optax schedule of optim_config.schedule (a dict with `name`).
 
-  Schedules: "constant"; "linear_decay" (n_epochs, n_epochs_decay, steps_per_epoch: see linear_decay_schedule).
+  Schedules: "constant"; "linear_decay" (n_epochs, n_epochs_decay, steps_per_epoch: see linear_decay_schedule);
+  "piecewise_constant" (boundaries, scales: from update count boundaries[i] on, the learning rate is multiplied
+  by scales[i] as well, optax.piecewise_constant_schedule; SRGAN's 1e-4 then 1e-5).
   """
   schedule = optim_config.get("schedule", None)
   if not schedule or schedule.get("name", "constant") == "constant":
@@ -198,7 +200,14 @@ def learning_rate_of(optim_config):
   if schedule.name == "linear_decay":
     return linear_decay_schedule(optim_config.learning_rate, schedule.n_epochs, schedule.n_epochs_decay,
                                  schedule.steps_per_epoch)
-  raise ValueError(f"Unknown schedule {schedule.name!r} in config.optim; valid: constant, linear_decay.")
+  if schedule.name == "piecewise_constant":
+    if len(schedule.boundaries) != len(schedule.scales):
+      raise ValueError(f"piecewise_constant needs one scale per boundary, got {len(schedule.boundaries)} "
+                       f"boundaries and {len(schedule.scales)} scales.")
+    return optax.piecewise_constant_schedule(optim_config.learning_rate,
+                                             dict(zip(map(int, schedule.boundaries), map(float, schedule.scales))))
+  raise ValueError(f"Unknown schedule {schedule.name!r} in config.optim; valid: constant, linear_decay, "
+                   "piecewise_constant.")
 
 
 def make_optimizer(optim_config) -> optax.GradientTransformation:

@@ -4,6 +4,7 @@ from gans.data import audio
 from gans.data import folder
 from gans.data import image2image
 from gans.data import mixtures
+from gans.data import super_resolution
 from gans.data import tfds_source
 from gans.data import voxels
 from gans.data.config import field
@@ -86,6 +87,8 @@ SOURCES = {
     "voxel_folder": _voxel_folder,
     # Image pairs {"a", "b"} for pix2pix and CycleGAN (gans/data/image2image.py).
     **image2image.SOURCES,
+    # HR crops for super-resolution, {"image"} (+ {"lr"} from DIV2K) (gans/data/super_resolution.py).
+    **super_resolution.SOURCES,
 }
 
 

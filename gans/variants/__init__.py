@@ -1,5 +1,5 @@
 """The variant registry: name -> make(config) -> GanVariant."""
-from gans.variants import cgan, dcgan, gan, gan3d, infogan, specgan, stylegan, stylegan2, wavegan
+from gans.variants import cgan, dcgan, gan, gan3d, infogan, specgan, srgan, stylegan, stylegan2, wavegan
 from gans.variants.image2image import cyclegan, pix2pix
 
 VARIANTS = {
@@ -14,6 +14,7 @@ VARIANTS = {
     "cyclegan": cyclegan.make,
     "wavegan": wavegan.make,
     "specgan": specgan.make,
+    "srgan": srgan.make,  # SRResNet too: model.objective
 }
 
 

@@ -1,0 +1,50 @@
+"""Config builder shared by the SRResNet / SRGAN experiments (not an experiment itself).
+
+Defaults are the paper's (Ledig et al. 2017, sec. 3.2): Adam with beta1 0.9 and learning rate 1e-4,
+16 HR crops of 96x96 per batch, x4 bicubic downscaling, LR inputs in [0, 1] and HR targets in [-1, 1],
+B = 16 residual blocks of 64 channels, adversarial weight 1e-3; SRGAN's learning rate drops to 1e-5 for the second
+half of its GAN steps (a piecewise-constant schedule of each group's update count: G counts its pretraining
+updates too, D starts counting when the GAN phases start).
+"""
+import ml_collections
+
+from experiments import common
+from gans.metrics import eval_config
+
+
+def srgan_config(*, objective: str, content: str = "mse", blocks: int = 16, features: int = 64, crop: int = 96,
+                 batch_size: int = 16, steps: int = 1000, pretrain_steps: int = 0) -> ml_collections.ConfigDict:
+  config = common.base_config()
+  config.variant = "srgan"
+  config.model = ml_collections.ConfigDict({
+      "objective": objective,  # srresnet (content loss only, no D) | srgan (content + adversarial)
+      "content": content,  # mse | vgg22 | vgg54 (Table 1's rows)
+      "vgg_weights": "",  # vgg22/vgg54: torchvision's vgg19-dcbccbbe.pth (gans/metrics/vgg19.py)
+      "blocks": blocks,  # G's residual blocks, B
+      "features": features,  # G's width
+      "d_features": 64,  # D's first width (64 ... 512 over its eight convs)
+      "d_dense": 1024,
+      "adversarial_weight": 1e-3,
+      # srgan: steps of SRResNet-MSE pretraining of G (phase g_pretrain) before D and the GAN loss start.
+      "pretrain_steps": pretrain_steps,
+      "dtype": "float32",
+  })
+  config.data.source = "sr_photos"
+  config.data.resolution = crop  # the HR crop; LR = crop / 4
+  config.data.channels = 3
+  config.data.size = 100_000  # virtual epoch: random crops, element i from (crop_seed, i)
+  config.data.crop_seed = 0
+  config.data.eval_size = 128  # held-out central HR square (at most)
+  config.data.eval_path = ""  # sr_folder: the held-out image folder (e.g. Set5, Set14, BSD100)
+  config.train.batch_size = batch_size
+  config.train.steps = steps
+  config.train.num_grid_samples = 4
+  groups = ("g", "d") if objective == "srgan" else ("g",)
+  config.optim = ml_collections.ConfigDict({group: common.adam(1e-4, b1=0.9) for group in groups})
+  if objective == "srgan":
+    half = (steps - pretrain_steps) // 2
+    for group, boundary in (("g", pretrain_steps + half), ("d", half)):
+      config.optim[group].schedule = ml_collections.ConfigDict({"name": "piecewise_constant",
+                                                                "boundaries": (boundary,), "scales": (0.1,)})
+  config.eval = eval_config.eval_config(("super_resolution",), num_samples=16)
+  return config

@@ -1,0 +1,25 @@
+"""SRGAN (Ledig et al. 2017) on the bundled photographs, G pretrained as SRResNet-MSE in the same run.
+
+Launch: python launch.py --experiment=srgan_photos --workdir=/tmp/srgan_photos
+  (the paper's SRGAN-VGG54: add --config.model.content=vgg54 --config.model.vgg_weights=vgg19-dcbccbbe.pth)
+Runtime: not measured yet (coordinator's run).
+Two phases of one run: steps 0 .. 2,999 train G alone with the MSE (phase g_pretrain, = srresnet_photos),
+  steps 3,000 .. 5,999 train SRGAN from that G (d_main, g_main: content + 1e-3 adversarial).
+Narrowed for 2 CPU cores as srresnet_photos (B = 6 blocks of 32 channels, 48x48 HR crops, batch 16), and D at
+  half width (32 ... 256 channels, dense 512); the content loss defaults to mse (SRGAN-MSE of Table 1), since
+  the VGG19 file cannot be downloaded here.
+Reproduces (in miniature, to be measured): SRGAN below SRResNet in PSNR/SSIM but sharper (the sharpness
+  statistic in eval.jsonl: high-frequency energy of SR relative to HR).
+"""
+from experiments import srgan_configs
+
+
+def get_config():
+  config = srgan_configs.srgan_config(objective="srgan", blocks=6, features=32, crop=48, steps=6000,
+                                      pretrain_steps=3000)
+  config.model.d_features = 32
+  config.model.d_dense = 512
+  config.train.log_every = 100
+  config.train.sample_every = 1000
+  config.train.checkpoint_every = 1000
+  return config
