@@ -7,7 +7,8 @@ import pytest
 
 from gans import audio, sampling, trainer
 from gans.metrics import audio_classifier, classifier
-from test_training import one_step, params_of, tiny_config
+from test_training import (assert_resumed_equals_straight, one_step, tiny_config,
+                           train_straight_and_resumed)
 
 RATE = 8000
 RUN_RATE, RUN_LENGTH = 4000, 1024  # the training tests' clips (_shortest_clips)
@@ -128,16 +129,4 @@ def test_resume_equals_uninterrupted(tmp_path, name):
   # Two D updates per step: a resumed step must also read the critic's further batches where it left off.
   config = _shortest_clips(_audio_config(name, tmp_path / "data", words, steps=2, checkpoint_every=1,
                                         log_every=1, sample_every=0), n_critic=2)
-  trainer.train_and_evaluate(config, str(tmp_path / "straight"))
-  interrupted = str(tmp_path / "interrupted")
-  with config.unlocked():
-    config.train.steps = 1
-  trainer.train_and_evaluate(config, interrupted)
-  with config.unlocked():
-    config.train.steps = 2
-  trainer.train_and_evaluate(config, interrupted)
-  step_a, a = params_of(str(tmp_path / "straight"), config)
-  step_b, b = params_of(interrupted, config)
-  assert step_a == step_b == 2
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  assert_resumed_equals_straight(config, *train_straight_and_resumed(config, str(tmp_path / "runs"), stop_at=1))

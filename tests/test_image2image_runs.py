@@ -39,14 +39,7 @@ def trained(tmp_path_factory):
       root = tmp_path_factory.mktemp(name)
       test_image2image._fashion_like(str(root), count=16)
       config = _run_config(name, root, steps=6, checkpoint_every=3, log_every=3)
-      trainer.train_and_evaluate(config, str(root / "straight"))
-      with config.unlocked():
-        config.train.steps = 3
-      trainer.train_and_evaluate(config, str(root / "interrupted"))
-      with config.unlocked():
-        config.train.steps = 6
-      trainer.train_and_evaluate(config, str(root / "interrupted"))
-      runs[name] = config, str(root / "straight"), str(root / "interrupted")
+      runs[name] = (config, *test_training.train_straight_and_resumed(config, str(root), stop_at=3))
     return runs[name]
   return train
 
@@ -55,12 +48,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["pix2pix_edges2fashion", "cyclegan_edges2fashion"])
 def test_resume_equals_uninterrupted(trained, name):
-  config, straight, interrupted = trained(name)
-  step_a, a = test_training.params_of(straight, config)
-  step_b, b = test_training.params_of(interrupted, config)
-  assert step_a == step_b == 6
-  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
+  b = test_training.assert_resumed_equals_straight(*trained(name))
   if name.startswith("cyclegan"):  # the pools went through the checkpoint full, with swapped images
     assert int(b.model_state["pool_a"]["count"]) == 3
     assert np.abs(np.asarray(b.model_state["pool_b"]["images"])).min() > 0

@@ -172,23 +172,33 @@ def params_of(workdir, config):
   return step, state
 
 
+def train_straight_and_resumed(config, root, stop_at: int) -> tuple[str, str]:
+  """Workdirs under root of config.train.steps trained at once ("straight") and of the same run stopped after
+  `stop_at` steps, then resumed to the end ("interrupted")."""
+  steps = config.train.steps
+  straight, interrupted = os.path.join(root, "straight"), os.path.join(root, "interrupted")
+  trainer.train_and_evaluate(config, straight)
+  for end in (stop_at, steps):
+    with config.unlocked():
+      config.train.steps = end
+    trainer.train_and_evaluate(config, interrupted)
+  return straight, interrupted
+
+
+def assert_resumed_equals_straight(config, straight: str, interrupted: str):
+  """Both workdirs' latest states are at config.train.steps and equal leaf for leaf; returns the resumed one."""
+  (step_a, a), (step_b, b) = params_of(straight, config), params_of(interrupted, config)
+  assert step_a == step_b == config.train.steps
+  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
+  return b
+
+
 def test_resume_equals_uninterrupted(tmp_path):
   config = tiny_config("pacgan_ring8", steps=6, checkpoint_every=3, log_every=3, sample_every=0)
   with config.unlocked():
     config.eval.metrics = ()
-  trainer.train_and_evaluate(config, str(tmp_path / "straight"))
-  interrupted = str(tmp_path / "interrupted")
-  with config.unlocked():
-    config.train.steps = 3
-  trainer.train_and_evaluate(config, interrupted)
-  with config.unlocked():
-    config.train.steps = 6
-  trainer.train_and_evaluate(config, interrupted)
-  step_a, a = params_of(str(tmp_path / "straight"), config)
-  step_b, b = params_of(interrupted, config)
-  assert step_a == step_b == 6
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  assert_resumed_equals_straight(config, *train_straight_and_resumed(config, str(tmp_path), stop_at=3))
 
 
 def test_a_run_leaves_its_reports(tmp_path):

@@ -1,13 +1,12 @@
 """Voxel samples: rendered pictures, marching-cubes meshes, and a gan3d run that resumes, samples and exports."""
 import os
 
-import jax
 import numpy as np
 import pytest
 
-from gans import report, sampling, trainer, voxel_views
+from gans import report, sampling, voxel_views
 from gans.data import voxels
-from tests.test_training import params_of, tiny_config
+from tests.test_training import assert_resumed_equals_straight, tiny_config, train_straight_and_resumed
 
 
 def test_a_sphere_renders_as_a_disc_lit_from_the_upper_left():
@@ -61,19 +60,9 @@ def test_gan3d_resumes_exactly_then_samples_and_exports_meshes(tmp_path):
   with config.unlocked():
     config.data.size = 16
     config.eval.metrics = ()  # the voxel probe has its own test (test_gan3d.py)
-  straight, interrupted = str(tmp_path / "straight"), str(tmp_path / "interrupted")
-  trainer.train_and_evaluate(config, straight)
+  straight, interrupted = train_straight_and_resumed(config, str(tmp_path), stop_at=1)
   assert os.listdir(os.path.join(straight, "samples")) == ["step_0000002.png"]
-  with config.unlocked():
-    config.train.steps = 1
-  trainer.train_and_evaluate(config, interrupted)
-  with config.unlocked():
-    config.train.steps = 2
-  trainer.train_and_evaluate(config, interrupted)
-  (step_a, a), (step_b, b) = params_of(straight, config), params_of(interrupted, config)
-  assert step_a == step_b == 2
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  assert_resumed_equals_straight(config, straight, interrupted)
 
   samples = np.load(sampling.write_samples(config, straight, 3, export="obj"))["samples"]
   assert samples.shape == (3, 8, 8, 8, 1) and 0 <= samples.min() and samples.max() <= 1
