@@ -48,3 +48,16 @@ def srgan_config(*, objective: str, content: str = "mse", blocks: int = 16, feat
                                                                 "boundaries": (boundary,), "scales": (0.1,)})
   config.eval = eval_config.eval_config(("super_resolution",), num_samples=16)
   return config
+
+
+def on_div2k(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The paper's data and reporting (srresnet_div2k, srgan_div2k): TFDS div2k/bicubic_x4, whole held-out
+  images (div2k's validation set, or Set5/Set14 through --config.data.eval_path)."""
+  config.data.source = "sr_div2k"
+  config.data.path = ""  # --config.data.path: the TFDS data_dir holding div2k/bicubic_x4
+  config.data.eval_size = 0  # whole held-out images
+  config.train.log_every = 1000
+  config.train.sample_every = 50_000
+  config.train.checkpoint_every = 10_000
+  config.eval.num_samples = 100  # div2k's validation images (Set5: 5, Set14: 14)
+  return config

@@ -14,12 +14,4 @@ from experiments import srgan_configs
 
 
 def get_config():
-  config = srgan_configs.srgan_config(objective="srgan", content="vgg54", steps=1_200_000, pretrain_steps=1_000_000)
-  config.data.source = "sr_div2k"
-  config.data.path = ""  # --config.data.path: the TFDS data_dir holding div2k/bicubic_x4
-  config.data.eval_size = 0  # whole held-out images
-  config.train.log_every = 1000
-  config.train.sample_every = 50_000
-  config.train.checkpoint_every = 10_000
-  config.eval.num_samples = 100
-  return config
+  return srgan_configs.on_div2k(srgan_configs.srgan_config(objective="srgan", content="vgg54", steps=1_200_000, pretrain_steps=1_000_000))

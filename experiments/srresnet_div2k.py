@@ -13,12 +13,4 @@ from experiments import srgan_configs
 
 
 def get_config():
-  config = srgan_configs.srgan_config(objective="srresnet", steps=1_000_000)
-  config.data.source = "sr_div2k"
-  config.data.path = ""  # --config.data.path: the TFDS data_dir holding div2k/bicubic_x4
-  config.data.eval_size = 0  # whole held-out images
-  config.train.log_every = 1000
-  config.train.sample_every = 50_000
-  config.train.checkpoint_every = 10_000
-  config.eval.num_samples = 100  # div2k's validation images (Set5: 5, Set14: 14)
-  return config
+  return srgan_configs.on_div2k(srgan_configs.srgan_config(objective="srresnet", steps=1_000_000))
