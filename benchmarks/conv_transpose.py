@@ -94,11 +94,11 @@ candidate_subpixel_xla_grad.__doc__ = "Sub-pixel form, XLA's own kernel gradient
 
 candidate_subpixel_fast_grad_all_shapes = _subpixel_with(lambda x, k, pad: layers.conv_stride1(x, k, pad))
 candidate_subpixel_fast_grad_all_shapes.__doc__ = (
-    "Sub-pixel form for every shape (also 1x1 inputs), matmul kernel gradient.")
+    "Sub-pixel form for every shape (also 1x1 inputs), through gans.layers.conv_stride1.")
 
 
 def candidate_subpixel_autodiff(x, kernel, stride, padding):
-  """Sub-pixel forward, JAX autodiff of it (stride-1 conv input gradient, matmul kernel gradient)."""
+  """Sub-pixel forward, JAX autodiff of it (through conv_stride1's gradients)."""
   return layers._conv_transpose_subpixel(x, kernel, (stride, stride), (padding, padding), (0, 0), None)
 
 
@@ -228,7 +228,7 @@ def conv_candidate_layers_direct(x, kernel, stride, padding):
 
 
 def conv_candidate_space_to_depth(x, kernel, stride, padding):
-  """Space-to-depth + stride-1 conv with a matmul kernel gradient (JAX autodiff)."""
+  """Space-to-depth + stride-1 conv (conv_stride1's gradients, JAX autodiff)."""
   return conv_space_to_depth(x, kernel, (stride, stride), (padding, padding), None)
 
 

@@ -245,6 +245,8 @@ CONV_CASES = [
     (5, 6, 1, 2, 0),  # pointwise strided: skips pixels
     (6, 6, 3, 1, 1),  # stride 1 'same'
     (8, 7, (3, 4), (2, 1), (1, 2)),  # everything different per axis
+    (4, 4, 4, 1, 1),  # PatchGAN's stride-1 layer on a 4x4 map: the kernel exceeds the 3x3 output gradient
+    (2, 2, 4, 2, 1),  # pix2pix's innermost down: one window of the padded input (a matmul)
 ]
 
 
@@ -282,10 +284,10 @@ def test_conv_module_matches_torch_conv2d(h, w, kernel_size, stride, padding):
 
 
 # ---------------------------------------------------------------------------
-# conv_stride1: the custom kernel gradient on its own
+# conv_stride1: the custom gradients on their own
 
 
-@pytest.mark.parametrize("c_in,c_out", [(2, 7), (7, 2)])  # both branches of the kernel gradient
+@pytest.mark.parametrize("c_in,c_out", [(2, 7), (7, 2)])
 @pytest.mark.parametrize("padding", [((0, 0), (0, 0)), ((2, 1), (0, 3)), ((1, -1), (-1, 2))])
 def test_conv_stride1_gradients_match_xla(c_in, c_out, padding):
   x = jnp.asarray(_random((3, 6, 5, c_in), 50), jnp.float32)
