@@ -18,8 +18,8 @@ Keys: the step key is `fold_in(base_key, step)`; phase p's run i uses
 `fold_in(fold_in(step_key, p), i)`, so any step can be replayed from
 (state, batch, base_key).
 
-Divergence: an update whose loss, new parameters, optimizer state or model
-state hold a NaN or infinity is not applied, and the state records it
+Divergence: an update whose loss, gradients or new model state hold a NaN
+or infinity is not applied, and the state records it
 (`skipped_updates`, `first_nonfinite`). With nan_policy "stop" every later
 update is withheld too, so the state stays the last finite one until the
 trainer reads the record (where it reads metrics anyway) and stops; with
@@ -92,38 +92,45 @@ def _all_finite(*trees) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
 
 
-def _guarded(old: GanState, new: GanState, phase_index: int, loss: jax.Array, nan_policy: str) -> GanState:
-  """`new` where its update is finite (and, under "stop", nothing diverged before), `old` otherwise."""
-  finite = jnp.isfinite(loss) & _all_finite(new.params, new.opt_state, new.model_state)
-  first = old.first_nonfinite
-  apply = finite & (first[0] < 0) if nan_policy == "stop" else finite
-  keep = lambda n, o: jnp.where(apply, n, o)
-  return old.replace(
-      params=jax.tree.map(keep, new.params, old.params),
-      opt_state=jax.tree.map(keep, new.opt_state, old.opt_state),
-      model_state=jax.tree.map(keep, new.model_state, old.model_state),
-      skipped_updates=old.skipped_updates + jnp.where(apply, 0, 1).astype(jnp.int32),
-      first_nonfinite=jnp.where((first[0] < 0) & ~finite, jnp.stack([old.step, jnp.int32(phase_index)]), first))
+def _squared_norm(tree) -> jax.Array:
+  return sum((jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)), jnp.float32(0))
 
 
-def _run_phase(phase: Phase, optimizers, state: GanState, batch, key: jax.Array):
+def _run_phase(phase: Phase, optimizers, state: GanState, batch, key: jax.Array, phase_index: int,
+               nan_policy: str):
+  """One update of the phase's groups, applied only where it is finite (and, under "stop", nothing diverged
+  before) and the phase's `apply_if` metric is nonzero; the divergence record updated."""
   def loss_of_trainable(trainable):
     params = {**state.params, **trainable}
     return phase.loss(params, state.model_state, batch, key)
 
   trainable = {group: state.params[group] for group in phase.updates}
   (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_of_trainable, has_aux=True)(trainable)
-  params, opt_state = dict(state.params), dict(state.opt_state)
-  for group in phase.updates:
-    updates, opt_state[group] = optimizers[group].update(grads[group], state.opt_state[group], params[group])
-    if phase.lr_multiple != 1.0:
-      updates = jax.tree.map(lambda u: u * phase.lr_multiple, updates)
-    params[group] = optax.apply_updates(params[group], updates)
   metrics = {"loss": loss, **metrics}
-  updated = state.replace(params=params, opt_state=opt_state, model_state=model_state)
-  if phase.apply_if is not None:  # keeps the state as it was where the phase's condition is false
-    apply = metrics[phase.apply_if] != 0
-    updated = jax.tree.map(lambda new, old: jnp.where(apply, new, old), updated, state)
+  # Finite loss, gradients (their squared norm, so no square overflows an optimizer's second moment) and model
+  # state make a finite update. Known before the update, they decide by lax.cond whether it runs at all: a
+  # select between the new and the old state afterwards read the whole state twice more (pix2pix's step:
+  # 120 ms with the select, 106 ms without any guard).
+  finite = jnp.isfinite(loss) & jnp.isfinite(_squared_norm(grads)) & _all_finite(model_state)
+  first = state.first_nonfinite
+  healthy = finite & (first[0] < 0) if nan_policy == "stop" else finite
+  apply = healthy if phase.apply_if is None else healthy & (metrics[phase.apply_if] != 0)
+
+  def update():
+    params, opt_state = dict(state.params), dict(state.opt_state)
+    for group in phase.updates:
+      updates, opt_state[group] = optimizers[group].update(grads[group], state.opt_state[group], params[group])
+      if phase.lr_multiple != 1.0:
+        updates = jax.tree.map(lambda u: u * phase.lr_multiple, updates)
+      params[group] = optax.apply_updates(params[group], updates)
+    return params, opt_state, model_state
+
+  params, opt_state, model_state = jax.lax.cond(
+      apply, update, lambda: (state.params, state.opt_state, state.model_state))
+  updated = state.replace(
+      params=params, opt_state=opt_state, model_state=model_state,
+      skipped_updates=state.skipped_updates + jnp.where(healthy, 0, 1).astype(jnp.int32),
+      first_nonfinite=jnp.where((first[0] < 0) & ~finite, jnp.stack([state.step, jnp.int32(phase_index)]), first))
   return updated, metrics
 
 
@@ -148,8 +155,8 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
       runs = []
       for run in range(phase.repeats):
         batch = _merged_batches(batches, run * phase.batch_multiple, phase.batch_multiple)
-        new_state, run_metrics = _run_phase(phase, optimizers, state, batch, jax.random.fold_in(phase_key, run))
-        state = _guarded(state, new_state, index, run_metrics["loss"], nan_policy)
+        state, run_metrics = _run_phase(phase, optimizers, state, batch, jax.random.fold_in(phase_key, run),
+                                        index, nan_policy)
         runs.append(run_metrics)
       for name in runs[0]:
         metrics[f"{phase.log_as or phase.name}/{name}"] = jnp.mean(jnp.stack([m[name] for m in runs]))
