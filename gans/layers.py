@@ -49,6 +49,7 @@ Relation to other conventions (K = our kernel):
       K.transpose(0, 1, 3, 2) with the same padding.
 """
 import functools
+import math
 from typing import Any, Callable, Optional, Sequence, Union
 
 import flax.linen as nn
@@ -345,10 +346,17 @@ def _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precisio
 # with 16 / 64 (at 128 none of its layers qualify). CPU only: on GPUs and TPUs the vendor libraries' own
 # convolutions are the fast form.
 WINOGRAD_MIN_CHANNELS = 128
+# The kernel's transform costs in proportion to C_in * C_out whatever the batch, so a small tile grid (the
+# conv's output, the transposed conv's input: N * H * W pixels) does not pay it back. pix2pix at 256x256,
+# batch 1 (forward + gradients, Winograd vs direct): 16x16 -> 8x8 conv 512 -> 512 channels 57 vs 18 ms,
+# 2x2 -> 4x4 transposed 1024 -> 512 149 vs 20 ms, 16x16 -> 32x32 transposed 1024 -> 256 90 vs 33 ms, but
+# 64x64 -> 32x32 conv 128 -> 256 10 vs 24 ms and 32x32 -> 64x64 transposed 512 -> 128 20 vs 29 ms. DCGAN's
+# Winograd layers at batch 64 have grids of 1,024 pixels or more.
+WINOGRAD_MIN_GRID_PIXELS = 1024
 
 
 def _winograd_applies(x_NHWC: Array, kernel_HWIO: Array, strides, padding, precision,
-                      output_padding=(0, 0)) -> bool:
+                      output_padding=(0, 0), transposed: bool = False) -> bool:
   # An explicit `precision` asks for the direct convolution's rounding. float32 only: in bfloat16 the
   # transforms' extra roundings doubled the error of the direct bfloat16 conv (relative to a float32 one,
   # 128 channels: 0.0059 vs 0.0029 forward, 0.0070 vs 0.0029 transposed), and Winograd is a CPU speed-up
@@ -356,7 +364,8 @@ def _winograd_applies(x_NHWC: Array, kernel_HWIO: Array, strides, padding, preci
   return (jax.default_backend() == "cpu" and precision is None and x_NHWC.dtype == jnp.float32
           and kernel_HWIO.dtype == jnp.float32 and tuple(kernel_HWIO.shape[:2]) == (4, 4)
           and tuple(strides) == (2, 2) and tuple(padding) == (1, 1) and tuple(output_padding) == (0, 0)
-          and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS)
+          and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS
+          and math.prod(x_NHWC.shape[:3]) // (1 if transposed else 4) >= WINOGRAD_MIN_GRID_PIXELS)
 
 
 def _space_to_depth(x_NHWC: Array) -> Array:
@@ -419,7 +428,7 @@ def conv_transpose(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padd
     _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO.shape[axis], strides[axis], padding[axis], output_padding[axis])
   if x_NHWC.shape[1:3] == (1, 1):
     return _dense_conv_transpose(x_NHWC, kernel_HWIO, padding, output_padding, precision)
-  if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision, output_padding):
+  if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision, output_padding, transposed=True):
     return _winograd_conv_transpose(x_NHWC, kernel_HWIO)
   return _conv_transpose(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
 

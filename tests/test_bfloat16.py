@@ -152,6 +152,7 @@ LAYER_CASES = {
 def test_the_fast_layers_keep_bfloat16_and_skip_winograd_for_it(monkeypatch, case):
   fn, x_shape, k_shape = LAYER_CASES[case]
   monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 1)
+  monkeypatch.setattr(layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
   winograd_calls = []
   for name in ("correlate", "correlate_transpose"):
     original = getattr(winograd, name)

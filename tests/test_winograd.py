@@ -79,9 +79,10 @@ def test_correlate_transpose_is_the_adjoint_and_its_gradients_match(plan):
     _assert_close(got, expected)
 
 
-def _count_winograd_calls(monkeypatch, min_channels=16):
-  """Records the layers' Winograd calls; lowers the channel threshold (a speed setting) so small layers take it."""
+def _count_winograd_calls(monkeypatch, min_channels=16, min_grid_pixels=1):
+  """Records the layers' Winograd calls; lowers the thresholds (speed settings) so small layers take it."""
   monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", min_channels)
+  monkeypatch.setattr(layers, "WINOGRAD_MIN_GRID_PIXELS", min_grid_pixels)
   calls = []
   for name in ("correlate", "correlate_transpose"):
     original = getattr(winograd, name)
@@ -139,26 +140,35 @@ def test_second_order_gradients_match_lax(monkeypatch):
   _assert_close(got, want, relative=2e-5)
 
 
-def test_narrow_layers_and_other_shapes_keep_the_direct_forms(monkeypatch):
-  calls = _count_winograd_calls(monkeypatch, min_channels=layers.WINOGRAD_MIN_CHANNELS)
+def test_narrow_layers_small_grids_and_other_shapes_keep_the_direct_forms(monkeypatch):
+  calls = _count_winograd_calls(monkeypatch, min_channels=layers.WINOGRAD_MIN_CHANNELS,
+                                min_grid_pixels=layers.WINOGRAD_MIN_GRID_PIXELS)
   wide, narrow = layers.WINOGRAD_MIN_CHANNELS, layers.WINOGRAD_MIN_CHANNELS - 1
+  # Batches whose 8x8 inputs make tile grids of exactly the threshold: the conv's 4x4 outputs, the transposed
+  # conv's 8x8 inputs.
+  conv_batch, transposed_batch = layers.WINOGRAD_MIN_GRID_PIXELS // 16, layers.WINOGRAD_MIN_GRID_PIXELS // 64
 
   def shapes_of(fn, x_shape, kernel_shape, **kwargs):
     jax.eval_shape(lambda x, k: fn(x, k, **kwargs), jnp.ones(x_shape), jnp.ones(kernel_shape))
 
-  shapes_of(layers.conv, (1, 8, 8, narrow), (4, 4, narrow, wide), strides=2, padding=1)
-  shapes_of(layers.conv, (1, 8, 8, wide), (3, 3, wide, wide), strides=2, padding=1)  # kernel 3
-  shapes_of(layers.conv, (1, 7, 7, wide), (4, 4, wide, wide), strides=2, padding=1)  # odd side
-  shapes_of(layers.conv, (1, 8, 8, wide), (4, 4, wide, wide), strides=1, padding=1)  # stride 1
-  shapes_of(layers.conv_transpose, (1, 8, 8, wide), (4, 4, wide, 3), strides=2, padding=1)  # an RGB output
-  shapes_of(layers.conv_transpose, (1, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1, output_padding=1)
+  shapes_of(layers.conv, (conv_batch, 8, 8, narrow), (4, 4, narrow, wide), strides=2, padding=1)
+  shapes_of(layers.conv, (conv_batch, 8, 8, wide), (3, 3, wide, wide), strides=2, padding=1)  # kernel 3
+  shapes_of(layers.conv, (conv_batch, 7, 7, wide), (4, 4, wide, wide), strides=2, padding=1)  # odd side
+  shapes_of(layers.conv, (conv_batch, 8, 8, wide), (4, 4, wide, wide), strides=1, padding=1)  # stride 1
+  shapes_of(layers.conv, (conv_batch - 1, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1)  # small grid
+  shapes_of(layers.conv_transpose, (transposed_batch, 8, 8, wide), (4, 4, wide, 3), strides=2, padding=1)  # RGB
+  shapes_of(layers.conv_transpose, (transposed_batch, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1,
+            output_padding=1)
+  shapes_of(layers.conv_transpose, (transposed_batch - 1, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1)
   assert calls == []
-  shapes_of(layers.conv, (1, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1)
-  assert calls == ["correlate"]  # within the rules, the same layer does take it
+  shapes_of(layers.conv, (conv_batch, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1)
+  shapes_of(layers.conv_transpose, (transposed_batch, 8, 8, wide), (4, 4, wide, wide), strides=2, padding=1)
+  assert calls == ["correlate", "correlate_transpose"]  # within the rules, the same layers do take it
 
 
-def test_rounding_error_at_a_dcgan_layer_is_float32_sized():
+def test_rounding_error_at_a_dcgan_layer_is_float32_sized(monkeypatch):
   """DCGAN's 16x16x128 -> 8x8x256 conv at its initialisation scale: Winograd vs float64."""
+  calls = _count_winograd_calls(monkeypatch, min_channels=128)  # batch 4: a grid below the speed threshold
   rng = np.random.default_rng(0)
   x = rng.standard_normal((4, 16, 16, 128))
   kernel = 0.02 * rng.standard_normal((4, 4, 128, 256))
@@ -170,6 +180,7 @@ def test_rounding_error_at_a_dcgan_layer_is_float32_sized():
   exact = sum(np.einsum("nhwc,cd->nhwd", xp[:, a:a + 16:2, b:b + 16:2], kernel[a, b])
               for a in range(4) for b in range(4))
   winograd_error, direct_error = np.abs(got - exact).max(), np.abs(direct - exact).max()
+  assert calls == ["correlate"]
   assert winograd_error < 10 * direct_error + 1e-7, (winograd_error, direct_error)
   assert winograd_error < 1e-5 * np.abs(exact).max()
 
