@@ -144,17 +144,25 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
   check_nan_policy(nan_policy)
   phases = [(index, phase) for index, phase in enumerate(variant.phases) if phase.name in phase_names]
   ema_batches = max(phase.batch_multiple for _, phase in phases)
+  if variant.prepare is not None and any(phase.repeats != 1 or phase.batch_multiple != 1 for _, phase in phases):
+    raise ValueError("GanVariant.prepare needs phases that read one batch once per step (repeats and "
+                     "batch_multiple 1): the prepared batch is made once per step.")
 
   def train_step(state: GanState, batches, base_key: jax.Array):
     # float32 arithmetic whether ema_decay is a Python number or a traced per-run value (vectorised sweeps).
     decay = jnp.asarray(ema_decay, jnp.float32) ** ema_batches
     step_key = jax.random.fold_in(base_key, state.step)
     metrics = {}
+    prepared = None
+    if variant.prepare is not None:  # with a key no phase gets (phase p folds in p)
+      prepared = variant.prepare(state.params, state.model_state, _merged_batches(batches, 0, 1),
+                                 jax.random.fold_in(step_key, len(variant.phases)))
     for index, phase in phases:
       phase_key = jax.random.fold_in(step_key, index)
       runs = []
       for run in range(phase.repeats):
-        batch = _merged_batches(batches, run * phase.batch_multiple, phase.batch_multiple)
+        batch = prepared if prepared is not None else _merged_batches(batches, run * phase.batch_multiple,
+                                                                      phase.batch_multiple)
         state, run_metrics = _run_phase(phase, optimizers, state, batch, jax.random.fold_in(phase_key, run),
                                         index, nan_policy)
         runs.append(run_metrics)

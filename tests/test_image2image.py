@@ -66,19 +66,28 @@ def test_pix2pix_losses_are_the_papers_objectives(objective):
     fake = _apply(variant, "g", params, model_state, a)
     d = lambda x: _apply(variant, "d", params, model_state, x, module="d")
     results = {}
+    prepared = variant.prepare(params, model_state, batch, jax.random.key(4))  # the step's G(A), once
+    results["fake"], results["fake_expected"] = prepared["fake"], fake
     if objective != "l1":
-      results["d"] = phases["d_main"].loss(params, model_state, batch, jax.random.key(2))[0]
+      results["d"] = phases["d_main"].loss(params, model_state, prepared, jax.random.key(2))[0]
       results["d_expected"] = 0.5 * (training.gan_loss(d(pair(a, fake)), False, "vanilla")
                                      + training.gan_loss(d(pair(a, b)), True, "vanilla"))
-      model_state = training.store_step_key(model_state, jax.random.key(2))
-    results["g"] = phases["g_main"].loss(params, model_state, batch, jax.random.key(3))[0]
-    results["g_expected"] = ((training.gan_loss(d(pair(a, fake)), True, "vanilla") if objective != "l1" else 0.0)
-                             + (100.0 * jnp.mean(jnp.abs(fake - b)) if "l1" in objective else 0.0))
+    g_loss = lambda g_params: phases["g_main"].loss({**params, "g": g_params}, model_state, prepared,
+                                                    jax.random.key(3))[0]
+    results["g"], results["g_grad"] = jax.value_and_grad(g_loss)(params["g"])
+    def g_expected(g_params):
+      fake = _apply(variant, "g", {"g": g_params}, model_state, a)
+      return ((training.gan_loss(d(pair(a, fake)), True, "vanilla") if objective != "l1" else 0.0)
+              + (100.0 * jnp.mean(jnp.abs(fake - b)) if "l1" in objective else 0.0))
+    # G learns through the prepared G(A) (common.replay) as through its own forward pass.
+    results["g_expected"], results["g_grad_expected"] = jax.value_and_grad(g_expected)(params["g"])
     return results
 
   results = losses_and_expected(params, model_state, batch)
-  for name in ("d", "g") if objective != "l1" else ("g",):
-    np.testing.assert_allclose(results[name], results[name + "_expected"], rtol=1e-5)
+  for name in ("fake", "d", "g") if objective != "l1" else ("fake", "g"):
+    np.testing.assert_allclose(results[name], results[name + "_expected"], rtol=1e-5, atol=1e-6)
+  for got, want in zip(jax.tree.leaves(results["g_grad"]), jax.tree.leaves(results["g_grad_expected"])):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
   assert objective == "l1" or "d" in params
   if objective == "l1":
     assert "d" not in params

@@ -61,6 +61,26 @@ def apply_module(module: nn.Module, params, collections, *args, train: bool, **k
   return outputs, {**collections, **updates}
 
 
+@jax.custom_vjp
+def replay(params, outputs, vjp_fn):
+  """`outputs` of an earlier `outputs, vjp_fn = jax.vjp(fn, params)`, differentiable in `params` through that
+  VJP: a forward pass done once (GanVariant.prepare) serves every loss of the step without being redone."""
+  del params, vjp_fn
+  return outputs
+
+
+def _replay_fwd(params, outputs, vjp_fn):
+  return outputs, vjp_fn
+
+
+def _replay_bwd(vjp_fn, outputs_grad):
+  (params_grad,) = vjp_fn(outputs_grad)
+  return params_grad, None, None
+
+
+replay.defvjp(_replay_fwd, _replay_bwd)
+
+
 def init_module(module: nn.Module, key: jax.Array, *args, **kwargs):
   """Returns (params, other collections) of a freshly initialised module."""
   variables = module.init(key, *args, train=False, **kwargs)

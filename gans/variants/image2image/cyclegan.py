@@ -53,7 +53,7 @@ def make(config) -> GanVariant:
 
   def init(key):
     keys = dict(zip(("g_ab", "g_ba", "d_a", "d_b"), jax.random.split(key, 4)))
-    params, model_state = {}, {"step_key": training.initial_step_key()}
+    params, model_state = {}, {}
     for group in ("g_ab", "g_ba"):
       params[group], model_state[group] = common.init_module(generator, keys[group], jnp.zeros((1,) + image_shape))
     if use_gan:
@@ -64,12 +64,13 @@ def make(config) -> GanVariant:
         model_state["fake_" + group[-1]] = jnp.zeros((config.train.batch_size,) + image_shape)
     return params, model_state
 
-  def jittered(key, batch):
-    # Unpaired: the official unaligned dataset draws A's and B's transforms independently.
-    a_key, b_key = jax.random.split(jax.random.fold_in(key, 0))
+  def prepare(params, model_state, batch, key):
+    """The step's jittered reals, the same for the G and D phases. Unpaired: the official unaligned dataset
+    draws A's and B's transforms independently."""
+    a_key, b_key = jax.random.split(key)
     (a,), (b,) = (training.random_jitter(a_key, [batch["a"]], crop_size, flip),
                   training.random_jitter(b_key, [batch["b"]], crop_size, flip))
-    return a, b
+    return {"a": a, "b": b}
 
   def apply(module, group, params, collections, x, key, index):
     """module(x) with group's parameters; threads its collections (batch norm) through `collections`."""
@@ -78,8 +79,7 @@ def make(config) -> GanVariant:
     return y
 
   def g_loss(params, model_state, batch, key):
-    model_state = training.store_step_key(model_state, key)
-    a, b = jittered(key, batch)
+    a, b = batch["a"], batch["b"]
     collections = dict(model_state)
     fake_b = apply(generator, "g_ab", params, collections, a, key, 1)
     fake_a = apply(generator, "g_ba", params, collections, b, key, 2)
@@ -108,7 +108,7 @@ def make(config) -> GanVariant:
     return loss, (metrics, new_state)
 
   def d_loss(params, model_state, batch, key):
-    a, b = jittered(training.stored_step_key(model_state), batch)  # the G phase's reals
+    a, b = batch["a"], batch["b"]  # the G phase's reals
     new_state, metrics, loss = dict(model_state), {}, 0.0
     for domain, real, pool_key in (("b", b, jax.random.fold_in(key, 0)), ("a", a, jax.random.fold_in(key, 1))):
       group = "d_" + domain
@@ -152,4 +152,5 @@ def make(config) -> GanVariant:
       conditioning=("source",),
       grid=pix2pix.translation_grid(sample, held_out),
       held_out=held_out,
+      prepare=prepare,
   )

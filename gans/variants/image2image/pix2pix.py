@@ -3,9 +3,9 @@
 Objective (models/pix2pix_model.py): G = U-Net with dropout as its noise and batch norm; D = the 70x70
 PatchGAN on the input and output concatenated along channels (conditional), vanilla (BCE-with-logits) GAN
 loss; D's loss halved, 0.5 * (GAN(D(A, G(A)), fake) + GAN(D(A, B), real)); G's loss GAN(D(A, G(A)), real) +
-lambda_L1 (100) * L1(G(A), B). D is updated before G, each once per step, both on the same G(A) (the same
-jittered batch and dropout mask: the step key, training.py). Adam 2e-4, beta1 0.5, the linear decay
-(config.optim.*.schedule).
+lambda_L1 (100) * L1(G(A), B). D is updated before G, each once per step, both on one G(A): `prepare`
+jitters the pair and runs G once per step, D learns on its output and G through it (`common.replay`), as the
+official iteration. Adam 2e-4, beta1 0.5, the linear decay (config.optim.*.schedule).
 
 `model.objective` selects the rows of the paper's Table 1: "l1" (no D at all), "gan" (D sees only the
 output), "cgan" (D sees input and output), "l1+gan", "l1+cgan" (the default and the paper's method).
@@ -71,19 +71,21 @@ def make(config) -> GanVariant:
   def init(key):
     g_key, d_key = jax.random.split(key)
     g_params, g_collections = common.init_module(generator, g_key, jnp.zeros((1, crop_size, crop_size, channels)))
-    params, model_state = {"g": g_params}, {"g": g_collections, "step_key": training.initial_step_key()}
+    params, model_state = {"g": g_params}, {"g": g_collections}
     if adversarial:
       d_channels = 2 * channels if conditional else channels
       params["d"], model_state["d"] = common.init_module(discriminator, d_key,
                                                          jnp.zeros((1, crop_size, crop_size, d_channels)))
     return params, model_state
 
-  def jittered(key, batch):
-    return training.random_jitter(jax.random.fold_in(key, 0), [batch["a"], batch["b"]], crop_size, flip)
-
-  def translate_for_training(params, model_state, a, key):
-    return common.apply_module(generator, params["g"], model_state["g"], a, train=True,
-                               rngs={"dropout": jax.random.fold_in(key, 1)})
+  def prepare(params, model_state, batch, key):
+    """The step's jittered pair and G(A) with its VJP (dropout and batch statistics of train mode), once for
+    both phases: D learns on this G(A), G through it (common.replay), as the official iteration."""
+    a, b = training.random_jitter(jax.random.fold_in(key, 0), [batch["a"], batch["b"]], crop_size, flip)
+    translate = lambda g_params: common.apply_module(generator, g_params, model_state["g"], a, train=True,
+                                                     rngs={"dropout": jax.random.fold_in(key, 1)})
+    fake, fake_vjp, g_collections = jax.vjp(translate, params["g"], has_aux=True)
+    return {"a": a, "b": b, "fake": fake, "fake_vjp": fake_vjp, "g_collections": g_collections}
 
   def d_input(a, b):
     return jnp.concatenate([a, b], axis=-1) if conditional else b
@@ -92,23 +94,17 @@ def make(config) -> GanVariant:
     return common.apply_module(discriminator, params["d"], d_collections, x, train=True)
 
   def d_loss(params, model_state, batch, key):
-    model_state = training.store_step_key(model_state, key)
-    a, b = jittered(key, batch)
-    # G's batch statistics advance once per step, in the G phase (one G forward per official iteration).
-    fake, _ = translate_for_training(params, model_state, a, key)
-    fake = jax.lax.stop_gradient(fake)
+    a, fake = batch["a"], jax.lax.stop_gradient(batch["fake"])
     fake_scores, d_collections = discriminate(params, model_state["d"], d_input(a, fake))
-    real_scores, d_collections = discriminate(params, d_collections, d_input(a, b))
+    real_scores, d_collections = discriminate(params, d_collections, d_input(a, batch["b"]))
     fake_loss = training.gan_loss(fake_scores, False, model.gan_mode)
     real_loss = training.gan_loss(real_scores, True, model.gan_mode)
     metrics = {"fake": fake_loss, "real": real_loss}
     return 0.5 * (fake_loss + real_loss), (metrics, {**model_state, "d": d_collections})
 
   def g_loss(params, model_state, batch, key):
-    if adversarial:  # the D phase's key: the same batch jitter and dropout mask as its G(A)
-      key = training.stored_step_key(model_state)
-    a, b = jittered(key, batch)
-    fake, g_collections = translate_for_training(params, model_state, a, key)
+    a, b = batch["a"], batch["b"]
+    fake = common.replay(params["g"], batch["fake"], batch["fake_vjp"])
     loss, metrics = 0.0, {}
     if adversarial:
       scores, _ = discriminate(params, model_state["d"], d_input(a, fake))
@@ -117,7 +113,8 @@ def make(config) -> GanVariant:
     if use_l1:
       metrics["l1"] = training.l1(fake, b)
       loss += model.lambda_l1 * metrics["l1"]
-    return loss, (metrics, {**model_state, "g": g_collections})
+    # G's batch statistics advance once per step, with the one G forward pass.
+    return loss, (metrics, {**model_state, "g": batch["g_collections"]})
 
   def sample(params, model_state, key, n, source=None):
     if source is None:
@@ -138,4 +135,5 @@ def make(config) -> GanVariant:
       conditioning=("source",),
       grid=translation_grid(sample, held_out),
       held_out=held_out,
+      prepare=prepare,
   )

@@ -1,4 +1,4 @@
-"""Pieces pix2pix and CycleGAN share: the official GANLoss, random jitter, the image pool, the shared step key.
+"""Pieces pix2pix and CycleGAN share: the official GANLoss, random jitter, the image pool.
 
 GANLoss (models/networks.py): the target label expanded to the prediction's shape, so the loss is a mean
 over every element of the PatchGAN map. "lsgan" is MSE to 1 (real) / 0 (fake), "vanilla"
@@ -6,12 +6,9 @@ BCE-with-logits to the same targets (D outputs raw scores).
 
 Random jitter (the official resize_and_crop + flip): sources load images at data.resolution (load_size);
 here each example is cropped at a random offset to data.crop_size and flipped horizontally with
-probability 1/2 when data.flip, drawn from the step's key on the device. Paired data gets one draw for A
-and B (the aligned dataset's shared transform parameters); unpaired data independent draws per domain.
-
-One key per training step for all phases: the first phase of a step stores its key in model_state
-["step_key"] and later phases of that step read it, so D and G see the same jittered batch and the same
-generator noise (dropout), as the official code that computes G(A) once per iteration.
+probability 1/2 when data.flip, drawn on the device once per step in the variants' `prepare` (so D and G
+see the same batch). Paired data gets one draw for A and B (the aligned dataset's shared transform
+parameters); unpaired data independent draws per domain.
 
 ImagePool (util/image_pool.py), as explicit state {"images": f32[pool_size, H, W, C], "count": int32}:
 each image of the batch in turn is stored and returned while fewer than pool_size are stored; once full,
@@ -67,21 +64,6 @@ def random_jitter(key: jax.Array, images_NHWC: list, crop_size: int, flip: bool)
     return jnp.where(flipped, crop[:, ::-1], crop)
 
   return [jax.vmap(one)(images, ys, xs, flips) for images in images_NHWC]
-
-
-# ----------------------------------------------------------------------------- one key per step
-
-def initial_step_key() -> jax.Array:
-  """The stored form of a key (its raw data), so model_state stays a checkpointable array pytree."""
-  return jax.random.key_data(jax.random.key(0))
-
-
-def store_step_key(model_state: dict, key: jax.Array) -> dict:
-  return {**model_state, "step_key": jax.random.key_data(key)}
-
-
-def stored_step_key(model_state: dict) -> jax.Array:
-  return jax.random.wrap_key_data(model_state["step_key"])
 
 
 # ----------------------------------------------------------------------------- image pool
