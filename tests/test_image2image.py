@@ -16,7 +16,7 @@ from gans import data, run, steps
 from gans.data import image2image as pairs
 from gans.metrics import translation
 from gans.variants import common, get_variant
-from gans.variants.image2image import cyclegan, training
+from gans.variants.image2image import training
 
 
 # ----------------------------------------------------------------------------- losses

@@ -92,6 +92,8 @@ def test_a_unet_of_any_depth_and_the_generator_names():
     jax.eval_shape(lambda: g.init(jax.random.key(0), jnp.zeros((1, 48, 48, 1)), train=False))
   assert networks.define_generator("unet_256", 3).num_downs == 8
   assert networks.define_generator("resnet_6blocks", 3).n_blocks == 6
+  with pytest.raises(ValueError, match="valid: basic, n_layers, pixel"):
+    networks.define_discriminator("patch")
   with pytest.raises(ValueError, match="valid: unet_128"):
     networks.define_generator("unet_512", 3)
 

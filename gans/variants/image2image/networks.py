@@ -302,6 +302,7 @@ class PixelDiscriminator(nn.Module):
 # ----------------------------------------------------------------------------- define_G / define_D by name
 
 GENERATORS = ("unet_128", "unet_256", "unet", "resnet_9blocks", "resnet_6blocks", "resnet")
+DISCRIMINATORS = ("basic", "n_layers", "pixel")
 
 
 def define_generator(name: str, output_nc: int, ngf: int = 64, norm: str = "batch", use_dropout: bool = False,
