@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 
@@ -91,6 +92,17 @@ def test_pix2pix_losses_are_the_papers_objectives(objective):
   assert objective == "l1" or "d" in params
   if objective == "l1":
     assert "d" not in params
+
+
+def test_a_prepared_batch_is_refused_for_phases_that_read_several_batches():
+  config = _tiny("pix2pix_edges2fashion")
+  variant = get_variant("pix2pix")(config)
+  d_phase, g_phase = variant.phases
+  twice = variant._replace(phases=(d_phase._replace(repeats=2), g_phase))
+  optimizers = {group: optax.adam(1e-3) for group in ("g", "d")}
+  with pytest.raises(ValueError, match="prepare needs phases that read one batch once per step"):
+    steps.make_train_step(twice, optimizers, ("d_main", "g_main"), 0.0)
+  steps.make_train_step(variant, optimizers, ("d_main", "g_main"), 0.0)  # once each: accepted
 
 
 @pytest.mark.parametrize("objective", ["cycle", "gan", "gan+forward", "gan+backward", "cyclegan"])
