@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gans import layers
 from gans.data import super_resolution as sr_data
 from gans.metrics import vgg19
 from gans.state import GanVariant, Phase
@@ -65,8 +66,8 @@ class PReLU(nn.Module):
 
 
 def _conv(features: int, kernel: int, stride: int = 1, dtype=jnp.float32, use_bias: bool = True):
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=kernel // 2, dtype=dtype,
-                 use_bias=use_bias)
+  # gans.layers: PyTorch's symmetric padding, gradients without XLA:CPU's slow input-dilated convolutions.
+  return layers.Conv(features, kernel, strides=stride, padding=kernel // 2, dtype=dtype, use_bias=use_bias)
 
 
 class SRResNet(nn.Module):
@@ -176,19 +177,27 @@ def make(config) -> GanVariant:
   def discriminate(params, d_collections, x):
     return common.apply_module(discriminator, params["d"], d_collections, x, train=True)
 
+  def prepare(params, model_state, batch, key):
+    """G(LR) once per step with its VJP: D learns on it, G (pretraining or SRGAN) through it (common.replay)."""
+    del key
+    sr, sr_vjp, g_collections = jax.vjp(
+        lambda g_params: super_resolve({"g": g_params}, model_state, low_resolution(batch), True), params["g"],
+        has_aux=True)
+    return {"image": batch["image"], "sr": sr, "sr_vjp": sr_vjp, "g_collections": g_collections}
+
+  def super_resolved(params, batch):
+    return common.replay(params["g"], batch["sr"], batch["sr_vjp"])
+
   def pretrain_loss(params, model_state, batch, key):
     del key
-    sr, g_collections = super_resolve(params, model_state, low_resolution(batch), True)
-    loss = mse(sr, batch["image"])
-    return loss, ({"mse": loss}, {**model_state, "g": g_collections})
+    loss = mse(super_resolved(params, batch), batch["image"])
+    return loss, ({"mse": loss}, {**model_state, "g": batch["g_collections"]})
 
   def d_loss(params, model_state, batch, key):
     del key
     hr = batch["image"]
-    # G's batch statistics advance once per step, in the G phase.
-    sr, _ = super_resolve(params, model_state, low_resolution(batch), True)
     real_logits, d_collections = discriminate(params, model_state["d"], hr)
-    fake_logits, d_collections = discriminate(params, d_collections, jax.lax.stop_gradient(sr))
+    fake_logits, d_collections = discriminate(params, d_collections, jax.lax.stop_gradient(batch["sr"]))
     real_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.ones_like(real_logits)))
     fake_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.zeros_like(fake_logits)))
     metrics = {"real": real_loss, "fake": fake_loss, "real_logits": jnp.mean(real_logits),
@@ -197,8 +206,7 @@ def make(config) -> GanVariant:
 
   def g_loss(params, model_state, batch, key):
     del key
-    hr = batch["image"]
-    sr, g_collections = super_resolve(params, model_state, low_resolution(batch), True)
+    hr, sr = batch["image"], super_resolved(params, batch)
     content = content_of(model_state)(sr, hr)
     metrics, loss = {"content": content}, content
     if adversarial:
@@ -206,7 +214,8 @@ def make(config) -> GanVariant:
       metrics["adversarial"] = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.ones_like(logits)))
       loss = loss + common.loss_weight(model_state, "adversarial_weight", model.adversarial_weight) * \
           metrics["adversarial"]
-    return loss, (metrics, {**model_state, "g": g_collections})
+    # G's batch statistics advance once per step, with the one G forward pass.
+    return loss, (metrics, {**model_state, "g": batch["g_collections"]})
 
   def sample(params, model_state, key, n, source=None):
     del key
@@ -233,4 +242,5 @@ def make(config) -> GanVariant:
       grid=bicubic_grid(sample, held_out),
       held_out=held_out,
       hyperparameters=("adversarial_weight",) if adversarial else (),
+      prepare=prepare,
   )
