@@ -129,6 +129,9 @@ def torch_step(config):
   if config.variant == "cyclegan":
     from benchmarks import torch_cyclegan
     return torch_cyclegan.make_torch_cyclegan_step(config)
+  if config.variant == "srgan" and config.model.objective == "srgan":
+    from benchmarks import torch_srgan
+    return torch_srgan.make_torch_srgan_step(config)
   return None
 
 

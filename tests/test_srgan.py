@@ -169,6 +169,23 @@ def test_srgan_with_a_vgg_content_loss_takes_a_step(tmp_path, monkeypatch):
   assert model_state["vgg"]["2_2"]["kernel"].shape == (3, 3, 3, 3)
 
 
+@pytest.mark.parametrize("name", ["srgan_photos", "srgan_div2k"])
+def test_the_torch_reference_has_our_parameter_counts(name):
+  pytest.importorskip("torch")
+  from benchmarks import torch_srgan  # pylint: disable=import-outside-toplevel
+  config = experiments.get_config(name)
+  with config.unlocked():
+    config.model.content = "mse"  # the reference's content loss (the VGG ones need torchvision's weights)
+    config.train.batch_size = 1
+  params, _ = jax.eval_shape(srgan.make(config).init, jax.random.key(0))
+  step = torch_srgan.make_torch_srgan_step(config)
+  assert set(step.networks) == set(params)
+  for group, net in step.networks.items():
+    ours = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params[group]))
+    assert torch_srgan.parameter_count(net) == ours > 0, group
+  assert all(np.isfinite(v) for v in step().values())
+
+
 # ----------------------------------------------------------------------------- training
 
 def test_srgan_on_four_devices_gives_the_numbers_of_one():
