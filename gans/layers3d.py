@@ -64,7 +64,8 @@ def _correlate_weight_grad_3d(a: Array, b: Array, taps: tuple[int, int, int],
   `a` (the padded input) whose output cotangent is `b`, as one matmul over batch and space.
 
   The operand with fewer channels is replicated once per tap (im2col of `a`, or shifted copies of `b` on a
-  zero canvas of `a`'s size), so the copy stays small, as gans.layers._correlate_weight_grad in 2D.
+  zero canvas of `a`'s size), so the copy stays small. (2D dropped its twin: there XLA's own kernel gradient
+  is now faster; in 3D, at the 3D-GAN's transposed layers, XLA's took 2.5 s where this takes 25 ms.)
   """
   n, *a_space, c_a = a.shape
   _, *q_space, c_b = b.shape

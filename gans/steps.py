@@ -15,7 +15,8 @@ merged into one batch of m times the size. EMA decay is given per global
 batch: a step whose phases read m batches per run decays the EMA m times, so
 its half-life stays a number of images (as the official StyleGAN's kimg).
 Keys: the step key is `fold_in(base_key, step)`; phase p's run i uses
-`fold_in(fold_in(step_key, p), i)`, so any step can be replayed from
+`fold_in(fold_in(step_key, p), i)`, and the variant's `prepare` (shared work,
+once per step) `fold_in(step_key, number of phases)`, so any step can be replayed from
 (state, batch, base_key).
 
 Divergence: an update whose loss, gradients or new model state hold a NaN
