@@ -12,7 +12,6 @@ back (benchmarks/conv_transpose.py dcgan). Two variants of the network:
 This is a benchmark, not the project's trainer: the trainer builds its step
 from the variant's phases (gans/steps.py).
 """
-import functools
 import math
 import os
 import sys
@@ -21,7 +20,6 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))

@@ -30,7 +30,6 @@ those steps) / (kimg * 1000), so it can go from 0 to 1 in `kimg` thousand images
 p is bounded below by 0 and, as in the official code, not above.
 """
 import functools
-import math
 
 import jax
 import jax.numpy as jnp

@@ -37,7 +37,6 @@ from typing import Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gans import losses
 from gans.state import GanVariant, Phase
