@@ -88,7 +88,8 @@ def make_torch_discriminator(resolution: int = 64, base_channels: int = 64,
 def make_torch_dcgan_step(resolution: int = 64, batch_size: int = 64, latent_dim: int = 100,
                           base_channels: int = 64, image_channels: int = 3,
                           learning_rate: float = 2e-4, beta1: float = 0.5, seed: int = 0,
-                          reuse_fake: bool = True) -> Callable[[Optional[torch.Tensor]], dict]:
+                          reuse_fake: bool = True, augment: Optional[Callable] = None
+                          ) -> Callable[[Optional[torch.Tensor]], dict]:
   """Builds the networks and optimizers and returns `step(real_NCHW=None) -> {"d_loss", "g_loss"}`.
 
   Args:
@@ -103,6 +104,8 @@ def make_torch_dcgan_step(resolution: int = 64, batch_size: int = 64, latent_dim
     reuse_fake: True (PyTorch's DCGAN example) runs G forward once per step and back-propagates
       the G loss through that same graph; False runs G forward again for the G update, as
       a trainer whose phases are independent loss functions does.
+    augment: applied to every batch D sees (reals and fakes, D and G updates), e.g. the official ADA
+      pipe (benchmarks/torch_augment.py); None = no augmentation.
 
   `step` runs one D update then one G update. With no argument it uses a fixed
   random batch in [-1, 1] as the real images (data loading is not timed).
@@ -112,6 +115,7 @@ def make_torch_dcgan_step(resolution: int = 64, batch_size: int = 64, latent_dim
   torch.manual_seed(seed)
   generator = make_torch_generator(resolution, latent_dim, base_channels, image_channels)
   discriminator = make_torch_discriminator(resolution, base_channels, image_channels)
+  judge = discriminator if augment is None else (lambda images: discriminator(augment(images)))
   g_optimizer = torch.optim.Adam(generator.parameters(), lr=learning_rate, betas=(beta1, 0.999))
   d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=learning_rate, betas=(beta1, 0.999))
   bce = nn.BCEWithLogitsLoss()
@@ -125,9 +129,9 @@ def make_torch_dcgan_step(resolution: int = 64, batch_size: int = 64, latent_dim
 
     d_optimizer.zero_grad(set_to_none=True)
     fake = generator(z)
-    d_loss_real = bce(discriminator(real), ones)
+    d_loss_real = bce(judge(real), ones)
     d_loss_real.backward()
-    d_loss_fake = bce(discriminator(fake.detach()), zeros)
+    d_loss_fake = bce(judge(fake.detach()), zeros)
     d_loss_fake.backward()
     d_optimizer.step()
 
@@ -135,7 +139,7 @@ def make_torch_dcgan_step(resolution: int = 64, batch_size: int = 64, latent_dim
     if not reuse_fake:
       fake = generator(z)
     # Non-saturating loss: -log D(G(z)) = BCE(D(G(z)), 1).
-    g_loss = bce(discriminator(fake), ones)
+    g_loss = bce(judge(fake), ones)
     g_loss.backward()
     g_optimizer.step()
     return {"d_loss": (d_loss_real + d_loss_fake).item(), "g_loss": g_loss.item()}

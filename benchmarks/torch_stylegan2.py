@@ -175,8 +175,9 @@ class Discriminator(nn.Module):
     return self.out(self.fc(x.flatten(1)))
 
 
-def make_torch_stylegan2_step(config):
-  """step() running d_main then g_main on a fixed synthetic real batch, as the JAX benchmark does."""
+def make_torch_stylegan2_step(config, augment=None):
+  """step() running d_main then g_main on a fixed synthetic real batch, as the JAX benchmark does; `augment`
+  (images -> images, e.g. the official ADA pipe of benchmarks/torch_augment.py) on every batch D sees."""
   model = model_settings(config.model)
   resolution, img_channels, batch = config.data.resolution, config.data.channels, config.train.batch_size
   channels = channels_from_base(resolution, model["channel_base"], model["channel_max"])
@@ -185,6 +186,7 @@ def make_torch_stylegan2_step(config):
   generator = Generator(model["z_dim"], model["w_dim"], model["mapping_layers"], resolution, img_channels, channels,
                         clamp)
   discriminator = Discriminator(resolution, img_channels, channels, model["mbstd_group_size"], clamp)
+  judge = discriminator if augment is None else (lambda images: discriminator(augment(images)))
   optim = lambda params, c: torch.optim.Adam(params, lr=c.learning_rate, betas=(c.b1, c.b2), eps=c.eps)
   g_optimizer = optim(generator.parameters(), config.optim.g)
   d_optimizer = optim(discriminator.parameters(), config.optim.d)
@@ -205,13 +207,13 @@ def make_torch_stylegan2_step(config):
     d_optimizer.zero_grad(set_to_none=True)
     with torch.no_grad():
       fake = fakes()
-    d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake)).mean()
+    d_loss = F.softplus(-judge(real)).mean() + F.softplus(judge(fake)).mean()
     d_loss.backward()
     d_optimizer.step()
     g_optimizer.zero_grad(set_to_none=True)
     for p in discriminator.parameters():
       p.requires_grad_(False)
-    g_loss = F.softplus(-discriminator(fakes())).mean()
+    g_loss = F.softplus(-judge(fakes())).mean()
     g_loss.backward()
     for p in discriminator.parameters():
       p.requires_grad_(True)

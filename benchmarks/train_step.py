@@ -23,6 +23,10 @@ dtype's figures are images_per_sec and compile_sec (and the PyTorch ratio), each
 
 With --augment, the same step with that config.augment.policy (ADA at the fixed strength --ada_p) is timed
 in the same alternating blocks, adding augmented_images_per_sec and augment_ratio (augmented / plain).
+With --torch_augment_code=DIR as well (a checkout of NVlabs/stylegan2-ada-pytorch for ada, of
+mit-han-lab/data-efficient-gans for DiffAugment; benchmarks/torch_augment.py), the PyTorch step is also timed
+with the official augmentation code on every batch its D sees: torch_augmented_images_per_sec,
+torch_augment_ratio and augmented_ratio (ours augmented / PyTorch augmented). DCGAN and StyleGAN2 only.
 """
 import json
 import os
@@ -47,6 +51,8 @@ flags.DEFINE_integer("blocks", 7, "Alternating timing blocks per framework; the 
 flags.DEFINE_float("block_seconds", 3.0, "Approximate length of one timing block.")
 flags.DEFINE_string("augment", "", "Also time the step with this config.augment.policy (DiffAugment list or ada).")
 flags.DEFINE_float("ada_p", 0.5, "The fixed ADA strength p for --augment=ada (at p = 0 ADA skips all work).")
+flags.DEFINE_string("torch_augment_code", "", "With --augment: a checkout of the official augmentation code "
+                    "(stylegan2-ada-pytorch / data-efficient-gans) for the PyTorch step's augmentation.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
 flags.DEFINE_list("dtypes", ["float32"], "Computation dtypes (config.model.dtype) timed side by side, e.g. "
                   "float32,bfloat16; the first is compared with PyTorch and the others with the first.")
@@ -97,17 +103,23 @@ def with_dtype(config, dtype: str):
   return config
 
 
-def torch_step(config):
-  """The same architecture's PyTorch step, or None when there is no reference for this variant or no torch."""
+def torch_step(config, augment=None):
+  """The same architecture's PyTorch step, or None when there is no reference for this variant or no torch.
+
+  `augment` (DCGAN and StyleGAN2): a torch function applied to every batch D sees.
+  """
   try:
     import torch  # noqa: F401
   except ImportError:
     return None
+  if augment is not None and config.variant not in ("dcgan", "stylegan2"):
+    raise ValueError(f"--torch_augment_code: the PyTorch step of {config.variant} takes no augmentation "
+                     "(DCGAN and StyleGAN2 do).")
   if config.variant == "dcgan":
     from benchmarks import torch_dcgan
     return torch_dcgan.make_torch_dcgan_step(
         resolution=config.data.resolution, batch_size=config.train.batch_size, latent_dim=config.model.z_dim,
-        base_channels=config.model.g_channels, image_channels=config.data.channels)
+        base_channels=config.model.g_channels, image_channels=config.data.channels, augment=augment)
   if config.variant == "gan":
     from benchmarks import torch_mlp_gan
     return torch_mlp_gan.make_torch_mlp_gan_step(config)
@@ -116,7 +128,7 @@ def torch_step(config):
     return torch_gan3d.make_torch_gan3d_step(config)
   if config.variant == "stylegan2":
     from benchmarks import torch_stylegan2
-    return torch_stylegan2.make_torch_stylegan2_step(config)
+    return torch_stylegan2.make_torch_stylegan2_step(config, augment)
   if config.variant == "wavegan":
     from benchmarks import torch_wavegan
     return torch_wavegan.make_torch_wavegan_step(config)
@@ -144,7 +156,7 @@ def augmented_config(config, policy: str, ada_p: float):
 
 
 def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtypes=("float32",),
-              augment: str = "", ada_p: float = 0.5) -> dict:
+              augment: str = "", ada_p: float = 0.5, torch_augment_code: str = "") -> dict:
   steppers, compile_secs = {}, {}
   for dtype in dtypes:  # "jax" is the first dtype's step, as without --dtypes
     name = "jax" if dtype == dtypes[0] else dtype
@@ -154,6 +166,10 @@ def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtype
   reference = torch_step(config) if with_torch else None
   if reference is not None:
     steppers["torch"] = reference
+  if reference is not None and augment and torch_augment_code:
+    from benchmarks import torch_augment
+    steppers["torch_augmented"] = torch_step(config, torch_augment.official_augment(
+        augment, ada_p, config.augment.ada_pipe, torch_augment_code))
   calls = {name: calls_for(step, block_seconds) for name, step in steppers.items()}
   times = {name: [] for name in steppers}
   for _ in range(blocks):
@@ -177,6 +193,10 @@ def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtype
     result["torch_images_per_sec"] = batch / statistics.median(times["torch"])
     result["ratio"] = result["images_per_sec"] / result["torch_images_per_sec"]
     result["torch_threads"] = torch.get_num_threads()
+  if "torch_augmented" in times:
+    result["torch_augmented_images_per_sec"] = batch / statistics.median(times["torch_augmented"])
+    result["torch_augment_ratio"] = result["torch_augmented_images_per_sec"] / result["torch_images_per_sec"]
+    result["augmented_ratio"] = result["augmented_images_per_sec"] / result["torch_augmented_images_per_sec"]
   return result
 
 
@@ -192,7 +212,7 @@ def main(argv) -> None:
   if "moments_clips" in config.model:  # SpecGAN on synthetic clips: unit spectrogram moments, no data read
     config.model.moments_clips = 0
   print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch, tuple(FLAGS.dtypes),
-                            FLAGS.augment, FLAGS.ada_p)))
+                            FLAGS.augment, FLAGS.ada_p, FLAGS.torch_augment_code)))
 
 
 if __name__ == "__main__":

@@ -195,13 +195,36 @@ def bilinear_sample(images_NHWC, x, y):
   return jax.vmap(one)(images_NHWC, x, y, x0, y0)
 
 
+@functools.lru_cache(maxsize=None)
+def _resampling_matrices(side: int) -> tuple[np.ndarray, np.ndarray]:
+  """(up, down): the geometric step's fixed linear maps along an axis of length `side`, as matrices.
+
+  up = reflection padding by side - 1, then the 2x sym6 upsampling; down = the cropped 2x sym6
+  downsampling. Built by applying the slice forms to the identity, so they are those forms exactly. As
+  matrices, each axis is one matmul (and so is its gradient): the chain of shifted slices fused into the
+  sampling ran 20x slower on XLA:CPU (measured: 64 images of 32x32, forward and gradient, 198 ms).
+  """
+  eye = np.eye(side, dtype=np.float32)[None, :, :, None]  # NHWC: H = position, W = basis vector
+  with jax.ensure_compile_time_eval():
+    padded = jnp.pad(eye, ((0, 0), (side - 1, side - 1), (0, 0), (0, 0)), mode="reflect")
+    up = np.asarray(upsample2x(padded, SYM6, 1))[0, :, :, 0]
+    out = 2 * (side + 2 * (len(SYM6) // 4))  # the sampled grid's length
+    down = np.asarray(downsample2x_cropped(jnp.eye(out, dtype=jnp.float32)[None, :, :, None], SYM6, 1,
+                                           len(SYM6) // 2))[0, :, :, 0]
+  return up, down
+
+
+def _along_axes(matrix_y, images_NHWC, matrix_x):
+  return jnp.einsum("Yy,nyxc,Xx->nYXc", matrix_y, images_NHWC, matrix_x, precision=jax.lax.Precision.HIGHEST)
+
+
 def geometric_transform(images_NHWC, g_inv):
   """Applies g_inv [N, 3, 3] (output pixel -> input pixel, origin at the image centre) as the official code."""
   n, height, width, _ = images_NHWC.shape
   pad = len(SYM6) // 4
-  margin_x, margin_y = width - 1, height - 1  # the official margin's upper bound, so the shape is static
-  images = jnp.pad(images_NHWC, ((0, 0), (margin_y, margin_y), (margin_x, margin_x), (0, 0)), mode="reflect")
-  images = upsample2x(upsample2x(images, SYM6, 2), SYM6, 1)
+  (up_y, down_y), (up_x, down_x) = _resampling_matrices(height), _resampling_matrices(width)
+  # Padded by the official margin's upper bound (side - 1), so the shape is static.
+  images = _along_axes(up_y, images_NHWC, up_x)
   g = _matmul(_matmul(scale2d(2, 2), g_inv), scale2d(0.5, 0.5))
   g = _matmul(_matmul(translate2d(-0.5, -0.5), g), translate2d(0.5, 0.5))
   out_h, out_w = (height + pad * 2) * 2, (width + pad * 2) * 2
@@ -213,8 +236,7 @@ def geometric_transform(images_NHWC, g_inv):
   xs = g[:, 0, 0, None, None] * xn[None, None, :] + g[:, 0, 1, None, None] * yn[None, :, None] + g[:, 0, 2, None, None]
   ys = g[:, 1, 0, None, None] * xn[None, None, :] + g[:, 1, 1, None, None] * yn[None, :, None] + g[:, 1, 2, None, None]
   images = bilinear_sample(images, ((xs + 1) * in_w - 1) / 2, ((ys + 1) * in_h - 1) / 2)
-  images = downsample2x_cropped(images, SYM6, 2, 2 * pad)
-  return downsample2x_cropped(images, SYM6, 1, 2 * pad)
+  return _along_axes(down_y, images, down_x)
 
 
 def reflect_translate(images_NHWC, tx, ty):
