@@ -11,9 +11,14 @@ import ml_collections
 from experiments import common
 from gans.metrics import eval_config
 
+LEARNING_RATE = 1e-4  # the paper's, for SRResNet and for SRGAN's first half
+
 
 def srgan_config(*, objective: str, content: str = "mse", blocks: int = 16, features: int = 64, crop: int = 96,
-                 batch_size: int = 16, steps: int = 1000, pretrain_steps: int = 0) -> ml_collections.ConfigDict:
+                 batch_size: int = 16, steps: int = 1000, pretrain_steps: int = 0,
+                 pretrain_learning_rate: float = LEARNING_RATE) -> ml_collections.ConfigDict:
+  """`pretrain_learning_rate`: G's rate while it trains alone (SRResNet, or SRGAN's pretraining phase); the
+  paper's 1e-4 unless a short run needs more. SRGAN's own steps use the paper's 1e-4, then 1e-5."""
   config = common.base_config()
   config.variant = "srgan"
   config.model = ml_collections.ConfigDict({
@@ -40,12 +45,17 @@ def srgan_config(*, objective: str, content: str = "mse", blocks: int = 16, feat
   config.train.steps = steps
   config.train.num_grid_samples = 4
   groups = ("g", "d") if objective == "srgan" else ("g",)
-  config.optim = ml_collections.ConfigDict({group: common.adam(1e-4, b1=0.9) for group in groups})
+  config.optim = ml_collections.ConfigDict({group: common.adam(LEARNING_RATE, b1=0.9) for group in groups})
+  config.optim.g.learning_rate = pretrain_learning_rate
   if objective == "srgan":
     half = (steps - pretrain_steps) // 2
-    for group, boundary in (("g", pretrain_steps + half), ("d", half)):
+    # Schedules count each group's updates: G's include its pretraining, D's start with the GAN steps.
+    g_boundaries, g_scales = (pretrain_steps + half,), (0.1,)
+    if pretrain_steps and pretrain_learning_rate != LEARNING_RATE:  # to the paper's rate for the GAN steps
+      g_boundaries, g_scales = (pretrain_steps,) + g_boundaries, (LEARNING_RATE / pretrain_learning_rate, 0.1)
+    for group, boundaries, scales in (("g", g_boundaries, g_scales), ("d", (half,), (0.1,))):
       config.optim[group].schedule = ml_collections.ConfigDict({"name": "piecewise_constant",
-                                                                "boundaries": (boundary,), "scales": (0.1,)})
+                                                                "boundaries": boundaries, "scales": scales})
   config.eval = eval_config.eval_config(("super_resolution",), num_samples=16)
   return config
 

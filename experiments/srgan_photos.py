@@ -15,8 +15,8 @@ from experiments import srgan_configs
 
 
 def get_config():
-  config = srgan_configs.srgan_config(objective="srgan", blocks=6, features=32, crop=48, steps=6000,
-                                      pretrain_steps=3000)
+  config = srgan_configs.srgan_config(objective="srgan", blocks=6, features=32, crop=48, steps=9000,
+                                      pretrain_steps=6000, pretrain_learning_rate=1e-3)
   config.model.d_features = 32
   config.model.d_dense = 512
   config.train.log_every = 100

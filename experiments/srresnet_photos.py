@@ -13,7 +13,8 @@ from experiments import srgan_configs
 
 
 def get_config():
-  config = srgan_configs.srgan_config(objective="srresnet", blocks=6, features=32, crop=48, steps=3000)
+  config = srgan_configs.srgan_config(objective="srresnet", blocks=6, features=32, crop=48, steps=6000,
+                                      pretrain_learning_rate=1e-3)
   config.train.log_every = 100
   config.train.sample_every = 1000
   config.train.checkpoint_every = 1000
