@@ -13,7 +13,7 @@ from gans.data import tfds_source
 from gans.data.errors import DatasetNotFoundError
 from gans.metrics import super_resolution, vgg19
 from gans.variants import srgan
-from test_training import assert_four_devices_give_the_numbers_of_one, tiny_config
+from test_training import assert_four_devices_give_the_numbers_of_one, one_step, tiny_config
 
 # A VGG19 of torchvision's layout with narrow convs: block widths 2, 3, 4, 4, 4 (and 3 input channels).
 TINY_VGG = (2, 2, "M", 3, 3, "M", 4, 4, 4, 4, "M", 4, 4, 4, 4, "M", 4, 4, 4, 4, "M")
@@ -351,9 +351,27 @@ def test_sample_mode_upscales_a_folder_and_draws_the_held_out_pictures(tmp_path)
   assert np.asarray(Image.open(tmp_path / "run" / "grid.png")).ndim == 3
 
 
-def test_srgans_learning_rate_drops_tenfold_for_the_second_half_of_its_gan_steps():
-  config = experiments.get_config("srgan_photos")  # 3,000 pretraining steps, then 3,000 GAN steps
+def test_srgans_learning_rates_pretraining_then_the_papers_then_a_tenth_for_the_second_half():
+  config = experiments.get_config("srgan_photos")  # 6,000 pretraining steps at 1e-3, then 3,000 GAN steps
   g_rate = steps.learning_rate_of(config.optim.g)
   d_rate = steps.learning_rate_of(config.optim.d)
-  np.testing.assert_allclose([g_rate(4499), g_rate(4500), d_rate(1499), d_rate(1500)], [1e-4, 1e-5, 1e-4, 1e-5],
+  np.testing.assert_allclose([g_rate(5999), g_rate(6000), g_rate(7499), g_rate(7500), d_rate(1499), d_rate(1500)],
+                             [1e-3, 1e-4, 1e-4, 1e-5, 1e-4, 1e-5], rtol=1e-6)
+  paper = experiments.get_config("srgan_div2k")  # 10^6 pretraining steps at the paper's 1e-4
+  pretraining = paper.model.pretrain_steps
+  g_rate = steps.learning_rate_of(paper.optim.g)
+  np.testing.assert_allclose([g_rate(0), g_rate(pretraining), g_rate(paper.train.steps - 1)], [1e-4, 1e-4, 1e-5],
                              rtol=1e-6)
+
+
+def test_srgans_pretraining_step_is_srresnets():
+  """The table's SRResNet row is the SRGAN run at the end of its pretraining: the same G, step for step."""
+  config = tiny_config("srgan_photos")
+  with config.unlocked():
+    config.model.pretrain_steps = 5  # the tiny configs start with the GAN steps
+  srgan_state, metrics = one_step(config, num_devices=1)
+  assert "g_pretrain/loss" in metrics and "d_main/loss" not in metrics
+  srresnet_state, _ = one_step(tiny_config("srresnet_photos"), num_devices=1)
+  for name, state in (("params", lambda s: s.params["g"]), ("batch statistics", lambda s: s.model_state["g"])):
+    for a, b in zip(jax.tree.leaves(state(srgan_state)), jax.tree.leaves(state(srresnet_state)), strict=True):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
