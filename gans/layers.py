@@ -28,6 +28,9 @@ slower than PyTorch's (benchmarks/conv_transpose.py layers). Here:
 `conv` (PyTorch Conv2d semantics) is built the same way the other way round,
 so no gradient of either ever needs an input-dilated convolution. Compile the
 training step with `xla_cpu_compiler_options()` on CPU for the fastest convs.
+Stride-1 convs with few output channels (image and PatchGAN output layers)
+compute taps first: one matmul into every tap's output channels, then a sum
+of the taps' shifted maps (`_conv_stride1_taps_first`).
 
 On the CPU, the 4x4 stride-2 padding-1 layers of DCGAN-like networks with at
 least WINOGRAD_MIN_CHANNELS channels on both sides go one step further: after
