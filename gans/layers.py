@@ -28,9 +28,6 @@ slower than PyTorch's (benchmarks/conv_transpose.py layers). Here:
 `conv` (PyTorch Conv2d semantics) is built the same way the other way round,
 so no gradient of either ever needs an input-dilated convolution. Compile the
 training step with `xla_cpu_compiler_options()` on CPU for the fastest convs.
-Stride-1 convs with few output channels (image and PatchGAN output layers)
-compute taps first: one matmul into every tap's output channels, then a sum
-of the taps' shifted maps (`_conv_stride1_taps_first`).
 
 On the CPU, the 4x4 stride-2 padding-1 layers of DCGAN-like networks with at
 least WINOGRAD_MIN_CHANNELS channels on both sides go one step further: after
@@ -134,14 +131,10 @@ class _AxisPlan:
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def _pad_spatial(x_NHWC, padding):
-  return lax.pad(x_NHWC, jnp.zeros((), x_NHWC.dtype), ((0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)))
-
-
 def _conv_stride1_im2col(x_NHWC, kernel_HWIO, padding, precision):
   """The stride-1 conv as one matmul over the taps' shifted copies of the padded input."""
   t_h, t_w, _, c_out = kernel_HWIO.shape
-  x = _pad_spatial(x_NHWC, padding)
+  x = lax.pad(x_NHWC, jnp.zeros((), x_NHWC.dtype), ((0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)))
   out_h, out_w = x.shape[1] - t_h + 1, x.shape[2] - t_w + 1
   cols = jnp.concatenate([x[:, i:i + out_h, j:j + out_w] for i in range(t_h) for j in range(t_w)], axis=-1)
   return jnp.dot(cols, kernel_HWIO.reshape(-1, c_out), precision=precision)
@@ -157,67 +150,20 @@ def _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision):
                                   precision=precision)
 
 
-# Output channels up to which a stride-1 conv takes the taps-first form, and batch size up to which its kernel
-# gradient is the matching matmul (XLA:CPU's conv kernels are built for many output channels; measured on
-# the layers below, loaded machine, forward / kernel gradient against XLA's own: pix2pix's PatchGAN output
-# (4x4, 512 -> 1, 32x32, batch 1) 5.4x / 13x; CycleGAN's last layer (7x7, 64 -> 3, 256x256, batch 1) 2.4x /
-# 1.0x; SRGAN's last layer (9x9, 32 -> 3, 48x48, batch 16) 1.1-1.4x / 0.6x, so XLA's kernel gradient there).
-# Whole steps, interleaved A/B on the loaded machine: pix2pix_facades 1.04x, cyclegan_horse2zebra 1.02x,
-# srgan_photos 0.98x (noise).
-FEW_OUTPUT_CHANNELS = 8
-FEW_EXAMPLES = 4
-
-
-def _conv_stride1_taps_first(x_NHWC, kernel_HWIO, padding, precision):
-  """The stride-1 conv as one matmul into every tap's output channels, then a sum of the taps' shifted maps.
-
-  Cheap when C_out is small: the matmul has the conv's multiplications at full matmul speed, and the sum
-  adds kH * kW maps of C_out channels. Forward only: XLA:CPU differentiates the shifted sum slowly.
-  """
-  t_h, t_w, c_in, c_out = kernel_HWIO.shape
-  x = _pad_spatial(x_NHWC, padding)
-  n, padded_h, padded_w, _ = x.shape
-  out_h, out_w = padded_h - t_h + 1, padded_w - t_w + 1
-  taps = jnp.dot(x, kernel_HWIO.transpose(2, 0, 1, 3).reshape(c_in, -1), precision=precision)
-  taps = taps.reshape(n, padded_h, padded_w, t_h, t_w, c_out)
-  return sum(taps[:, a:a + out_h, b:b + out_w, a, b] for a in range(t_h) for b in range(t_w))
-
-
-def _conv_stride1_kernel_grad_by_taps(x_NHWC, y_grad, kernel_shape, padding, precision):
-  """dK[a, b, i, o] = sum over n, y, x of x_padded[n, y + a, x + b, i] y_grad[n, y, x, o], as one matmul of the
-  padded input with y_grad placed at every tap's offset (the adjoint of the taps-first form)."""
-  t_h, t_w, c_in, c_out = kernel_shape
-  x = _pad_spatial(x_NHWC, padding)
-  padded_h, padded_w = x.shape[1:3]
-  out_h, out_w = y_grad.shape[1:3]
-  placed = jnp.concatenate([jnp.pad(y_grad, ((0, 0), (a, padded_h - out_h - a), (b, padded_w - out_w - b), (0, 0)))
-                            for a in range(t_h) for b in range(t_w)], axis=-1)
-  grad = jnp.einsum("nyxi,nyxt->it", x, placed, precision=precision)
-  return grad.reshape(c_in, t_h, t_w, c_out).transpose(1, 2, 0, 3)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv_stride1(x_NHWC: Array, kernel_HWIO: Array, padding: tuple[tuple[int, int], tuple[int, int]],
                  precision: Optional[lax.Precision] = None) -> Array:
   """Stride-1 NHWC/HWIO convolution (cross-correlation) whose input gradient is fast on XLA:CPU.
 
-  Forward: the taps-first form for at most FEW_OUTPUT_CHANNELS output channels, else `_conv_stride1_plain`
-  (XLA's own, or a matmul where the kernel exceeds the map). Input gradient: a stride-1 conv in
-  `_conv_stride1_plain`'s form. Kernel gradient: XLA's own, or the taps-first form's adjoint for few output
-  channels and at most FEW_EXAMPLES examples.
+  Forward and input gradient are each a stride-1 conv in `_conv_stride1_plain`'s form (XLA's own, or a
+  matmul where the kernel exceeds the map); the kernel gradient is XLA's own.
   `padding` is ((low_h, high_h), (low_w, high_w)); negative values crop.
   """
-  return _conv_stride1_forward(x_NHWC, kernel_HWIO, padding, precision)
-
-
-def _conv_stride1_forward(x_NHWC, kernel_HWIO, padding, precision):
-  if kernel_HWIO.shape[-1] <= FEW_OUTPUT_CHANNELS and kernel_HWIO.shape[0] * kernel_HWIO.shape[1] > 1:
-    return _conv_stride1_taps_first(x_NHWC, kernel_HWIO, padding, precision)
   return _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision)
 
 
 def _conv_stride1_fwd(x_NHWC, kernel_HWIO, padding, precision):
-  return _conv_stride1_forward(x_NHWC, kernel_HWIO, padding, precision), (x_NHWC, kernel_HWIO)
+  return _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision), (x_NHWC, kernel_HWIO)
 
 
 def _conv_stride1_bwd(padding, precision, residuals, y_grad):
@@ -225,15 +171,11 @@ def _conv_stride1_bwd(padding, precision, residuals, y_grad):
   # The input gradient is the stride-1 conv of y_grad with the flipped, transposed kernel and the
   # complementary padding, so it takes the same fast form as a forward conv: XLA's own gradient keeps the
   # kernel even where it exceeds y_grad's map (pix2pix's PatchGAN, 4x4 kernel on a 3x3 map: 38 ms vs 1.7 ms).
-  # Not the taps-first form: gradient penalties differentiate this, and its derivative is slow.
   t_h, t_w = kernel_HWIO.shape[:2]
   x_grad = _conv_stride1_plain(
       y_grad, kernel_HWIO[::-1, ::-1].transpose(0, 1, 3, 2),
       ((t_h - 1 - padding[0][0], x_NHWC.shape[1] - y_grad.shape[1] + padding[0][0]),
        (t_w - 1 - padding[1][0], x_NHWC.shape[2] - y_grad.shape[2] + padding[1][0])), precision)
-  if kernel_HWIO.shape[-1] <= FEW_OUTPUT_CHANNELS and x_NHWC.shape[0] <= FEW_EXAMPLES:
-    kernel_grad = _conv_stride1_kernel_grad_by_taps(x_NHWC, y_grad, kernel_HWIO.shape, padding, precision)
-    return x_grad, kernel_grad.astype(kernel_HWIO.dtype)
   # XLA's kernel gradient (a matmul for a matmul-form forward). A hand-made matmul over the taps' shifted
   # copies was faster under an older XLA; under xla_cpu_compiler_options it was 1.4-7x slower at SRGAN's and
   # CycleGAN's layers (3x3, 64 channels, 24x24, batch 16: 22 ms vs 4.4 ms). The kernel itself as the vjp
