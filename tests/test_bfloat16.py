@@ -197,8 +197,8 @@ def test_the_generator_convolves_in_bfloat16(name):
     params, model_state = jax.eval_shape(variant.init, jax.random.key(0))
     sample = lambda params, model_state: variant.sample(params, model_state, jax.random.key(0), 4)
     hlo = jax.jit(sample).lower(params, model_state).as_text()
-    # Convolutions, and the matmuls of feature maps gans.layers computes some of them as (the taps-first form);
-    # dense layers (rank-2 matmuls: StyleGAN2's mapping network) may stay in float32.
+    # Convolutions, and the matmuls of feature maps gans.layers computes some of them as (the im2col form for
+    # kernels larger than the map); dense layers (rank-2 matmuls: StyleGAN2's mapping network) may stay in float32.
     convolutions = _operand_types(hlo, "convolution") + _operand_types(hlo, "dot_general", min_rank=4)
     assert convolutions and set(convolutions) == {element}, (dtype, convolutions)
     out = jax.eval_shape(sample, params, model_state)
