@@ -79,29 +79,43 @@ def _converted(path, value: np.ndarray, transposed: bool) -> np.ndarray:
   return value.transpose(2, 3, 0, 1) if transposed else value.transpose(2, 3, 1, 0)
 
 
-def convert_state_dict(module: nn.Module, input_shape, state_dict, prefix: str = "") -> dict:
-  """Flax variables of `module` from the official `state_dict` (keys under `prefix`); strict both ways."""
+def variables_from_state_dict(shapes: dict, state_dict, prefix: str, network: str, convert,
+                              arguments: str) -> dict:
+  """Flax variables of the shapes `shapes` (init's tree, "intermediates" skipped) from an official state dict
+  (keys under `prefix`), each named by `torch_name` and laid out by convert(path, array); strict both ways.
+
+  Shared by the official pix2pix/CycleGAN and StackGAN converters; `network` and `arguments` (what the user
+  gave to build it) word the errors.
+  """
   state_dict = {k[len(prefix):]: np.asarray(v) for k, v in state_dict.items() if k.startswith(prefix)}
-  transposed_paths, shapes = _transposed_conv_paths(module, input_shape)
-  flat = {}
-  used = set()
+  flat, used = {}, set()
   for (collection, *path), shape in traverse_util.flatten_dict(shapes).items():
+    if collection == "intermediates":
+      continue
     path = tuple(path)
     name = torch_name(path)
     if name not in state_dict:
-      raise KeyError(f"The state dict has no {prefix + name!r}, which this {type(module).__name__} needs: "
-                     f"check the constructor arguments (they must be the ones the weights were trained with).")
-    value = _converted(path, state_dict[name], path[:-1] in transposed_paths)
+      raise KeyError(f"The state dict has no {prefix + name!r}, which this {network} needs: check the class, the "
+                     f"prefix and {arguments} (they must be the ones the weights were trained with).")
+    value = convert(path, state_dict[name])
     if value.shape != shape.shape:
       raise ValueError(f"{prefix + name}: shape {state_dict[name].shape} does not fit this network (needs "
-                       f"{shape.shape} after conversion); check the constructor arguments.")
+                       f"{shape.shape} after conversion); check {arguments}.")
     flat[(collection,) + path] = jnp.asarray(value, jnp.float32)
     used.add(name)
   unused = sorted(k for k in state_dict if k not in used and not k.endswith("num_batches_tracked"))
   if unused:
     raise ValueError(f"The state dict has entries this network does not use, e.g. {prefix + unused[0]!r} "
-                     f"({len(unused)} in all): check the class and its constructor arguments.")
+                     f"({len(unused)} in all): check the class, the prefix and {arguments}.")
   return traverse_util.unflatten_dict(flat)
+
+
+def convert_state_dict(module: nn.Module, input_shape, state_dict, prefix: str = "") -> dict:
+  """Flax variables of `module` from the official `state_dict` (keys under `prefix`); strict both ways."""
+  transposed_paths, shapes = _transposed_conv_paths(module, input_shape)
+  return variables_from_state_dict(
+      shapes, state_dict, prefix, type(module).__name__,
+      lambda path, value: _converted(path, value, path[:-1] in transposed_paths), "the constructor arguments")
 
 
 def load_official(class_name: str, state_dict, prefix: str = "", **official_kwargs) -> tuple[nn.Module, dict]:

@@ -24,9 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
 
-from gans.variants.image2image.convert import torch_name
+from gans.variants.image2image.convert import variables_from_state_dict
 from gans.variants.text2image import networks
 
 CLASSES = ("CA_NET", "STAGE1_G", "STAGE1_D", "STAGE2_G", "STAGE2_D")
@@ -98,29 +97,8 @@ def _converted(path, value: np.ndarray) -> np.ndarray:
 
 def convert_state_dict(module: nn.Module, init_fn, state_dict, prefix: str = "") -> dict:
   """Flax variables of `module` from the official `state_dict` (keys under `prefix`); strict both ways."""
-  state_dict = {k[len(prefix):]: np.asarray(v) for k, v in state_dict.items() if k.startswith(prefix)}
-  shapes = jax.eval_shape(lambda: init_fn(module))
-  flat, used = {}, set()
-  for (collection, *path), shape in traverse_util.flatten_dict(shapes).items():
-    if collection == "intermediates":
-      continue
-    path = tuple(path)
-    name = torch_name(path)
-    if name not in state_dict:
-      raise KeyError(f"The state dict has no {prefix + name!r}, which this {type(module).__name__} needs: "
-                     f"check the class, the prefix and the cfg values (they must be the ones the weights were "
-                     f"trained with).")
-    value = _converted(path, state_dict[name])
-    if value.shape != shape.shape:
-      raise ValueError(f"{prefix + name}: shape {state_dict[name].shape} does not fit this network (needs "
-                       f"{shape.shape} after conversion); check the cfg values.")
-    flat[(collection,) + path] = jnp.asarray(value, jnp.float32)
-    used.add(name)
-  unused = sorted(k for k in state_dict if k not in used and not k.endswith("num_batches_tracked"))
-  if unused:
-    raise ValueError(f"The state dict has entries this network does not use, e.g. {prefix + unused[0]!r} "
-                     f"({len(unused)} in all): check the class and the prefix.")
-  return traverse_util.unflatten_dict(flat)
+  return variables_from_state_dict(jax.eval_shape(lambda: init_fn(module)), state_dict, prefix,
+                                   type(module).__name__, _converted, "the cfg values")
 
 
 def load_official(class_name: str, state_dict, cfg: Mapping | None = None, prefix: str = "",
