@@ -36,30 +36,23 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gans import layers
+from gans.variants.image2image import networks as image2image_networks
 
 _init = nn.initializers.normal(0.02)
 NOISE_RNG = "noise"  # the rng CA_NET draws eps from when none is given
 DISCRIMINATOR_SIDE = {"STAGE1_D": 64, "STAGE2_D": 256}  # image sides whose encodings end at 4x4
 
 
-def _scale_init(key, shape, dtype=jnp.float32):
-  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
-
-
 def batch_norm(train: bool, name: str) -> nn.Module:
-  """BatchNorm1d/2d(eps 1e-5, momentum 0.1: Flax's 0.9, the weight of the old running value)."""
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, scale_init=_scale_init, name=name)
+  """BatchNorm1d/2d as pix2pix's get_norm_layer("batch") builds it (eps 1e-5, momentum 0.1, weights_init's
+  N(1, 0.02^2) scales): the same layer in both official codebases."""
+  return image2image_networks.norm_layer("batch", train, name)
 
 
 def conv(fast: bool, features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias: bool = False,
          name: str | None = None) -> nn.Module:
-  """PyTorch's Conv2d(kernel, stride, zero padding); model.py's convs have no bias unless said."""
-  if fast:
-    return layers.Conv(features, kernel, strides=stride, padding=padding, use_bias=use_bias, kernel_init=_init,
-                       name=name)
-  return nn.Conv(features, (kernel, kernel), strides=stride, padding=[(padding, padding)] * 2, use_bias=use_bias,
-                 kernel_init=_init, name=name)
+  """PyTorch's Conv2d (image2image's, N(0, 0.02^2) weights); model.py's convs have no bias unless said."""
+  return image2image_networks.conv(fast, features, kernel, stride, padding, use_bias, name)
 
 
 def conv3x3(fast: bool, features: int, name: str) -> nn.Module:
