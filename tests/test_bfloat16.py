@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 import experiments
 from gans import checkpoint, layers, run, steps, winograd
@@ -176,16 +177,13 @@ def test_the_fast_layers_keep_bfloat16_and_skip_winograd_for_it(monkeypatch, cas
                                atol=8 * BF16_ROUNDOFF * float(jnp.max(jnp.abs(want))), err_msg=name)
 
 
-def _operand_types(hlo_text: str, op: str, min_rank: int = 0) -> list[str]:
-  """Element types of the operands of every `op` (e.g. "convolution") in StableHLO text whose first operand
-  has at least `min_rank` dimensions."""
+def _operand_types(hlo_text: str, op: str) -> list[str]:
+  """Element types of the operands of every `op` (e.g. "convolution") in StableHLO text."""
   types = []
   for line in hlo_text.splitlines():
     if f"stablehlo.{op}" in line:
-      operands = line.rsplit(": (", 1)[-1].split("->")[0]
-      first = re.search(r"tensor<([^>]*)>", operands)
-      if first and first.group(1).count("x") >= min_rank:
-        types.append(" ".join(sorted(set(re.findall(r"x(bf16|f32)>", operands)))))
+      signature = line.rsplit(": (", 1)[-1]
+      types.append(" ".join(sorted(set(re.findall(r"x(bf16|f32)>", signature.split("->")[0])))))
   return types
 
 
@@ -197,9 +195,7 @@ def test_the_generator_convolves_in_bfloat16(name):
     params, model_state = jax.eval_shape(variant.init, jax.random.key(0))
     sample = lambda params, model_state: variant.sample(params, model_state, jax.random.key(0), 4)
     hlo = jax.jit(sample).lower(params, model_state).as_text()
-    # Convolutions, and the matmuls of feature maps gans.layers computes some of them as (the im2col form for
-    # kernels larger than the map); dense layers (rank-2 matmuls: StyleGAN2's mapping network) may stay in float32.
-    convolutions = _operand_types(hlo, "convolution") + _operand_types(hlo, "dot_general", min_rank=4)
+    convolutions = _operand_types(hlo, "convolution")
     assert convolutions and set(convolutions) == {element}, (dtype, convolutions)
     out = jax.eval_shape(sample, params, model_state)
     assert out.dtype == jnp.float32  # samples leave in float32 whatever the computation dtype
