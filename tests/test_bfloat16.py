@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 
 import experiments
 from gans import checkpoint, layers, run, steps, winograd
