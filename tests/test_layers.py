@@ -123,6 +123,8 @@ CONV_TRANSPOSE_CASES = [
     (1, 1, 3, 2, 0, 1),  # one input pixel, output_padding beyond the kernel
     (6, 5, 1, 1, 0, 0),  # pointwise
     (3, 2, 4, 4, 0, 0),  # stride == kernel: no overlap
+    (4, 2, 5, 2, 2, 1),  # SpecGAN's 4x2 -> 8x4: the sub-pixel kernel (3x3) exceeds the map (col2im form)
+    (2, 3, 7, 3, 0, 0),  # col2im form, no crop, stride 3
 ]
 # (c_in, c_out): the kernel gradient takes a different branch when c_in > stride**2 * c_out.
 CHANNELS = [(3, 5), (16, 2)]
@@ -247,6 +249,7 @@ CONV_CASES = [
     (8, 7, (3, 4), (2, 1), (1, 2)),  # everything different per axis
     (4, 4, 4, 1, 1),  # PatchGAN's stride-1 layer on a 4x4 map: the kernel exceeds the 3x3 output gradient
     (2, 2, 4, 2, 1),  # pix2pix's innermost down: one window of the padded input (a matmul)
+    (8, 4, 5, 2, 2),  # SpecGAN's 8x4 -> 4x2: its input gradient is the col2im-form transposed conv
 ]
 
 
