@@ -5,7 +5,8 @@ the default below, so an experiment sets only what differs:
 
   source        "digits" | "idx" | "tfds" | "folder" | "ring8" | "grid25" | "shapes3d" | "voxel_folder"
                 (voxel grids, gans/data/voxels.py) | "spoken_digits" | "wav_folder" | "tfds_audio"
-                (audio, gans/data/audio.py)   ("digits")
+                (audio, gans/data/audio.py) | "captioned_shapes" | "caption_folder" (captioned
+                images, gans/data/captions.py)   ("digits")
   path          directory or file of a file-based source: the IDX directory, the voxel folder, the
                 TFDS data_dir ("" = TFDS's own default), the image folder or .zip   ("")
   name          TFDS dataset name, e.g. "mnist", "celeb_a"   ("")
@@ -38,6 +39,17 @@ Audio sources (spoken_digits, wav_folder, tfds_audio) give {"audio": f32[clip_le
   num_clips     spoken digits synthesised, one digit after another   (4000)
   synth_seed    spoken digit i is synthesised from (synth_seed, i) alone   (0)
   cache_dir     where synthesised data is kept; "" = $XDG_CACHE_HOME/gans or ~/.cache/gans   ("")
+
+Captioned images (captioned_shapes, caption_folder; gans/data/captions.py) give {"image", "caption": int32[L]
+character ids, "caption_index": int32, "label" (shapes: int32[9] attributes; folder: class id if known),
+"embedding": f32[E] (folder with embedding_file)}, one element per (picture, caption) pair:
+  caption_length        L, characters per caption (0-padded); longer typed captions are refused, longer
+                        captions read from files cut   (160)
+  captions_per_picture  captions generated per captioned_shapes picture; `size` is its number of pictures and
+                        synth_seed its seed (picture i from (synth_seed, i) alone)   (10)
+  max_shapes            captioned_shapes pictures hold 1..max_shapes shapes (1 or 2)   (2)
+  embedding_file        caption_folder: the precomputed sentence embeddings in <path>/<split>/, e.g.
+                        "char-CNN-RNN-embeddings.pickle"; "" = none   ("")
 """
 import ml_collections
 
@@ -65,6 +77,10 @@ DEFAULTS = dict(
     num_clips=4000,
     synth_seed=0,
     cache_dir="",
+    caption_length=160,
+    captions_per_picture=10,
+    max_shapes=2,
+    embedding_file="",
 )
 
 

@@ -161,6 +161,9 @@ def training_source(config):
     source = LimitedSource(source, limit)
   if not field(config, "mirror"):
     return source
+  if field(config, "source") == "captioned_shapes":
+    raise ValueError("data.mirror flips pictures left-right, but captioned_shapes captions say left and right; "
+                     "set data.mirror=False.")
   if field(config, "source") in MIXTURES:
     raise ValueError(f"data.mirror flips images; the {field(config, 'source')!r} source has none. "
                      f"Set data.mirror=False.")

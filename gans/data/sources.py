@@ -1,6 +1,7 @@
 """make_source: a data config -> a random-access source (len(source), source[i] -> dict)."""
 from gans.data import arrays
 from gans.data import audio
+from gans.data import captions
 from gans.data import folder
 from gans.data import image2image
 from gans.data import mixtures
@@ -74,6 +75,20 @@ def _voxel_folder(config):
                                   split=field(config, "split"))
 
 
+def _captioned_shapes(config):
+  return captions.CaptionedShapesSource(
+      resolution=field(config, "resolution"), channels=field(config, "channels"), size=field(config, "size"),
+      captions_per_picture=field(config, "captions_per_picture"), caption_length=field(config, "caption_length"),
+      max_shapes=field(config, "max_shapes"), seed=field(config, "synth_seed"))
+
+
+def _caption_folder(config):
+  return captions.CaptionFolderSource(
+      field(config, "path"), field(config, "split"), resolution=field(config, "resolution"),
+      channels=field(config, "channels"), caption_length=field(config, "caption_length"),
+      embedding_file=field(config, "embedding_file"))
+
+
 SOURCES = {
     "digits": _digits,
     "idx": _idx,
@@ -89,6 +104,9 @@ SOURCES = {
     **image2image.SOURCES,
     # HR crops for super-resolution, {"image"} (+ {"lr"} from DIV2K) (gans/data/super_resolution.py).
     **super_resolution.SOURCES,
+    # Captioned images {"image", "caption", "caption_index", "label"[, "embedding"]} (gans/data/captions.py).
+    "captioned_shapes": _captioned_shapes,
+    "caption_folder": _caption_folder,
 }
 
 
