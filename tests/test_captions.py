@@ -63,7 +63,9 @@ def test_every_caption_names_the_labelled_shapes_in_label_order():
     element = source[index]
     label = element["label"]
     counts.add(int(label[0]))
-    assert parsed(captions.decode_caption(element["caption"])) == expected_shapes(label)
+    text = captions.decode_caption(element["caption"])
+    assert parsed(text) == expected_shapes(label)
+    np.testing.assert_array_equal(captions.shape_caption_label(text), label)  # the module's own reading
     if label[0] == 1:
       assert (label[5:] == -1).all()
     else:
@@ -82,6 +84,17 @@ def test_every_paraphrase_template_names_one_and_two_shapes_correctly(template):
       caption = captions.describe(attributes, template, rng)
       assert parsed(caption) == attributes.tolist()
       captions.encode_caption(caption, captions.longest_shape_caption())  # fits and is in the alphabet
+
+
+def test_typed_captions_read_back_as_labels_in_reading_order_and_unreadable_ones_are_refused():
+  np.testing.assert_array_equal(captions.shape_caption_label("A large blue square at the bottom"),
+                                [1, 1, 2, 2, 7, -1, -1, -1, -1])
+  np.testing.assert_array_equal(captions.shape_caption_label("bottom right: a big blue box; top left: a tiny red disc"),
+                                [2, 0, 0, 0, 0, 1, 2, 2, 8])
+  with pytest.raises(ValueError, match="found {'kinds': 1, 'colours': 1, 'sizes': 0, 'positions': 0}"):
+    captions.shape_caption_label("a red circle")
+  with pytest.raises(ValueError, match="one cell"):
+    captions.shape_caption_label("a small red circle on the left and a big blue box at the left side")
 
 
 def test_a_picture_has_paraphrased_captions_and_a_caption_is_a_function_of_seed_picture_and_index():
@@ -123,7 +136,8 @@ def test_each_shape_lies_in_its_labelled_cell_with_its_colour_and_nothing_else_i
       cell[row * 64 // 3:(row + 1) * 64 // 3 + 1, column * 64 // 3:(column + 1) * 64 // 3 + 1] = True
       ys, xs = np.nonzero(drawn & cell)
       assert len(ys) > 10
-      assert row / 3 <= (ys.mean() + 0.5) / 64 < (row + 1) / 3 and column / 3 <= (xs.mean() + 0.5) / 64 < (column + 1) / 3
+      assert row / 3 <= (ys.mean() + 0.5) / 64 < (row + 1) / 3
+      assert column / 3 <= (xs.mean() + 0.5) / 64 < (column + 1) / 3
       colours, counts = np.unique(pixels[drawn & cell], axis=0, return_counts=True)
       np.testing.assert_array_equal(colours[counts.argmax()], named_colours[captions.COLOURS[colour]])
     # Nothing outside the labelled cells (each cell's boundary row/column shared with its neighbours aside).

@@ -46,6 +46,8 @@ captioned_shapes (the offline default; `CaptionedShapesSource`)
   Label: int32[9] = LABEL_FIELDS (count, kind_0, colour_0, size_0, position_0, kind_1, colour_1, size_1,
   position_1): indices into KINDS, COLOURS, SIZES, POSITIONS (position = 3 * row + column); a one-shape
   picture has -1 in the second shape's four fields. len(source) = data.size pictures x data.captions_per_picture.
+  `shape_caption_label(text)` reads a caption in these words (e.g. a typed one) back into its label, for scoring
+  pictures generated from it.
   Held-out pictures for evaluation: another data.synth_seed.
 
 caption_folder (`CaptionFolderSource`): StackGAN's CUB-200 / Oxford-102 releases, data.path = the dataset root:
@@ -73,6 +75,7 @@ caption_folder (`CaptionFolderSource`): StackGAN's CUB-200 / Oxford-102 releases
 """
 import os
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -275,6 +278,40 @@ def longest_shape_caption() -> int:
   return max(len(prefix) + len(joiner) + 2 * len(phrase.format(s=size, c=longest(COLOURS), k=kind, L=place,
                                                                P=longest(POSITIONS)))
              for prefix, phrase, joiner in TEMPLATES)
+
+
+def _phrase_pattern(meanings: dict) -> re.Pattern:
+  # Longest phrase first, so "top left" is read as one position and "plus sign" as one kind.
+  alternatives = "|".join(re.escape(p) for p in sorted(meanings, key=len, reverse=True))
+  return re.compile(r"(?<![\w-])(" + alternatives + r")(?![\w-])")
+
+
+_WORD_MEANINGS = (
+    {word: KINDS.index(kind) for kind, words in KIND_WORDS.items() for word in words},
+    {colour: index for index, colour in enumerate(COLOURS)},
+    {word: SIZES.index(size) for size, words in SIZE_WORDS.items() for word in words},
+    # Every POSITION_PHRASES phrase holds its position's name, but "in the middle".
+    {**{name: index for index, name in enumerate(POSITIONS)}, "middle": POSITIONS.index("center")},
+)
+_WORD_PATTERNS = tuple(_phrase_pattern(meanings) for meanings in _WORD_MEANINGS)
+
+
+def shape_caption_label(text: str) -> np.ndarray:
+  """The int32[9] label (LABEL_FIELDS) a caption in captioned_shapes' words describes, for scoring pictures
+  generated from typed captions: per shape in order of mention, its kind, colour, size and position words.
+  Every shape must be given all four, in different cells, at most two shapes; otherwise a ValueError."""
+  caption = normalise(text)
+  columns = [[meanings[m] for m in pattern.findall(caption)]
+             for pattern, meanings in zip(_WORD_PATTERNS, _WORD_MEANINGS)]
+  counts = dict(zip(("kinds", "colours", "sizes", "positions"), (len(c) for c in columns)))
+  if len(set(counts.values())) != 1 or not 1 <= counts["kinds"] <= 2:
+    raise ValueError(f"The caption {text!r} does not name one or two shapes each with a kind ({', '.join(KINDS)}), "
+                     f"a colour ({', '.join(COLOURS)}), a size ({', '.join(SIZES)}) and a position "
+                     f"({', '.join(POSITIONS)}); found {counts}.")
+  attributes = np.asarray(columns, np.int32).T
+  if len(attributes) == 2 and attributes[0, 3] == attributes[1, 3]:
+    raise ValueError(f"The caption {text!r} puts both shapes in one cell; captioned_shapes pictures never do.")
+  return labels(attributes[np.argsort(attributes[:, 3], kind="stable")])
 
 
 class CaptionedShapesSource:
