@@ -66,8 +66,8 @@ caption_folder (`CaptionFolderSource`): StackGAN's CUB-200 / Oxford-102 releases
   centred on the box, clipped to the picture), then the largest central square is resized to data.resolution.
   What to fetch: StackGAN-Pytorch's README links the preprocessed char-CNN-RNN embeddings for birds and flowers
   (the birds/ and flowers/ folders: train/ and test/ with filenames.pickle, char-CNN-RNN-embeddings.pickle,
-  class_info.pickle); the captions are Reed et al.'s text_c10 folders (github.com/reedscot/icml2016, cub_icml /
-  flowers_icml: put text_c10/ in the dataset root); the images are CUB-200-2011 (extract CUB_200_2011/ into the
+  class_info.pickle); the captions are the text_c10/ folders of Reed et al.'s caption releases
+  (github.com/reedscot/cvpr2016: cvpr2016_cub, cvpr2016_flowers; put text_c10/ in the dataset root); the images are CUB-200-2011 (extract CUB_200_2011/ into the
   root) and Oxford-102 (extract jpg/ into the root). Pickles can run code when loaded: use files you trust.
   Bad inputs: a missing root, split folder, filenames or embedding file raises DatasetNotFoundError saying what
   to fetch; an image without a caption file (or with an empty one) is left out with one warning naming the
@@ -367,7 +367,7 @@ class CaptionedShapesSource:
 CAPTION_FOLDER_HINT = (
     "caption_folder reads StackGAN's CUB-200 / Oxford-102 layout (gans/data/captions.py): data.path is the root "
     "holding <split>/filenames.pickle (+ char-CNN-RNN-embeddings.pickle from StackGAN-Pytorch's README links), "
-    "text_c10/ (Reed et al.'s captions, github.com/reedscot/icml2016) and the images (CUB_200_2011/ or jpg/).")
+    "text_c10/ (Reed et al.'s captions, github.com/reedscot/cvpr2016) and the images (CUB_200_2011/ or jpg/).")
 CAPTION_DIRECTORIES = ("text_c10", "text")
 CAPTION_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CUB_DIRECTORY = "CUB_200_2011"

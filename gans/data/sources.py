@@ -115,7 +115,7 @@ def make_source(config):
 
   Images come out as {"image": f32[R, R, C] in [-1, 1]} plus {"label": int32}
   where the source has labels; 2D mixtures as {"x": f32[2]}. Only the folder
-  source can return None, for a file it cannot decode (warned once, then skipped
+  sources (folder, caption_folder) can return None, for a file it cannot decode (warned once, then skipped
   by the pipeline). Missing data raises DatasetNotFoundError saying how to get it.
   """
   name = field(config, "source")
