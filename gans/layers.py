@@ -339,11 +339,20 @@ def _conv_transpose_col2im(x_NHWC, kernel_HWIO, strides, padding, output_padding
                  precision=precision).reshape(n, h, w, k_h, k_w, c_out)
   if h == w == 1:
     y = cols.reshape(n, k_h, k_w, c_out)
-  else:  # tap (a, b) of input pixel (i, j) lands on (i*s_h + a, j*s_w + b) of the uncropped output
+  else:
+    # Tap a = m*s + r of input pixel i lands on output (i + m)*s + r: phase r of block i + m. So each phase's
+    # blocks are the sum of the taps' block maps shifted by m, and depth-to-space interleaves the phases
+    # (adds on the blocks: s_h*s_w times fewer than shifting the taps over the full output).
+    t_h, t_w = -(-k_h // s_h), -(-k_w // s_w)
+    cols = jnp.pad(cols, ((0, 0),) * 3 + ((0, t_h * s_h - k_h), (0, t_w * s_w - k_w), (0, 0)))
+    cols = cols.reshape(n, h, w, t_h, s_h, t_w, s_w, c_out)
     zero = jnp.zeros((), cols.dtype)
-    y = sum(lax.pad(cols[:, :, :, a, b], zero, ((0, 0, 0), (a, k_h - 1 - a, s_h - 1), (b, k_w - 1 - b, s_w - 1),
-                                                (0, 0, 0)))
-            for a in range(k_h) for b in range(k_w))
+    blocks = sum(lax.pad(cols[:, :, :, m_h, :, m_w], zero, ((0, 0, 0), (m_h, t_h - 1 - m_h, 0),
+                                                             (m_w, t_w - 1 - m_w, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)))
+                 for m_h in range(t_h) for m_w in range(t_w))  # (n, h + t_h - 1, w + t_w - 1, s_h, s_w, c_out)
+    q_h, q_w = blocks.shape[1:3]
+    y = blocks.transpose(0, 1, 3, 2, 4, 5).reshape(n, q_h * s_h, q_w * s_w, c_out)
+    y = y[:, :(h - 1) * s_h + k_h, :(w - 1) * s_w + k_w]  # the uncropped scatter output
   return lax.pad(y, jnp.zeros((), y.dtype), ((0, 0, 0), (-p_h, op_h - p_h, 0), (-p_w, op_w - p_w, 0), (0, 0, 0)))
 
 
