@@ -11,7 +11,10 @@ that predate a field get its default there.
 Inception metrics (fid, kid, is, precision_recall) follow pytorch-fid /
 StyleGAN2-ADA; classifier metrics (classifier_fid, class_coverage,
 stacked_modes) use the project's own classifier (gans/metrics/classifier.py),
-which needs no download.
+which needs no download. Text-to-image metrics (caption_accuracy,
+caption_classifier_fid) ask the variant's sampler for pictures of held-out
+captions (sample(..., caption=int32[n, L])) and judge them with the attribute
+classifier of gans/metrics/caption_attributes.py.
 """
 import functools
 import os
@@ -402,6 +405,57 @@ def _super_resolution(config, generate) -> dict:
 
 
 EVALUATORS["super_resolution"] = _super_resolution
+
+
+# ----------------------------------------------------------------------------- text to image
+
+CAPTION_CONDITIONING = "caption"  # the sampler keyword of text-conditional variants: int32[n, L] caption char ids
+
+
+def _caption_evaluation(config, samples: Samples) -> dict:
+  """Held-out captions, one generated picture per caption, and the attribute classifier's outputs on the
+  generated and on the captions' real pictures: once per evaluation, shared by the caption metrics."""
+  from gans.metrics import caption_attributes  # pylint: disable=import-outside-toplevel
+
+  def compute():
+    examples = caption_attributes.heldout_captions(config.data, config.eval.num_samples)
+    generated = samples.conditioned(len(examples["caption"]), **{CAPTION_CONDITIONING: examples["caption"]})
+    if generated.ndim != 4 or len(generated) != len(examples["caption"]):
+      raise ValueError(f"caption_accuracy needs one picture [H, W, C] per caption; the sampler returned "
+                       f"{generated.shape} for {len(examples['caption'])} captions.")
+    trained = caption_attributes.cached(config.data, cache_dir(config))
+    mesh = fid.data_mesh()
+    forward = caption_attributes.forward_at(data.config.field(config.data, "resolution"))
+    extractor = extract.FeatureExtractor(trained["variables"], _sharded_batch_size(config, mesh), mesh,
+                                         forward=forward)
+    outputs = {name: extractor(_in_batches(images, extractor.batch_size, f"Evaluation: caption attributes of the "
+                                           f"{name} pictures"))
+               for name, images in (("generated", generated), ("real", examples["image"]))}
+    return {**outputs, "label": examples["label"], "classifier_accuracy": trained["heldout_accuracy"]}
+  return samples.once("caption_evaluation", compute)
+
+
+def _caption_accuracy(config, generate) -> dict:
+  """Text to image on captioned_shapes: how often each attribute a caption names (count, kind, colour, size,
+  position) is what the attribute classifier sees in the picture generated from it, and all at once; beside
+  the same on the captions' real pictures and the classifier's held-out accuracy (gans/metrics/
+  caption_attributes.py)."""
+  from gans.metrics import caption_attributes  # pylint: disable=import-outside-toplevel
+  scored = _caption_evaluation(config, _as_samples(generate))
+  return caption_attributes.caption_metrics(scored["generated"], scored["real"], scored["label"],
+                                            scored["classifier_accuracy"])
+
+
+def _caption_classifier_fid(config, generate) -> dict:
+  """The Frechet distance between the attribute classifier's features of the pictures generated from held-out
+  captions and of those captions' real pictures."""
+  scored = _caption_evaluation(config, _as_samples(generate))
+  return {"caption_classifier_fid": translation.feature_fid(scored["generated"]["features"],
+                                                            scored["real"]["features"])}
+
+
+EVALUATORS["caption_accuracy"] = _caption_accuracy
+EVALUATORS["caption_classifier_fid"] = _caption_classifier_fid
 
 
 def check_config(config) -> None:
