@@ -160,7 +160,7 @@ def _stacked_modes(config, generate) -> dict:
 
 # ----------------------------------------------------------------------------- FID Inception
 
-INCEPTION_METRICS = ("fid", "kid", "is", "precision_recall")
+INCEPTION_METRICS = ("fid", "kid", "is", "precision_recall", "caption_fid")
 
 
 def inception_weights_path(config) -> str:
@@ -200,7 +200,7 @@ def _as_rgb(batches):
 def _shared_inception_extractor(config, samples: Samples):
   """The Inception extractor, built (weights placed on every device) once per evaluation; with the IS logits
   when "is" is configured."""
-  with_logits = "is" in config.eval.metrics
+  with_logits = "is" in config.eval.metrics or "caption_fid" in config.eval.metrics
   return samples.once("inception_extractor", lambda: _inception_extractor(config, with_logits))
 
 
@@ -431,7 +431,8 @@ def _caption_evaluation(config, samples: Samples) -> dict:
     outputs = {name: extractor(_in_batches(images, extractor.batch_size, f"Evaluation: caption attributes of the "
                                            f"{name} pictures"))
                for name, images in (("generated", generated), ("real", examples["image"]))}
-    return {**outputs, "label": examples["label"], "classifier_accuracy": trained["heldout_accuracy"]}
+    return {**outputs, "label": examples["label"], "classifier_accuracy": trained["heldout_accuracy"],
+            "generated_images": generated, "real_images": examples["image"]}
   return samples.once("caption_evaluation", compute)
 
 
@@ -454,7 +455,26 @@ def _caption_classifier_fid(config, generate) -> dict:
                                                             scored["real"]["features"])}
 
 
+def _caption_inception(config, generate) -> dict:
+  """With config.eval.inception_weights: FID and KID (pool3) of the pictures generated from held-out captions
+  against those captions' real pictures, and their Inception Score."""
+  from gans.metrics import inception_score, kid  # pylint: disable=import-outside-toplevel
+  samples = _as_samples(generate)
+  scored = _caption_evaluation(config, samples)
+  extractor, _ = _shared_inception_extractor(config, samples)
+  outputs = {name: extractor(_in_batches(scored[f"{name}_images"], extractor.batch_size, f"Evaluation: Inception "
+                                         f"features of the {name} pictures"))
+             for name in ("generated", "real")}
+  generated, real = outputs["generated"]["pool3"], outputs["real"]["pool3"]
+  kid_mean, kid_std = kid.kernel_inception_distance(real, generated, eval_field(config, "kid_subsets"),
+                                                    eval_field(config, "kid_subset_size"))
+  score, score_std = inception_score.inception_score(outputs["generated"]["logits_unbiased"])
+  return {"caption_fid": translation.feature_fid(generated, real), "caption_kid": kid_mean,
+          "caption_kid_std": kid_std, "caption_is": score, "caption_is_std": score_std}
+
+
 EVALUATORS["caption_accuracy"] = _caption_accuracy
+EVALUATORS["caption_fid"] = _caption_inception
 EVALUATORS["caption_classifier_fid"] = _caption_classifier_fid
 
 

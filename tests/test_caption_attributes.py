@@ -181,3 +181,30 @@ def test_per_caption_conditioning_goes_through_the_existing_sampler_contract_in_
   np.testing.assert_allclose(pictures[:, 0, 0, 0], captions_NL[:, 0] / len(captions.ALPHABET), rtol=1e-6)
   with pytest.raises(run.ConditioningError, match="takes no caption"):
     run.generate(_caption_variant(()), {"g": jnp.ones(())}, {}, jax.random.key(0), 2, caption=captions_NL[:2])
+
+
+def toy_inception(variables, images_NHWC):
+  """A cheap stand-in for the FID Inception: 4x4 average-pooled pixels as "pool3", their first 10 as logits."""
+  pooled = jax.image.resize(images_NHWC, (images_NHWC.shape[0], 4, 4, 3), "linear").reshape(-1, 48)
+  features = pooled * variables["scale"]
+  return {"pool3": features, "logits_unbiased": features[:, :10]}
+
+
+def test_caption_fid_compares_pictures_of_the_captions_with_their_real_pictures(tiny, tmp_path, monkeypatch):
+  from gans.metrics import extract, fid, frechet, inception_score  # pylint: disable=import-outside-toplevel
+  toy = extract.FeatureExtractor({"scale": np.float32(3.0)}, batch_size=40, mesh=fid.data_mesh(), forward=toy_inception)
+  monkeypatch.setattr(evaluation, "_inception_extractor", lambda config, with_logits: (toy, "toy"))
+  config = caption_config(tiny["cache"], ("caption_fid",))
+  config.eval.update(inception_weights=str(tmp_path / "weights.pth"), kid_subsets=5)
+  with pytest.raises(evaluation.MissingInceptionWeightsError, match="caption_fid"):
+    evaluation.check_config(config)
+  (tmp_path / "weights.pth").write_bytes(b"")  # exists, so the weights check passes; the toy network is used
+  noise = np.random.default_rng(1).uniform(-1, 1, (NUM_CAPTIONS, RESOLUTION, RESOLUTION, 3)).astype(np.float32)
+  results = evaluation.evaluate(config, lambda n, caption: noise[:n])
+  assert set(results) == {"caption_fid", "caption_kid", "caption_kid_std", "caption_is", "caption_is_std"}
+  real = caption_attributes.heldout_captions(config.data, NUM_CAPTIONS)["image"]
+  features = lambda images: np.asarray(toy_inception({"scale": 3.0}, images)["pool3"])
+  expected = frechet.frechet_distance(*frechet.activation_statistics(features(real)),
+                                      *frechet.activation_statistics(features(noise)))
+  assert results["caption_fid"] == pytest.approx(expected, rel=1e-5)
+  assert results["caption_is"] == pytest.approx(inception_score.inception_score(features(noise)[:, :10])[0], rel=1e-5)
