@@ -419,7 +419,12 @@ def _caption_evaluation(config, samples: Samples) -> dict:
 
   def compute():
     examples = caption_attributes.heldout_captions(config.data, config.eval.num_samples)
-    generated = samples.conditioned(len(examples["caption"]), **{CAPTION_CONDITIONING: examples["caption"]})
+    try:
+      generated = samples.conditioned(len(examples["caption"]), **{CAPTION_CONDITIONING: examples["caption"]})
+    except run.ConditioningError as error:
+      raise run.ConditioningError(
+          f"The caption metrics need a text-conditional variant whose sampler takes {CAPTION_CONDITIONING}=int32[n, "
+          f"L] character ids (GanVariant.conditioning including {CAPTION_CONDITIONING!r}). {error}") from error
     if generated.ndim != 4 or len(generated) != len(examples["caption"]):
       raise ValueError(f"caption_accuracy needs one picture [H, W, C] per caption; the sampler returned "
                        f"{generated.shape} for {len(examples['caption'])} captions.")

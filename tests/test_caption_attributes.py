@@ -159,6 +159,9 @@ def test_metrics_are_registered_and_refuse_data_without_shape_captions(tiny):
   assert set(eval_config.CAPTION_METRICS) <= set(evaluation.EVALUATORS)
   config = caption_config(tiny["cache"], ("caption_accuracy",))
   evaluation.check_config(config)
+  unconditional = _caption_variant(())
+  with pytest.raises(run.ConditioningError, match="text-conditional variant .* takes no caption"):
+    evaluation.evaluate(config, lambda n, **conditioning: run.check_conditioning(unconditional, conditioning))
   config.data.source = "digits"
   with pytest.raises(ValueError, match="captioned_shapes"):
     evaluation.evaluate(config, lambda n, **conditioning: np.zeros((n, RESOLUTION, RESOLUTION, 3), np.float32))
