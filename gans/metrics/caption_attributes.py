@@ -37,10 +37,15 @@ The metrics (gans/evaluation.py, names in config.eval.metrics):
   caption_classifier_fid  the Frechet distance between the classifier's features of the generated pictures and of
                           the real pictures of the same held-out captions.
 
-Measured (the default recipe, data.resolution=64, max_shapes=2; 2-core CPU shared with two training runs, so the
-time is pessimistic):
-    nice -n 10 python -m gans.metrics.caption_attributes --resolution=64
-  held-out accuracy on real pictures: see MEASURED below.
+Measured (the default recipe: 20000 training pictures, 3000 steps of 64; held-out accuracy on 2000 real pictures
+of HELDOUT_SYNTH_SEED; a 2-core CPU shared with two training runs and other jobs, load ~10, so the times are
+pessimistic):
+    nice -n 10 python -m gans.metrics.caption_attributes --resolution=64     # 14 min
+      count 1.000, kind 0.976, colour 0.995, size 0.992, position 1.000 (0.9997), all at once 0.948
+  and through the metric, 1000 held-out evaluation captions (data.synth_seed 0) at 64x64: their real pictures
+  score kind 0.972, colour 0.996, size 0.989, count and position 1.000, all 0.940 (caption_classifier_fid 0);
+  each caption given another caption's real picture: count 0.504, kind 0.172, colour 0.163, size 0.271,
+  position 0.114, all 0.001 (chance, lowered where a named second shape is missing).
 
 Numbers compare runs evaluated with the same classifier (same resolution, max_shapes, RECIPE).
 """
