@@ -211,3 +211,21 @@ def test_caption_fid_compares_pictures_of_the_captions_with_their_real_pictures(
                                       *frechet.activation_statistics(features(noise)))
   assert results["caption_fid"] == pytest.approx(expected, rel=1e-5)
   assert results["caption_is"] == pytest.approx(inception_score.inception_score(features(noise)[:, :10])[0], rel=1e-5)
+
+
+def test_the_trainers_chunked_generation_carries_one_caption_per_picture(tiny, monkeypatch):
+  """evaluate_state's path: generation in chunks (here of 64), each chunk given its slice of the captions."""
+  variant = _caption_variant(("caption",))
+  seen = []
+
+  class Setup:
+    def generate(self, state, n, key, **conditioning):
+      seen.append(conditioning["caption"])
+      return run.generate(variant, state, {}, key, n, **conditioning)
+
+  monkeypatch.setattr(evaluation, "GENERATION_CHUNK", 64)
+  config = caption_config(tiny["cache"])
+  results = evaluation.evaluate(config, evaluation._chunked_generate(Setup(), {"g": jnp.ones(())}, jax.random.key(0)))  # pylint: disable=protected-access
+  assert [len(part) for part in seen] == [64, 64, 64, 8]
+  np.testing.assert_array_equal(np.concatenate(seen), caption_attributes.heldout_captions(config.data, NUM_CAPTIONS)["caption"])
+  assert results["caption_count"] == NUM_CAPTIONS
