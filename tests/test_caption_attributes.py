@@ -225,7 +225,9 @@ def test_the_trainers_chunked_generation_carries_one_caption_per_picture(tiny, m
 
   monkeypatch.setattr(evaluation, "GENERATION_CHUNK", 64)
   config = caption_config(tiny["cache"])
-  results = evaluation.evaluate(config, evaluation._chunked_generate(Setup(), {"g": jnp.ones(())}, jax.random.key(0)))  # pylint: disable=protected-access
+  generate = evaluation._chunked_generate(Setup(), {"g": jnp.ones(())}, jax.random.key(0))  # pylint: disable=protected-access
+  results = evaluation.evaluate(config, generate)
   assert [len(part) for part in seen] == [64, 64, 64, 8]
-  np.testing.assert_array_equal(np.concatenate(seen), caption_attributes.heldout_captions(config.data, NUM_CAPTIONS)["caption"])
+  wanted = caption_attributes.heldout_captions(config.data, NUM_CAPTIONS)["caption"]
+  np.testing.assert_array_equal(np.concatenate(seen), wanted)
   assert results["caption_count"] == NUM_CAPTIONS

@@ -223,7 +223,8 @@ def train(images_NHWC: np.ndarray, labels_N9: np.ndarray, steps: int = STEPS, ba
     return optax.apply_updates(params, updates), opt_state, loss
 
   start = time.monotonic()
-  for index, batch in enumerate(classifier._batch_indices(len(images_NHWC), steps, batch_size, seed)):  # pylint: disable=protected-access
+  batches = classifier._batch_indices(len(images_NHWC), steps, batch_size, seed)  # pylint: disable=protected-access
+  for index, batch in enumerate(batches):
     params, opt_state, loss = step(params, opt_state, jax.device_put(images_NHWC[batch], device),
                                    jax.device_put(labels_N9[batch], device))
     if (index + 1) % max(1, steps // 10) == 0:
@@ -240,7 +241,8 @@ def _jitted_forward(resolution: int):
 def predict(variables, images_NHWC: np.ndarray, resolution: int, batch_size: int = 250) -> dict:
   """The outputs of the classifier of side-`resolution` pictures over many pictures, in batches on one device,
   as host arrays."""
-  return classifier._batched(_jitted_forward(resolution), variables, images_NHWC, batch_size)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  return classifier._batched(_jitted_forward(resolution), variables, images_NHWC, batch_size)
 
 
 def heldout_accuracy(variables, images_NHWC: np.ndarray, labels_N9: np.ndarray) -> dict:
