@@ -225,7 +225,8 @@ def test_the_trainers_chunked_generation_carries_one_caption_per_picture(tiny, m
 
   monkeypatch.setattr(evaluation, "GENERATION_CHUNK", 64)
   config = caption_config(tiny["cache"])
-  generate = evaluation._chunked_generate(Setup(), {"g": jnp.ones(())}, jax.random.key(0))  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  generate = evaluation._chunked_generate(Setup(), {"g": jnp.ones(())}, jax.random.key(0))
   results = evaluation.evaluate(config, generate)
   assert [len(part) for part in seen] == [64, 64, 64, 8]
   wanted = caption_attributes.heldout_captions(config.data, NUM_CAPTIONS)["caption"]
