@@ -11,7 +11,10 @@ that predate a field get its default there.
 Inception metrics (fid, kid, is, precision_recall) follow pytorch-fid /
 StyleGAN2-ADA; classifier metrics (classifier_fid, class_coverage,
 stacked_modes) use the project's own classifier (gans/metrics/classifier.py),
-which needs no download.
+which needs no download. Text-to-image metrics (caption_accuracy,
+caption_classifier_fid) ask the variant's sampler for pictures of held-out
+captions (sample(..., caption=int32[n, L])) and judge them with the attribute
+classifier of gans/metrics/caption_attributes.py.
 """
 import functools
 import os
@@ -157,7 +160,7 @@ def _stacked_modes(config, generate) -> dict:
 
 # ----------------------------------------------------------------------------- FID Inception
 
-INCEPTION_METRICS = ("fid", "kid", "is", "precision_recall")
+INCEPTION_METRICS = ("fid", "kid", "is", "precision_recall", "caption_fid")
 
 
 def inception_weights_path(config) -> str:
@@ -197,7 +200,7 @@ def _as_rgb(batches):
 def _shared_inception_extractor(config, samples: Samples):
   """The Inception extractor, built (weights placed on every device) once per evaluation; with the IS logits
   when "is" is configured."""
-  with_logits = "is" in config.eval.metrics
+  with_logits = "is" in config.eval.metrics or "caption_fid" in config.eval.metrics
   return samples.once("inception_extractor", lambda: _inception_extractor(config, with_logits))
 
 
@@ -402,6 +405,82 @@ def _super_resolution(config, generate) -> dict:
 
 
 EVALUATORS["super_resolution"] = _super_resolution
+
+
+# ----------------------------------------------------------------------------- text to image
+
+CAPTION_CONDITIONING = "caption"  # the sampler keyword of text-conditional variants: int32[n, L] caption char ids
+
+
+def _caption_evaluation(config, samples: Samples) -> dict:
+  """Held-out captions, one generated picture per caption, and the attribute classifier's outputs on the
+  generated and on the captions' real pictures: once per evaluation, shared by the caption metrics."""
+  from gans.metrics import caption_attributes  # pylint: disable=import-outside-toplevel
+
+  def compute():
+    examples = caption_attributes.heldout_captions(config.data, config.eval.num_samples)
+    try:
+      generated = samples.conditioned(len(examples["caption"]), **{CAPTION_CONDITIONING: examples["caption"]})
+    except run.ConditioningError as error:
+      raise run.ConditioningError(
+          f"The caption metrics need a text-conditional variant whose sampler takes {CAPTION_CONDITIONING}=int32[n, "
+          f"L] character ids (GanVariant.conditioning including {CAPTION_CONDITIONING!r}). {error}") from error
+    if generated.ndim != 4 or len(generated) != len(examples["caption"]):
+      raise ValueError(f"caption_accuracy needs one picture [H, W, C] per caption; the sampler returned "
+                       f"{generated.shape} for {len(examples['caption'])} captions.")
+    trained = caption_attributes.cached(config.data, cache_dir(config))
+    mesh = fid.data_mesh()
+    forward = caption_attributes.forward_at(data.config.field(config.data, "resolution"))
+    extractor = extract.FeatureExtractor(trained["variables"], _sharded_batch_size(config, mesh), mesh,
+                                         forward=forward)
+    outputs = {name: extractor(_in_batches(images, extractor.batch_size, f"Evaluation: caption attributes of the "
+                                           f"{name} pictures"))
+               for name, images in (("generated", generated), ("real", examples["image"]))}
+    return {**outputs, "label": examples["label"], "classifier_accuracy": trained["heldout_accuracy"],
+            "generated_images": generated, "real_images": examples["image"]}
+  return samples.once("caption_evaluation", compute)
+
+
+def _caption_accuracy(config, generate) -> dict:
+  """Text to image on captioned_shapes: how often each attribute a caption names (count, kind, colour, size,
+  position) is what the attribute classifier sees in the picture generated from it, and all at once; beside
+  the same on the captions' real pictures and the classifier's held-out accuracy (gans/metrics/
+  caption_attributes.py)."""
+  from gans.metrics import caption_attributes  # pylint: disable=import-outside-toplevel
+  scored = _caption_evaluation(config, _as_samples(generate))
+  return caption_attributes.caption_metrics(scored["generated"], scored["real"], scored["label"],
+                                            scored["classifier_accuracy"])
+
+
+def _caption_classifier_fid(config, generate) -> dict:
+  """The Frechet distance between the attribute classifier's features of the pictures generated from held-out
+  captions and of those captions' real pictures."""
+  scored = _caption_evaluation(config, _as_samples(generate))
+  return {"caption_classifier_fid": translation.feature_fid(scored["generated"]["features"],
+                                                            scored["real"]["features"])}
+
+
+def _caption_inception(config, generate) -> dict:
+  """With config.eval.inception_weights: FID and KID (pool3) of the pictures generated from held-out captions
+  against those captions' real pictures, and their Inception Score."""
+  from gans.metrics import inception_score, kid  # pylint: disable=import-outside-toplevel
+  samples = _as_samples(generate)
+  scored = _caption_evaluation(config, samples)
+  extractor, _ = _shared_inception_extractor(config, samples)
+  outputs = {name: extractor(_in_batches(scored[f"{name}_images"], extractor.batch_size, f"Evaluation: Inception "
+                                         f"features of the {name} pictures"))
+             for name in ("generated", "real")}
+  generated, real = outputs["generated"]["pool3"], outputs["real"]["pool3"]
+  kid_mean, kid_std = kid.kernel_inception_distance(real, generated, eval_field(config, "kid_subsets"),
+                                                    eval_field(config, "kid_subset_size"))
+  score, score_std = inception_score.inception_score(outputs["generated"]["logits_unbiased"])
+  return {"caption_fid": translation.feature_fid(generated, real), "caption_kid": kid_mean,
+          "caption_kid_std": kid_std, "caption_is": score, "caption_is_std": score_std}
+
+
+EVALUATORS["caption_accuracy"] = _caption_accuracy
+EVALUATORS["caption_fid"] = _caption_inception
+EVALUATORS["caption_classifier_fid"] = _caption_classifier_fid
 
 
 def check_config(config) -> None:

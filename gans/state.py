@@ -58,6 +58,8 @@ class GanVariant(NamedTuple):
   modules: Mapping[str, Any] = {}  # group name -> Linen module, for inspection and tests
   # The keyword arguments `sample` accepts, e.g. ("label",) for a conditional GAN, ("code",) for InfoGAN;
   # each takes an int (the same for every sample) or one value per sample. Others are refused by name.
+  # Text to image: ("caption",), int32[n, L] character ids (gans/data/captions.py), one caption per sample; the
+  # caption metrics (gans/evaluation.py) sample with held-out captions through it.
   conditioning: tuple[str, ...] = ()
   # grid(params, model_state, key) -> outputs[rows, columns, ...]: the variant's own sample picture (one
   # row per class, a code varied along the columns); None = `sample` laid out in a square.

@@ -12,6 +12,7 @@ FID-family metrics follow pytorch-fid / StyleGAN2-ADA exactly:
   testing.py           the deterministic stand-in Inception weights of the test fixtures
   modes.py             mode coverage of 2D mixtures
   classifier.py        the project's own domain classifier: classifier FID, class coverage, stacked modes
+  caption_attributes.py  captioned_shapes' attribute classifier: caption accuracy, caption classifier FID
   reference.py         statistics of an experiment's real data, computed once and cached
   eval_config.py       the config.eval fields and their defaults
   progress.py          progress over the samples of an evaluation

@@ -6,7 +6,9 @@ The metric names are the keys of gans.evaluation.EVALUATORS.
 import ml_collections
 
 CLASSIFIER_METRICS = ("classifier_fid", "class_coverage")  # no download: the project's own classifier
-INCEPTION_METRICS = ("fid", "kid")  # need pytorch-fid's Inception weights (inception_weights)
+INCEPTION_METRICS = ("fid", "kid")
+# Text to image on captioned_shapes: the variant samples from caption char ids (gans/metrics/caption_attributes.py)
+CAPTION_METRICS = ("caption_accuracy", "caption_classifier_fid")  # plus "caption_fid" with inception_weights  # need pytorch-fid's Inception weights (inception_weights)
 
 
 def eval_config(metrics: tuple = (), num_samples: int = 2500, **overrides) -> ml_collections.ConfigDict:
