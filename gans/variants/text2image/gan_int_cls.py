@@ -49,7 +49,8 @@ Text encoder (config.model.text_encoder):
                    encoder beside G, so --mode=sample encodes typed captions with exactly the encoder G learnt
                    with, and resuming is exact in either stage (a separate encoder experiment would need a second
                    command and a checkpoint path kept in step with the GAN's).
-  Quality, measured (experiments/gan_int_cls_shapes.py): see that docstring.
+  Quality, measured (experiments/gan_int_cls_shapes.py, benchmarks/text_encoder_retrieval.py): after 400 steps,
+  held-out recall@1 among 300 caption/picture pairs 0.34 (image->text) and 0.45 (text->image), chance 0.003.
 
 Sampling: `sample(params, model_state, key, n, caption=None, embedding=None)`: caption = int32[L] or [n, L]
 character ids (captions.encode_caption), embedding = f32[E] or [n, E] (precomputed encoders). Without either,
