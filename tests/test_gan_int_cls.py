@@ -164,3 +164,13 @@ def test_unknown_objective_and_missing_embeddings_are_refused():
   params, model_state = jax.eval_shape(variant.init, jax.random.key(0))
   with pytest.raises(ValueError, match="reads the batch's \"embedding\""):
     variant.phases[0].loss(params, model_state, {"image": jnp.zeros((2, 8, 8, 3))}, jax.random.key(0))
+
+
+def test_launch_refuses_a_caption_the_encoder_cannot_read_in_one_line(tmp_path):
+  from tests.test_launch import launch  # pylint: disable=import-outside-toplevel
+  result = launch("--experiment=gan_int_cls_shapes", f"--workdir={tmp_path}", "--mode=sample",
+                  "--caption=a red circle \u2603")
+  assert result.returncode == 2 and "outside the alphabet" in result.stderr and "Traceback" not in result.stderr
+  result = launch("--experiment=gan_int_cls_shapes", f"--workdir={tmp_path}", "--mode=sample",
+                  f"--captions={tmp_path}/missing.txt")
+  assert result.returncode == 2 and "is not a file" in result.stderr
