@@ -27,6 +27,9 @@ flags.DEFINE_enum("export", None, ["obj", "ply"], "--mode=sample, voxel samples:
 flags.DEFINE_string("input", None, "--mode=sample: a folder of images to translate (pix2pix, CycleGAN), read at "
                     "data.crop_size; CycleGAN's direction: --config.model.sample_direction=AtoB|BtoA. srgan: "
                     "images of any size to upscale 4x, written to <workdir>/upscaled/.")
+flags.DEFINE_multi_string("caption", None, "--mode=sample, text-to-image variants (gan_int_cls): a caption to draw "
+                          "a row of pictures for; repeatable.")
+flags.DEFINE_string("captions", None, "--mode=sample, text-to-image variants: a file of captions, one a line.")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
 # SLURM and Cloud TPU set these in the environment, where jax.distributed.initialize() finds them; elsewhere
@@ -108,6 +111,18 @@ def _conditioning(config) -> dict:
   """The sampling flags that were given, as the variant's conditioning keywords (--input=DIR: source images)."""
   given = {"label": FLAGS.label, "code": FLAGS.code, "truncation_psi": FLAGS.truncation_psi}
   conditioning = {name: value for name, value in given.items() if value is not None}
+  texts = list(FLAGS.caption or [])
+  if FLAGS.captions:
+    if not os.path.isfile(FLAGS.captions):
+      _fail(f"--captions={FLAGS.captions} is not a file; give a text file with one caption a line.")
+    with open(FLAGS.captions) as f:
+      texts += [line.strip() for line in f if line.strip()]
+  if FLAGS.caption is not None or FLAGS.captions:
+    from gans import sampling  # pylint: disable=import-outside-toplevel
+    try:
+      conditioning["caption"] = sampling.caption_ids(texts, config.data.caption_length)
+    except ValueError as error:
+      _fail(str(error))
   if FLAGS.input:
     from gans.data import image2image  # pylint: disable=import-outside-toplevel  (keeps --help fast)
     conditioning["source"] = image2image.input_images(FLAGS.input, config.data)

@@ -40,6 +40,8 @@ NAMES = (
     "srgan_photos",
     "srresnet_div2k",
     "srgan_div2k",
+    "gan_int_cls_shapes",
+    "gan_int_cls_cub",
 )
 
 

@@ -24,6 +24,16 @@ def _translation_inputs(variant, conditioning: dict, num_samples: int):
   return {**conditioning, "source": examples["source"]}, known, len(examples["source"])
 
 
+def caption_ids(texts, length: int) -> np.ndarray:
+  """Typed captions (--caption, --captions=FILE) -> int32[len(texts), length] character ids; a caption the
+  encoder cannot read (empty, characters outside the alphabet, too long) raises captions.encode_caption's
+  ValueError, which says what to do."""
+  from gans.data import captions  # pylint: disable=import-outside-toplevel
+  if not texts:
+    raise ValueError("No captions given: --caption=\"a small red circle\" (repeatable) or --captions=FILE.")
+  return np.stack([captions.encode_caption(text, length) for text in texts])
+
+
 def write_samples(config, workdir: str, num_samples: int, pictures=(), export: str | None = None,
                   **conditioning) -> str:
   """Writes <workdir>/samples.npz (array `samples`, (N, ...) in data space) and samples.png; returns the npz path.
@@ -36,6 +46,10 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
   same samples (the run's sample stream). Each of `pictures` (names in the variant's `pictures`, e.g.
   StyleGAN's style_mixing) is written as <name>.png with the same conditioning. `export` ("obj" or "ply",
   voxel samples only) also writes one marching-cubes mesh per sample in <workdir>/meshes/.
+
+  Text-to-image variants (caption=int32[C, L], from --caption / --captions=FILE through `caption_ids`): each of
+  the C captions gets num_samples // C samples (at least one), drawn as one row of captions.png; samples.npz then
+  also holds `caption` (the ids, one row per sample) and `caption_text`.
 
   Variants that translate data (pix2pix, CycleGAN: GanVariant.held_out) translate `source` (--input=DIR) or,
   without it, the first num_samples held-out inputs; samples.npz then holds `samples`, `inputs` and, where
@@ -52,7 +66,12 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
   _, state, _, step = setup.restore_latest(workdir, with_data=False)
   if step == 0:
     raise checkpoint.CheckpointError(f"No checkpoint in {workdir}/checkpoints; train first (--mode=train).")
-  known = {}
+  known, caption_rows = {}, None
+  if "caption" in conditioning and np.ndim(conditioning["caption"]) == 2:  # typed captions: a row of pictures each
+    typed = np.asarray(conditioning["caption"])
+    per_caption = max(1, num_samples // len(typed))
+    conditioning = {**conditioning, "caption": np.repeat(typed, per_caption, axis=0)}
+    num_samples, caption_rows = len(typed) * per_caption, len(typed)
   if setup.variant.held_out is not None:  # conditioning from data: translate the held-out inputs or --input
     conditioning, known, num_samples = _translation_inputs(setup.variant, conditioning, num_samples)
   samples = setup.generate(state, num_samples, **conditioning)
@@ -65,6 +84,8 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
   grid = setup.grid(state)
   if grid is not None:
     drawn["grid"] = grid_picture(grid)
+  if caption_rows is not None:
+    drawn["captions"] = grid_picture(samples.reshape((caption_rows, -1) + samples.shape[1:]))
   for name in pictures:
     drawn[name] = grid_picture(setup.picture(state, setup.variant.pictures[name], **conditioning))
   if "source" in conditioning and conditioning["source"].shape[1:3] == samples.shape[1:3]:
@@ -74,6 +95,9 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
     arrays = {"inputs": conditioning["source"], **known}
   else:
     arrays = conditioning
+  if caption_rows is not None:
+    from gans.data import captions  # pylint: disable=import-outside-toplevel
+    arrays = {**arrays, "caption_text": np.array([captions.decode_caption(ids) for ids in conditioning["caption"]])}
   path = os.path.join(workdir, "samples.npz")
   if jax.process_index() == 0:  # in a multi-process run every process draws (on the global mesh), one writes
     np.savez(path, samples=samples, step=step, **arrays)

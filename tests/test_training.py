@@ -23,6 +23,8 @@ TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_chann
               "content": "mse"}  # SRGAN: no VGG19 file here
 # Variants whose batches are image pairs {"a": inputs, "b": outputs} rather than {"image"}.
 IMAGE_PAIR_VARIANTS = ("pix2pix", "cyclegan")
+# Sources whose batches also carry "caption" (and "embedding" for precomputed text encoders).
+CAPTION_SOURCES = ("captioned_shapes", "caption_folder")
 # Experiments without a discriminator: their step is the generator phase alone.
 GENERATOR_ONLY = ("srresnet_photos", "srresnet_div2k")
 
@@ -60,6 +62,11 @@ def synthetic_batches(config, batches_per_step: int, key=jax.random.key(0)):
     batch[name] = (batch[name] + 1.0) / 2
   if name != "x" and config.data.source not in ("folder", "voxel_folder"):  # these folders carry no labels
     batch["label"] = jnp.zeros(shape[:2], jnp.int32)
+  if config.data.source in CAPTION_SOURCES:  # character ids of a caption, and its sentence embedding if precomputed
+    caption_key, embedding_key = jax.random.split(jax.random.fold_in(key, 1))
+    batch["caption"] = jax.random.randint(caption_key, shape[:2] + (config.data.caption_length,), 1, 40)
+    if config.model.get("text_encoder") == "precomputed":
+      batch["embedding"] = jax.random.normal(embedding_key, shape[:2] + (config.model.embedding_dim,))
   return batch
 
 

@@ -1,6 +1,7 @@
 """The variant registry: name -> make(config) -> GanVariant."""
 from gans.variants import cgan, dcgan, gan, gan3d, infogan, specgan, srgan, stylegan, stylegan2, wavegan
 from gans.variants.image2image import cyclegan, pix2pix
+from gans.variants.text2image import gan_int_cls
 
 VARIANTS = {
     "gan": gan.make,
@@ -15,6 +16,7 @@ VARIANTS = {
     "wavegan": wavegan.make,
     "specgan": specgan.make,
     "srgan": srgan.make,  # SRResNet too: model.objective
+    "gan_int_cls": gan_int_cls.make,  # GAN, GAN-CLS, GAN-INT too: model.objective
 }
 
 

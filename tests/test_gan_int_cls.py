@@ -1,0 +1,176 @@
+"""GAN-INT-CLS: the objectives' loss terms by hand, interpolation, the joint embedding loss, the encoder's
+pretraining phase, devices, resume, and sampling from typed captions."""
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from gans import run, sampling, steps, trainer
+from gans.data import captions
+from gans.variants.text2image import gan_int_cls
+from tests.test_training import (assert_four_devices_give_the_numbers_of_one, assert_resumed_equals_straight,
+                                 synthetic_batches, tiny_config, train_straight_and_resumed)
+
+REAL, WRONG, FAKE, MIXED = [1.0, -2.0], [0.5, 0.0], [-1.0, 2.0], [0.25, -0.75]
+
+
+def softplus(x: float) -> float:
+  return math.log1p(math.exp(x))
+
+
+def mean(values) -> float:
+  return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("objective", gan_int_cls.OBJECTIVES)
+def test_discriminator_loss_is_algorithm_1_for_matching_aware_objectives(objective):
+  loss, metrics = gan_int_cls.discriminator_loss(objective, jnp.array(REAL), jnp.array(WRONG), jnp.array(FAKE))
+  real_term = mean([softplus(-r) for r in REAL])  # -log sigmoid(real + right text)
+  fake_term = mean([softplus(f) for f in FAKE])  # -log(1 - sigmoid(fake + right text))
+  wrong_term = mean([softplus(w) for w in WRONG])  # -log(1 - sigmoid(real + wrong text))
+  expected = real_term + 0.5 * (wrong_term + fake_term) if objective.endswith("cls") else real_term + fake_term
+  assert float(loss) == pytest.approx(expected, rel=1e-6)
+  assert ("wrong_logits" in metrics) == objective.endswith("cls")
+
+
+@pytest.mark.parametrize("objective", gan_int_cls.OBJECTIVES)
+def test_generator_loss_adds_exactly_the_interpolation_term_for_int_objectives(objective):
+  loss, _ = gan_int_cls.generator_loss(objective, jnp.array(FAKE), jnp.array(MIXED))
+  expected = mean([softplus(-f) for f in FAKE])
+  if objective.startswith("gan-int"):
+    expected += mean([softplus(-m) for m in MIXED])
+  assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_wrong_captions_are_the_previous_examples_and_beta_half_is_the_midpoint():
+  embedding = jnp.array([[0.0, 2.0], [4.0, -2.0], [1.0, 1.0]])
+  np.testing.assert_array_equal(gan_int_cls.wrong(embedding), embedding[jnp.array([2, 0, 1])])
+  mid = gan_int_cls.interpolate(embedding, gan_int_cls.wrong(embedding), 0.5)
+  np.testing.assert_allclose(mid, [[0.5, 1.5], [2.0, 0.0], [2.5, -0.5]])
+
+
+def test_joint_embedding_loss_by_hand():
+  image = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  text = jnp.array([[2.0, 0.0], [1.0, 0.5]])
+  # F = [[2, 1], [0, 0.5]]. Images (rows): log(e^2 + e^1) - 2 and log(e^0 + e^0.5) - 0.5.
+  # Texts (columns): log(e^2 + e^0) - 2 and log(e^1 + e^0.5) - 0.5.
+  image_side = mean([math.log(math.exp(2) + math.exp(1)) - 2, math.log(1 + math.exp(0.5)) - 0.5])
+  text_side = mean([math.log(math.exp(2) + 1) - 2, math.log(math.exp(1) + math.exp(0.5)) - 0.5])
+  assert float(gan_int_cls.joint_embedding_loss(image, text)) == pytest.approx(image_side + text_side, rel=1e-6)
+  # Swapping the texts swaps which pairs are right: the loss of the same scores read the other way round.
+  swapped = gan_int_cls.joint_embedding_loss(image, text[::-1])
+  assert float(swapped) > float(gan_int_cls.joint_embedding_loss(image, text))
+
+
+def shapes_config(**train):
+  config = tiny_config("gan_int_cls_shapes", **train)
+  with config.unlocked():
+    config.model.update(text_channels=4, text_hidden=8, image_encoder_channels=2, embedding_dim=8,
+                        projection_dim=4)
+    config.train.num_grid_samples = 16
+    config.data.size = 40
+  return config
+
+
+def test_gan_int_generator_term_is_d_of_g_at_the_midpoint():
+  config = shapes_config()
+  losses = {}
+  for objective in ("gan", "gan-int"):
+    with config.unlocked():
+      config.model.objective = objective
+    setup = run.Setup(config, num_devices=1)
+    params, model_state = setup.initial_state.params, setup.initial_state.model_state
+    batch = jax.tree.map(lambda x: x[0], synthetic_batches(config, 1))
+    key = jax.random.key(3)
+    losses[objective] = float(setup.variant.phases[-1].loss(params, model_state, batch, key)[0])
+  generator, discriminator, text = (setup.variant.modules[name] for name in ("g", "d", "text"))
+  embedding = text.apply({"params": params["text"]}, batch["caption"])
+  mid = 0.5 * embedding + 0.5 * jnp.roll(embedding, 1, axis=0)
+  z = jax.random.normal(jax.random.split(key)[1], (mid.shape[0], config.model.z_dim))
+  fake, _ = generator.apply({"params": params["g"], **model_state["g"]}, z, mid, train=True, mutable=["batch_stats"])
+  logits, _ = discriminator.apply({"params": params["d"], **model_state["d"]}, fake, mid, train=True,
+                                  mutable=["batch_stats"])
+  assert losses["gan-int"] - losses["gan"] == pytest.approx(float(jnp.mean(jax.nn.softplus(-logits))), rel=1e-4)
+
+
+def test_the_encoder_trains_first_alone_then_stays_frozen():
+  config = shapes_config()
+  with config.unlocked():
+    config.model.pretrain_steps = 2
+  setup = run.Setup(config, num_devices=1)
+  assert steps.due_phases(setup.variant, 1) == ("encoder",)
+  assert steps.due_phases(setup.variant, 2) == ("d_main", "g_main")
+  state = setup.initial_state
+  for step in (0, 2):  # one encoder step, one GAN step
+    phases = steps.due_phases(setup.variant, step)
+    step_fn = jax.jit(steps.make_train_step(setup.variant, setup.optimizers, phases, config.ema.decay))
+    before = state.params
+    state, metrics = step_fn(state, synthetic_batches(config, 1), jax.random.key(step))
+    changed = {group for group in before
+               if any(np.any(np.asarray(a) != np.asarray(b))
+                      for a, b in zip(jax.tree.leaves(before[group]), jax.tree.leaves(state.params[group])))}
+    assert changed == ({"text", "image_encoder"} if step == 0 else {"g", "d"}), (step, changed)
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+
+
+def test_four_devices_give_the_numbers_of_one():
+  config = shapes_config()
+  with config.unlocked():
+    # SGD, not Adam: D's projection bias feeds a BatchNorm that removes nearly all of its effect, so its first
+    # gradient is at rounding level, and Adam's first step (lr * g / (|g| + eps)) turns rounding into +-lr.
+    for group in ("g", "d", "text", "image_encoder"):
+      config.optim[group] = ml_collections.ConfigDict({"name": "sgd", "learning_rate": 0.1})
+  assert_four_devices_give_the_numbers_of_one(config)
+
+
+def test_resume_across_the_encoder_to_gan_boundary_equals_uninterrupted(tmp_path):
+  config = shapes_config(steps=4, checkpoint_every=2, log_every=2, sample_every=0)
+  with config.unlocked():
+    config.model.pretrain_steps = 2
+  assert_resumed_equals_straight(config, *train_straight_and_resumed(config, str(tmp_path), stop_at=2))
+
+
+def test_sampling_typed_captions_writes_a_row_each_and_bad_captions_error(tmp_path):
+  config = shapes_config(steps=1, sample_every=0)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  typed = ["a large blue square at the bottom", "A small red circle in the top left corner"]
+  ids = sampling.caption_ids(typed, config.data.caption_length)
+  path = sampling.write_samples(config, str(tmp_path), 6, pictures=("interpolation",), caption=ids)
+  written = np.load(path)
+  assert written["samples"].shape == (6, 8, 8, 3)
+  assert list(written["caption_text"]) == [typed[0]] * 3 + [typed[1].lower()] * 3
+  assert os.path.exists(tmp_path / "captions.png") and os.path.exists(tmp_path / "interpolation.png")
+  # The same checkpoint and captions give the same samples (the run's sample stream).
+  same = np.load(sampling.write_samples(config, str(tmp_path), 6, caption=ids))["samples"]
+  np.testing.assert_array_equal(same, written["samples"])
+  with pytest.raises(ValueError, match="outside the alphabet"):
+    sampling.caption_ids(["a red circle \u2603"], config.data.caption_length)
+  with pytest.raises(ValueError, match="empty"):
+    sampling.caption_ids(["   "], config.data.caption_length)
+
+
+def test_unknown_objective_and_missing_embeddings_are_refused():
+  config = shapes_config()
+  with config.unlocked():
+    config.model.objective = "gan-cls-int"
+  with pytest.raises(ValueError, match="valid: gan, gan-cls, gan-int, gan-int-cls"):
+    gan_int_cls.make(config)
+  config = tiny_config("gan_int_cls_cub")
+  variant = gan_int_cls.make(config)
+  params, model_state = jax.eval_shape(variant.init, jax.random.key(0))
+  with pytest.raises(ValueError, match="reads the batch's \"embedding\""):
+    variant.phases[0].loss(params, model_state, {"image": jnp.zeros((2, 8, 8, 3))}, jax.random.key(0))
+
+
+def test_launch_refuses_a_caption_the_encoder_cannot_read_in_one_line(tmp_path):
+  from tests.test_launch import launch  # pylint: disable=import-outside-toplevel
+  result = launch("--experiment=gan_int_cls_shapes", f"--workdir={tmp_path}", "--mode=sample",
+                  "--caption=a red circle \u2603")
+  assert result.returncode == 2 and "outside the alphabet" in result.stderr and "Traceback" not in result.stderr
+  result = launch("--experiment=gan_int_cls_shapes", f"--workdir={tmp_path}", "--mode=sample",
+                  f"--captions={tmp_path}/missing.txt")
+  assert result.returncode == 2 and "is not a file" in result.stderr
