@@ -14,8 +14,6 @@ import hashlib
 import logging
 import os
 
-import flax.traverse_util
-import jax
 import numpy as np
 
 from gans import audio, data
@@ -76,17 +74,10 @@ def cached(data_config, cache_dir: str) -> dict:
   path = classifier_file(data_config, cache_dir)
   if not os.path.exists(path):
     result = train_for(data_config)
-    flat = flax.traverse_util.flatten_dict(jax.device_get(result["variables"]), sep="/")
-    os.makedirs(cache_dir, exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "wb") as file:
-      np.savez(file, **{f"variables/{k}": np.asarray(v) for k, v in flat.items()},
-               **{k: np.float64(v) for k, v in result.items() if k != "variables"})
-    os.replace(temporary, path)
-  with np.load(path) as archive:
-    flat = {k[len("variables/"):]: archive[k] for k in archive.files if k.startswith("variables/")}
-    return {"variables": flax.traverse_util.unflatten_dict(flat, sep="/"),
-            **{k: float(archive[k]) for k in ("heldout_accuracy", "real_is", "real_is_std")}}
+    classifier.write_archive(path, result["variables"],
+                             **{k: np.float64(v) for k, v in result.items() if k != "variables"})
+  variables, values = classifier.read_archive(path)
+  return {"variables": variables, **{k: float(values[k]) for k in ("heldout_accuracy", "real_is", "real_is_std")}}
 
 
 def evaluate(samples_NTC: np.ndarray, data_config, cache_dir: str) -> dict:

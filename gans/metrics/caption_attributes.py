@@ -60,7 +60,6 @@ import sys
 import time
 
 import flax.linen as nn
-import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -273,13 +272,8 @@ def train_for(data_config, num_train: int = NUM_TRAIN, num_heldout: int = NUM_HE
 
 def save(path: str, variables: dict, accuracy: dict) -> None:
   """A classifier and its held-out accuracy per score, as cached() reads them."""
-  flat = flax.traverse_util.flatten_dict(variables, sep="/")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  temporary = f"{path}.{os.getpid()}.tmp"
-  with open(temporary, "wb") as file:
-    np.savez(file, **{f"variables/{k}": np.asarray(v) for k, v in flat.items()},
-             **{f"heldout_accuracy/{k}": np.float64(v) for k, v in accuracy.items()}, recipe=np.str_(RECIPE))
-  os.replace(temporary, path)  # a concurrent reader never sees half a file
+  classifier.write_archive(path, variables, **{f"heldout_accuracy/{k}": np.float64(v) for k, v in accuracy.items()},
+                           recipe=np.str_(RECIPE))
 
 
 def cached(data_config, cache_dir: str) -> dict:
@@ -289,11 +283,9 @@ def cached(data_config, cache_dir: str) -> dict:
   if not os.path.exists(path):
     trained = train_for(data_config)
     save(path, trained["variables"], trained["heldout_accuracy"])
-  with np.load(path) as archive:
-    flat = {k[len("variables/"):]: archive[k] for k in archive.files if k.startswith("variables/")}
-    accuracy = {k[len("heldout_accuracy/"):]: float(archive[k]) for k in archive.files
-                if k.startswith("heldout_accuracy/")}
-  return {"variables": flax.traverse_util.unflatten_dict(flat, sep="/"), "heldout_accuracy": accuracy, "file": path}
+  variables, values = classifier.read_archive(path)
+  accuracy = {k[len("heldout_accuracy/"):]: float(v) for k, v in values.items() if k.startswith("heldout_accuracy/")}
+  return {"variables": variables, "heldout_accuracy": accuracy, "file": path}
 
 
 # ----------------------------------------------------------------------------- the metrics

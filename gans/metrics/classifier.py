@@ -266,22 +266,34 @@ def classifier_file(data_config, cache_dir: str) -> str:
   return os.path.join(cache_dir, f"classifier_{key[:32]}.npz")
 
 
-def save(path: str, variables: dict, heldout_accuracy: float) -> None:
-  flat = flax.traverse_util.flatten_dict(variables, sep="/")
+def write_archive(path: str, variables: dict, **values) -> None:
+  """A trained classifier's variables (under "variables/...") and named values, as one .npz written atomically.
+
+  Shared by this module's, the spoken-digit and the caption-attribute classifiers' caches."""
+  flat = flax.traverse_util.flatten_dict(jax.device_get(variables), sep="/")
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   temporary = f"{path}.{os.getpid()}.tmp"
   with open(temporary, "wb") as f:
-    np.savez(f, **{f"variables/{k}": np.asarray(v) for k, v in flat.items()},
-             heldout_accuracy=np.float64(heldout_accuracy), recipe=np.str_(RECIPE))
+    np.savez(f, **{f"variables/{k}": np.asarray(v) for k, v in flat.items()}, **values)
   os.replace(temporary, path)  # a concurrent reader never sees half a file
+
+
+def read_archive(path: str) -> tuple[dict, dict]:
+  """(variables, {name: array}) of a file written by `write_archive`."""
+  with np.load(path) as archive:
+    flat = {k[len("variables/"):]: archive[k] for k in archive.files if k.startswith("variables/")}
+    values = {k: archive[k] for k in archive.files if not k.startswith("variables/")}
+  return flax.traverse_util.unflatten_dict(flat, sep="/"), values
+
+
+def save(path: str, variables: dict, heldout_accuracy: float) -> None:
+  write_archive(path, variables, heldout_accuracy=np.float64(heldout_accuracy), recipe=np.str_(RECIPE))
 
 
 def load(path: str) -> tuple[dict, float]:
   """(variables, held-out accuracy) of a saved classifier."""
-  with np.load(path) as archive:
-    flat = {k[len("variables/"):]: archive[k] for k in archive.files if k.startswith("variables/")}
-    heldout_accuracy = float(archive["heldout_accuracy"])
-  return flax.traverse_util.unflatten_dict(flat, sep="/"), heldout_accuracy
+  variables, values = read_archive(path)
+  return variables, float(values["heldout_accuracy"])
 
 
 def train_for(data_config) -> tuple[dict, float]:
