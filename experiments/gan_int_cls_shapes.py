@@ -5,11 +5,14 @@ Launch: python launch.py --experiment=gan_int_cls_shapes --workdir=/tmp/gic_shap
             --caption="a large blue square at the bottom" --caption="a small red circle in the top left corner"
         (--captions=FILE: one caption a line; --pictures=interpolation: between the first and last caption)
 Ablation: --config.model.objective=gan|gan-cls|gan-int|gan-int-cls (the paper's four), --config.seed=N.
-Narrowed from the paper (its 64x64 CUB/flowers networks with ngf = ndf = 64 and a 1024-d char-CNN-RNN):
-32x32 pictures, g/d widths 32, a 128-d sentence embedding from a shrunk char-CNN-RNN (two conv layers of 64,
-a GRU of 128) trained in the same run for the first 1000 steps (model.pretrain_steps), then 5000 GAN steps.
+Narrowed from the paper (its 64x64 CUB/flowers networks with ngf = 128, ndf = 64, as the official
+main_cls_int.lua and scripts/train_cub.sh of reedscot/icml2016 set them, and a 1024-d char-CNN-RNN): 32x32
+pictures, G's widths 64 and D's 32 (the official 2:1), a 128-d sentence embedding from a shrunk char-CNN-RNN
+(two conv layers of 64, a GRU of 128) trained in the same run for the first 1000 steps (model.pretrain_steps),
+then 5000 GAN steps.
 Runtime (2 CPU cores shared with two other training runs and test suites, load average ~10: pessimistic): the
-encoder phase ran at 1.4-5 steps/s, the GAN phase at ~1.7 steps/s (full run: about 1 h 15 min at that pace).
+encoder phase ran at 1.4-5 steps/s, the GAN phase at ~1.7 steps/s with G at 32 channels (G at 64: 0.9-1.5 steps/s
+beside one other run and three agents' tests, load average ~11).
 Text encoder, measured (benchmarks/text_encoder_retrieval.py, the encoder frozen after 400 pretraining steps of a
 run with --config.model.pretrain_steps=400): among 300 held-out caption/picture pairs (data.synth_seed 1), recall@1
 image->text 0.337, text->image 0.450 (chance 0.003); the retrieved item has the same content (count, kinds,
@@ -26,6 +29,7 @@ from experiments import gan_int_cls_configs
 def get_config():
   config = gan_int_cls_configs.gan_int_cls_config(resolution=32, base_channels=32, text_encoder="char_cnn_rnn",
                                                   embedding_dim=128)
+  config.model.g_channels = 64  # twice D's, as the official ngf = 2 * ndf
   config.data.source = "captioned_shapes"
   config.data.channels = 3
   config.data.resolution = 32
