@@ -2,6 +2,7 @@
 pretraining phase, devices, resume, and sampling from typed captions."""
 import math
 import os
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -174,3 +175,34 @@ def test_launch_refuses_a_caption_the_encoder_cannot_read_in_one_line(tmp_path):
   result = launch("--experiment=gan_int_cls_shapes", f"--workdir={tmp_path}", "--mode=sample",
                   f"--captions={tmp_path}/missing.txt")
   assert result.returncode == 2 and "is not a file" in result.stderr
+
+
+def test_precomputed_typed_captions_take_their_released_embedding_and_others_are_refused(tmp_path):
+  from tests.test_captions import write_stackgan_folder  # pylint: disable=import-outside-toplevel
+  (tmp_path / "birds").mkdir()
+  _, _, vectors = write_stackgan_folder(tmp_path / "birds", embeddings=True)  # images 0, 3 readable
+  config = tiny_config("gan_int_cls_cub", steps=1, sample_every=0, batch_size=4)
+  with config.unlocked():
+    config.data.update(path=str(tmp_path / "birds"), caption_length=40, read_threads=0)
+    config.model.update(embedding_dim=6, projection_dim=4)
+  workdir = str(tmp_path / "run")
+  # Not a caption of the dataset: refused before any checkpoint is read, saying why and what to do.
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # the folder's missing caption file and corrupt image
+    with pytest.raises(run.ConditioningError, match=r"Torch7 char-CNN-RNN.*'a red bird'.*--embeddings=FILE.npy"
+                                                    r".*text_encoder=char_cnn_rnn"):
+      sampling.write_samples(config, workdir, 2, caption=sampling.caption_ids(["a red bird"], 40))
+    trainer.train_and_evaluate(config, workdir)
+    typed = ["  BIRD 3,  caption 1. ", "bird 0, caption 2."]  # case and whitespace ignored
+    written = np.load(sampling.write_samples(config, workdir, 4, caption=sampling.caption_ids(typed, 40)))
+    released = vectors[[3, 0], [1, 2]]
+    np.testing.assert_array_equal(written["embedding"], np.repeat(released, 2, axis=0))
+    # The same pictures as from the released embeddings given directly (--embeddings=FILE.npy).
+    np.save(tmp_path / "released.npy", released)
+    rows = sampling.embedding_rows(str(tmp_path / "released.npy"), 6)
+    given = np.load(sampling.write_samples(config, workdir, 4, embedding=rows))
+  np.testing.assert_array_equal(given["samples"], written["samples"])
+  assert os.path.exists(os.path.join(workdir, "captions.png"))
+  np.save(tmp_path / "wrong.npy", np.zeros((2, 5)))
+  with pytest.raises(ValueError, match=r"shape \(2, 5\); expected \[N, 6\]"):
+    sampling.embedding_rows(str(tmp_path / "wrong.npy"), 6)
