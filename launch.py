@@ -127,6 +127,8 @@ def _conditioning(config) -> dict:
       _fail(str(error))
   if FLAGS.embeddings:
     from gans import sampling  # pylint: disable=import-outside-toplevel
+    if "caption" in conditioning:
+      _fail("Give captions (--caption, --captions) or --embeddings, not both.")
     if "embedding_dim" not in config.model:
       _fail(f"--embeddings is for text-to-image variants (gan_int_cls); {FLAGS.experiment} takes none.")
     try:

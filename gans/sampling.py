@@ -76,7 +76,8 @@ def _per_row(conditioning: dict) -> dict:
   rows = {name: np.asarray(conditioning[name]) for name in ("caption", "embedding")
           if name in conditioning and np.ndim(conditioning[name]) == 2}
   if len({len(value) for value in rows.values()}) > 1:
-    raise run.ConditioningError(f"Give captions or embeddings, not both ({', '.join(f'{n}: {len(v)}' for n, v in rows.items())} rows).")
+    counts = ", ".join(f"{name}: {len(value)}" for name, value in rows.items())
+    raise run.ConditioningError(f"Captions and embeddings must give one row each for the same rows ({counts}).")
   return rows
 
 
