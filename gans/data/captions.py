@@ -1,4 +1,5 @@
-"""Captioned images for text-to-image GANs: generated captioned shapes (offline) and StackGAN-style folders.
+"""Captioned images for text-to-image GANs: generated captioned shapes (offline) and StackGAN-style folders
+(TFDS images with these folders' captions: gans/data/tfds_captions.py).
 
 Every source yields, per element (one picture with ONE of its captions):
 
