@@ -30,6 +30,8 @@ flags.DEFINE_string("input", None, "--mode=sample: a folder of images to transla
 flags.DEFINE_multi_string("caption", None, "--mode=sample, text-to-image variants (gan_int_cls): a caption to draw "
                           "a row of pictures for; repeatable.")
 flags.DEFINE_string("captions", None, "--mode=sample, text-to-image variants: a file of captions, one a line.")
+flags.DEFINE_string("embeddings", None, "--mode=sample, text-to-image variants: a .npy file of sentence embeddings "
+                    "[N, model.embedding_dim], a row of pictures each (e.g. from the released encoder).")
 flags.DEFINE_bool("list", False, "Print every experiment with its description and exit.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (several processes, one per host).")
 # SLURM and Cloud TPU set these in the environment, where jax.distributed.initialize() finds them; elsewhere
@@ -121,6 +123,16 @@ def _conditioning(config) -> dict:
     from gans import sampling  # pylint: disable=import-outside-toplevel
     try:
       conditioning["caption"] = sampling.caption_ids(texts, config.data.caption_length)
+    except ValueError as error:
+      _fail(str(error))
+  if FLAGS.embeddings:
+    from gans import sampling  # pylint: disable=import-outside-toplevel
+    if "caption" in conditioning:
+      _fail("Give captions (--caption, --captions) or --embeddings, not both.")
+    if "embedding_dim" not in config.model:
+      _fail(f"--embeddings is for text-to-image variants (gan_int_cls); {FLAGS.experiment} takes none.")
+    try:
+      conditioning["embedding"] = sampling.embedding_rows(FLAGS.embeddings, config.model.embedding_dim)
     except ValueError as error:
       _fail(str(error))
   if FLAGS.input:

@@ -12,6 +12,10 @@ default for the experiments that have config.train.n_critic).
 
   python benchmarks/train_step.py --experiment=wavegan_sc09 --blocks=3
 
+GAN-INT-CLS (gan_int_cls_shapes, gan_int_cls_cub) is timed on precomputed sentence embeddings (a random batch
+of model.embedding_dim), the project's own text encoder left out as in the PyTorch reference: it is frozen after
+pretraining, so the GAN step only adds its forward pass (gan_int_cls_shapes trains it first, in the same run).
+
   python benchmarks/train_step.py --experiment=dcgan_celeba64 --batch_size=64 --dtypes=float32,bfloat16
 
 times the step once per computation dtype (config.model.dtype) in the same alternating blocks: the first
@@ -76,6 +80,9 @@ def jax_step(config):
   batches = {name: jax.random.uniform(jax.random.key(0), shape, minval=0 if name == "voxels" else -1, maxval=1),
              # class labels, read by conditional variants and ignored by the others
              "label": jax.random.randint(jax.random.key(2), shape[:2], 0, config.model.get("num_classes", 10))}
+  if "embedding_dim" in config.model:  # text-to-image: a caption's character ids and its sentence embedding
+    batches["caption"] = jax.random.randint(jax.random.key(5), shape[:2] + (config.data.caption_length,), 1, 40)
+    batches["embedding"] = jax.random.normal(jax.random.key(6), shape[:2] + (config.model.embedding_dim,))
   if config.variant in IMAGE_PAIR_VARIANTS:  # pix2pix / CycleGAN read input and output images at load size
     batches["a"], batches["b"] = (jax.random.uniform(jax.random.key(k), shape, minval=-1, maxval=1) for k in (3, 4))
   key = jax.random.key(1)
@@ -141,6 +148,9 @@ def torch_step(config, augment=None):
   if config.variant == "cyclegan":
     from benchmarks import torch_cyclegan
     return torch_cyclegan.make_torch_cyclegan_step(config)
+  if config.variant == "gan_int_cls":
+    from benchmarks import torch_gan_int_cls
+    return torch_gan_int_cls.make_torch_gan_int_cls_step(config)
   if config.variant == "srgan" and config.model.objective == "srgan":
     from benchmarks import torch_srgan
     return torch_srgan.make_torch_srgan_step(config)
@@ -211,6 +221,8 @@ def main(argv) -> None:
     config.train.n_critic = FLAGS.n_critic
   if "moments_clips" in config.model:  # SpecGAN on synthetic clips: unit spectrogram moments, no data read
     config.model.moments_clips = 0
+  if config.variant == "gan_int_cls":  # the GAN step on precomputed sentence embeddings, as the PyTorch reference
+    config.model.text_encoder = "precomputed"
   print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch, tuple(FLAGS.dtypes),
                             FLAGS.augment, FLAGS.ada_p, FLAGS.torch_augment_code)))
 

@@ -34,6 +34,53 @@ def caption_ids(texts, length: int) -> np.ndarray:
   return np.stack([captions.encode_caption(text, length) for text in texts])
 
 
+def embedding_rows(path: str, dimension: int) -> np.ndarray:
+  """--embeddings=FILE.npy: f32[N, E] sentence embeddings, one row of pictures each (E = model.embedding_dim)."""
+  if not path.endswith(".npy") or not os.path.isfile(path):
+    raise ValueError(f"--embeddings={path} is not a .npy file; save an array [N, {dimension}] with numpy.save.")
+  rows = np.load(path, allow_pickle=False)
+  if rows.ndim != 2 or rows.shape[1] != dimension or not len(rows):
+    raise ValueError(f"--embeddings={path} holds an array of shape {rows.shape}; expected [N, {dimension}] "
+                     f"(N >= 1 sentence embeddings of model.embedding_dim = {dimension}).")
+  return rows.astype(np.float32)
+
+
+def released_embeddings(config, ids: np.ndarray) -> np.ndarray:
+  """f32[C, E]: for typed captions (int32[C, L]) with model.text_encoder='precomputed', each caption's released
+  embedding, found by matching it (case and whitespace ignored: captions.caption_key) with the captions of the
+  dataset's caption files (data.split of data.path; a caption of several images takes its first image's row).
+
+  The released embeddings come from Reed et al.'s char-CNN-RNN, a Torch7 model this project cannot run, so any
+  other caption has no embedding: one ConditioningError says so and what to do instead."""
+  from gans.data import captions  # pylint: disable=import-outside-toplevel
+  texts = [captions.decode_caption(row) for row in np.asarray(ids)]
+  source = data.make_source(config.data)
+  table = source.caption_embeddings() if hasattr(source, "caption_embeddings") else {}
+  unknown = [text for text in texts if captions.caption_key(text) not in table]
+  if not unknown:
+    return np.stack([table[captions.caption_key(text)] for text in texts])
+  where = (f"the captions of data.split={config.data.split!r} in the dataset's caption files" if table else
+           f"a dataset with released embeddings (data.source={config.data.source!r} gives none: set "
+           f"data.embedding_file)")
+  raise run.ConditioningError(
+      f"model.text_encoder='precomputed' reads released sentence embeddings, and their encoder (Reed et al.'s "
+      f"Torch7 char-CNN-RNN) cannot run here, so a typed caption is drawn only when it is one of {where} (case "
+      f"and whitespace ignored). Not found: {', '.join(repr(t) for t in unknown[:3])}"
+      f"{' ...' if len(unknown) > 3 else ''}. Type a caption from those files (text_c10/), pass embeddings with "
+      f"--embeddings=FILE.npy ([N, {config.model.embedding_dim}]), or train with "
+      f"--config.model.text_encoder=char_cnn_rnn, which encodes any caption.")
+
+
+def _per_row(conditioning: dict) -> dict:
+  """The conditioning given one row of pictures per entry: typed captions [C, L] and embeddings [C, E]."""
+  rows = {name: np.asarray(conditioning[name]) for name in ("caption", "embedding")
+          if name in conditioning and np.ndim(conditioning[name]) == 2}
+  if len({len(value) for value in rows.values()}) > 1:
+    counts = ", ".join(f"{name}: {len(value)}" for name, value in rows.items())
+    raise run.ConditioningError(f"Captions and embeddings must give one row each for the same rows ({counts}).")
+  return rows
+
+
 def write_samples(config, workdir: str, num_samples: int, pictures=(), export: str | None = None,
                   **conditioning) -> str:
   """Writes <workdir>/samples.npz (array `samples`, (N, ...) in data space) and samples.png; returns the npz path.
@@ -47,9 +94,12 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
   StyleGAN's style_mixing) is written as <name>.png with the same conditioning. `export` ("obj" or "ply",
   voxel samples only) also writes one marching-cubes mesh per sample in <workdir>/meshes/.
 
-  Text-to-image variants (caption=int32[C, L], from --caption / --captions=FILE through `caption_ids`): each of
-  the C captions gets num_samples // C samples (at least one), drawn as one row of captions.png; samples.npz then
-  also holds `caption` (the ids, one row per sample) and `caption_text`.
+  Text-to-image variants (caption=int32[C, L], from --caption / --captions=FILE through `caption_ids`, or
+  embedding=f32[C, E] from --embeddings=FILE.npy through `embedding_rows`): each of the C captions gets
+  num_samples // C samples (at least one), drawn as one row of captions.png; samples.npz then also holds
+  `caption` (the ids, one row per sample) and `caption_text`, or `embedding`. With model.text_encoder=
+  'precomputed', typed captions take their released embeddings (`released_embeddings`: only the dataset's own
+  captions have one; any other caption is refused, saying why).
 
   Variants that translate data (pix2pix, CycleGAN: GanVariant.held_out) translate `source` (--input=DIR) or,
   without it, the first num_samples held-out inputs; samples.npz then holds `samples`, `inputs` and, where
@@ -63,15 +113,19 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
   if unknown:
     raise run.ConditioningError(f"This variant draws no picture {', '.join(unknown)}; its pictures: "
                                 f"{', '.join(sorted(setup.variant.pictures)) or 'none'}.")
+  if ("caption" in conditioning and "embedding" not in conditioning
+      and config.model.get("text_encoder") == "precomputed"):  # before the checkpoint: an unknown caption fails fast
+    conditioning = {**conditioning, "embedding": released_embeddings(config, conditioning["caption"])}
   _, state, _, step = setup.restore_latest(workdir, with_data=False)
   if step == 0:
     raise checkpoint.CheckpointError(f"No checkpoint in {workdir}/checkpoints; train first (--mode=train).")
   known, caption_rows = {}, None
-  if "caption" in conditioning and np.ndim(conditioning["caption"]) == 2:  # typed captions: a row of pictures each
-    typed = np.asarray(conditioning["caption"])
-    per_caption = max(1, num_samples // len(typed))
-    conditioning = {**conditioning, "caption": np.repeat(typed, per_caption, axis=0)}
-    num_samples, caption_rows = len(typed) * per_caption, len(typed)
+  rows = _per_row(conditioning)
+  if rows:  # typed captions or given embeddings: a row of pictures each
+    count = len(next(iter(rows.values())))
+    per_caption = max(1, num_samples // count)
+    conditioning = {**conditioning, **{name: np.repeat(value, per_caption, axis=0) for name, value in rows.items()}}
+    num_samples, caption_rows = count * per_caption, count
   if setup.variant.held_out is not None:  # conditioning from data: translate the held-out inputs or --input
     conditioning, known, num_samples = _translation_inputs(setup.variant, conditioning, num_samples)
   samples = setup.generate(state, num_samples, **conditioning)
@@ -95,7 +149,7 @@ def write_samples(config, workdir: str, num_samples: int, pictures=(), export: s
     arrays = {"inputs": conditioning["source"], **known}
   else:
     arrays = conditioning
-  if caption_rows is not None:
+  if caption_rows is not None and "caption" in rows:
     from gans.data import captions  # pylint: disable=import-outside-toplevel
     arrays = {**arrays, "caption_text": np.array([captions.decode_caption(ids) for ids in conditioning["caption"]])}
   path = os.path.join(workdir, "samples.npz")

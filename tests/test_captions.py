@@ -347,3 +347,106 @@ def test_an_epoch_visits_every_picture_caption_pair_once():
       picture = next(p for p in range(4) if np.array_equal(pictures[p], image))
       seen.add((picture, int(caption_index)))
     assert seen == {(p, j) for p in range(4) for j in range(3)}
+
+
+# TFDS images with a caption folder --------------------------------------------------------------
+
+
+def write_caption_release(root):
+  """write_stackgan_folder's captions (#1 has none) with StackGAN's embeddings split over train/ (#0-#2) and test/
+  (#3), as the birds release splits CUB by class. Returns keys, captions, embeddings."""
+  keys, lines, vectors = write_stackgan_folder(root, embeddings=False)
+  for split, chosen in (("train", slice(0, 3)), ("test", slice(3, 4))):
+    (root / split).mkdir(exist_ok=True)
+    with open(root / split / "filenames.pickle", "wb") as file:
+      pickle.dump(keys[chosen], file)
+    with open(root / split / "char-CNN-RNN-embeddings.pickle", "wb") as file:
+      pickle.dump(vectors[chosen], file)
+  return keys, lines, vectors
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+  import io  # pylint: disable=import-outside-toplevel
+  buffer = io.BytesIO()
+  Image.fromarray(pixels).save(buffer, format="PNG")
+  return buffer.getvalue()
+
+
+def fake_birds(keys):
+  """caltech_birds2011-like examples, the image encoded (as SkipDecoding leaves it): a 40x20 picture whose left
+  half is level 10 and right half level 50 * (k + 1), the bbox (normalised ymin, xmin, ymax, xmax) well inside
+  the right half, so StackGAN's cut around it holds the right half's level alone."""
+  examples = []
+  for number, key in keys:
+    pixels = np.full((20, 40, 3), 10, np.uint8)
+    pixels[:, 20:] = 50 * (number + 1)
+    examples.append({"image": png_bytes(pixels), "image/filename": f"CUB_200_2011/images/{key}.jpg".encode(),
+                     "label": number, "label_name": "bird", "bbox": np.array([0.2, 0.6, 0.8, 0.9], np.float32)})
+  return examples
+
+
+def tfds_captions_config(tmp_path, **fields):
+  fields = {"caption_path": str(tmp_path / "release"), **fields}
+  return data_config(source="tfds_captions", name="caltech_birds2011", path=str(tmp_path / "tfds"), resolution=8,
+                     channels=3, caption_length=40, **fields)
+
+
+def test_tfds_captions_pairs_tfds_images_with_captions_and_embeddings_by_file_name(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  (tmp_path / "release").mkdir()
+  keys, lines, vectors = write_caption_release(tmp_path / "release")
+  asked = []
+
+  def as_data_source(builder, split, decoders=None, **kwargs):
+    del kwargs
+    asked.append((builder.name, split, decoders))
+    return fake_birds([(3, keys[3]), (0, keys[0])])  # TFDS's order, not the release's
+
+  with tfds.testing.mock_data(as_data_source_fn=as_data_source):
+    source = data.make_source(tfds_captions_config(tmp_path, embedding_file="char-CNN-RNN-embeddings.pickle"))
+  (name, split, decoders), = asked
+  assert (name, split) == ("caltech_birds2011", "train")
+  assert isinstance(decoders["image"], tfds.decode.SkipDecoding)  # the file-name scan decodes no image
+  assert len(source) == 4 + 3  # image #3: its 6 captions cut to its 4 embeddings; image #0: 3 captions
+  for index, (number, j) in enumerate([(3, 0), (3, 1), (3, 2), (3, 3), (0, 0), (0, 1), (0, 2)]):
+    element = source[index]
+    assert captions.decode_caption(element["caption"]) == lines[keys[number]][j].lower()
+    np.testing.assert_array_equal(element["embedding"], vectors[number, j])  # #3's from test/, #0's from train/
+    assert int(element["caption_index"]) == j and int(element["label"]) == number
+    assert element["image"].shape == (8, 8, 3)
+    np.testing.assert_allclose(element["image"], 50 * (number + 1) / 127.5 - 1, atol=1e-6)  # cut around the box
+  table = source.caption_embeddings()
+  np.testing.assert_array_equal(table[captions.caption_key(lines[keys[3]][2])], vectors[3, 2])
+
+
+def test_tfds_captions_refuse_images_without_captions_and_missing_folders_or_datasets(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  (tmp_path / "release").mkdir()
+  keys, _, _ = write_caption_release(tmp_path / "release")
+
+  def as_data_source(builder, split, **kwargs):
+    del builder, split, kwargs
+    return fake_birds(list(enumerate(keys[:2])))  # #1 has no caption file
+
+  with tfds.testing.mock_data(as_data_source_fn=as_data_source):
+    with pytest.raises(data.DatasetNotFoundError, match=r"1 of 2 images .* no caption file .*Albatross_0002"):
+      data.make_source(tfds_captions_config(tmp_path))
+    with pytest.raises(data.DatasetNotFoundError, match="data.caption_path.*text_c10"):
+      data.make_source(tfds_captions_config(tmp_path, caption_path=str(tmp_path / "nowhere")))
+  with pytest.raises(data.DatasetNotFoundError, match="tfds build caltech_birds2011 .*array_record"):
+    data.make_source(tfds_captions_config(tmp_path))  # not prepared in data.path
+
+
+def test_caption_folder_pairs_a_caption_with_the_embedding_row_of_its_line(tmp_path):
+  keys, _, vectors = write_stackgan_folder(tmp_path, embeddings=True)
+  caption_file = tmp_path / "text_c10" / "001.Albatross" / "Albatross_0001.txt"
+  caption_file.write_text("first line\n\nthird line\n\u2603\nfifth line\n")  # an empty line, one that cleans away
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    source = data.make_source(folder_config(tmp_path, embedding_file="char-CNN-RNN-embeddings.pickle"))
+  # Lines 0 and 2 have rows 0 and 2; line 4 is past image #0's 4 rows.
+  assert source.captions(0) == ["first line", "third line"]
+  np.testing.assert_array_equal(source[1]["embedding"], vectors[0, 2])
+  table = source.caption_embeddings()
+  np.testing.assert_array_equal(table[captions.caption_key("  Third   LINE ")], vectors[0, 2])
+  assert captions.caption_key("fifth line") not in table

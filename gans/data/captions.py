@@ -1,4 +1,5 @@
-"""Captioned images for text-to-image GANs: generated captioned shapes (offline) and StackGAN-style folders.
+"""Captioned images for text-to-image GANs: generated captioned shapes (offline) and StackGAN-style folders
+(TFDS images with these folders' captions: gans/data/tfds_captions.py).
 
 Every source yields, per element (one picture with ONE of its captions):
 
@@ -9,7 +10,11 @@ Every source yields, per element (one picture with ONE of its captions):
   "label"          int32: captioned_shapes: the attribute vector below (evaluation only, never conditioning);
                    caption_folder: the class id, only when <split>/class_info.pickle exists
   "embedding"      f32[E]: caption_folder with data.embedding_file only: the precomputed sentence embedding of
-                   this caption (the release's row caption_index of the image's [captions, E] array)
+                   this caption: row j of the image's released [captions, E] array for the caption on line j of
+                   its caption file (0-based, every line counted, so a caption keeps its line's row even when an
+                   earlier line is empty or cleans to nothing). Lines past the
+                   array's rows are left out. `CaptionPairs.caption_embeddings` maps each caption to its row
+                   (typed captions with precomputed embeddings, gans/sampling.py).
 
 Caption choice. The pipeline gives sources no per-epoch randomness (batch b is a pure function of b), so a
 source's elements are the (picture, caption) PAIRS: element i is caption i % C of picture i // C for the shapes
@@ -425,12 +430,18 @@ def box_crop(image: Image.Image, box) -> Image.Image:
   return image.crop((left, top, right, bottom))
 
 
-def _read_captions(path: str, length: int) -> tuple[list[str], int]:
-  """The non-empty lines of a caption file, cleaned; and how many had to change."""
+def _read_captions(path: str, length: int) -> tuple[list[tuple[int, str]], int]:
+  """(line number, cleaned caption) of the caption file's non-empty lines, and how many had to change. The line
+  number (0-based, counting every line) is what pairs a caption with the release's embedding of the same row."""
   with open(path, encoding="utf-8", errors="replace") as file:
-    lines = [line for line in file.read().splitlines() if line.strip()]
-  cleaned = [clean_caption(line, length) for line in lines]
-  return [text for text, _ in cleaned if text], sum(changed for _, changed in cleaned)
+    lines = file.read().splitlines()
+  cleaned = [(number, *clean_caption(line, length)) for number, line in enumerate(lines) if line.strip()]
+  return [(number, text) for number, text, _ in cleaned if text], sum(changed for _, _, changed in cleaned)
+
+
+def caption_key(text: str) -> str:
+  """What two captions must share to be the same caption: lower case, whitespace runs as one space."""
+  return " ".join(normalise(text).split())
 
 
 def _keys(root: str, split: str, image_directory: str) -> list[str]:
@@ -446,7 +457,46 @@ def _warn_left_out(problems: list[str], total: int) -> None:
     warnings.warn(f"Left out {len(problems)} of {total} captioned images: {shown}")
 
 
-class CaptionFolderSource:
+class CaptionPairs:
+  """The (image, caption) pair numbering shared by the captioned-image sources: pair i is caption i - first[k]
+  of image k; with embeddings, caption j of image k has the embedding row self._embeddings[k][j]."""
+
+  def _set_pairs(self, captions: list[list[str]], embeddings: list[np.ndarray] | None) -> None:
+    self._captions, self._embeddings = captions, embeddings or []
+    self._first_pair = np.cumsum([0] + [len(c) for c in captions[:-1]]).astype(np.int64)
+    self._num_pairs = int(self._first_pair[-1]) + len(captions[-1])
+
+  def __len__(self) -> int:
+    return self._num_pairs
+
+  def pair(self, index: int) -> tuple[int, int]:
+    """(image number, caption number) of pair `index`."""
+    if not 0 <= index < self._num_pairs:
+      raise IndexError(f"index {index} outside [0, {self._num_pairs})")
+    image = int(np.searchsorted(self._first_pair, index, side="right")) - 1
+    return image, int(index - self._first_pair[image])
+
+  def captions(self, image: int) -> list[str]:
+    return list(self._captions[image])
+
+  def caption_embeddings(self) -> dict[str, np.ndarray]:
+    """caption_key(caption) -> its released embedding f32[E], for every caption of the source (a caption that
+    several images share keeps its first image's row). Empty without embeddings."""
+    table = {}
+    for texts, rows in zip(self._captions, self._embeddings):
+      for text, row in zip(texts, rows):
+        table.setdefault(caption_key(text), row)
+    return table
+
+  def _caption_element(self, image: int, caption_index: int, pixels: np.ndarray) -> dict:
+    element = {"image": pixels, "caption": encode_caption(self._captions[image][caption_index], self._length),
+               "caption_index": np.int32(caption_index)}
+    if self._embeddings:
+      element["embedding"] = self._embeddings[image][caption_index]
+    return element
+
+
+class CaptionFolderSource(CaptionPairs):
   """source[i] -> one (image, caption) pair of a StackGAN-style folder; see the module docstring.
 
   Captions (and embeddings) are read when the source is made, images when an element is read (None, skipped by
@@ -488,8 +538,8 @@ class CaptionFolderSource:
 
   def _load_pairs(self, keys, embeddings, classes) -> None:
     by_path, by_stem = _caption_files(self._path)
-    self._keys, self._image_paths, self._captions, self._first_pair = [], [], [], []
-    self._embeddings, self._classes = [], []
+    self._keys, self._image_paths, self._classes = [], [], []
+    all_captions, all_embeddings = [], []
     problems, changed = [], 0
     for index, key in enumerate(keys):
       image_path = _first_existing(os.path.join(self._image_directory, key + suffix)
@@ -501,19 +551,18 @@ class CaptionFolderSource:
       if caption_path is None:
         problems.append(f"no caption file for {image_path} (text_c10/{key}.txt)")
         continue
-      captions, cleaned = _read_captions(caption_path, self._length)
+      numbered, cleaned = _read_captions(caption_path, self._length)
       changed += cleaned
-      if embeddings is not None:
-        captions = captions[:len(embeddings[index])]  # caption j belongs to embedding j
-      if not captions:
+      if embeddings is not None:  # the caption of line j has embedding row j; lines past the rows are left out
+        numbered = [(line, text) for line, text in numbered if line < len(embeddings[index])]
+      if not numbered:
         problems.append(f"no captions in {caption_path}")
         continue
-      self._first_pair.append(sum(len(c) for c in self._captions))
       self._keys.append(key)
       self._image_paths.append(image_path)
-      self._captions.append(captions)
+      all_captions.append([text for _, text in numbered])
       if embeddings is not None:
-        self._embeddings.append(embeddings[index])
+        all_embeddings.append(embeddings[index][[line for line, _ in numbered]])
       if classes is not None:
         self._classes.append(classes[index])
     _warn_left_out(problems, len(keys))
@@ -522,21 +571,7 @@ class CaptionFolderSource:
     if changed:
       warnings.warn(f"{changed} captions in {self._path!r} were cleaned to the alphabet (other characters became "
                     f"spaces) or cut to data.caption_length={self._length}.")
-    self._first_pair = np.asarray(self._first_pair, np.int64)
-    self._num_pairs = int(self._first_pair[-1]) + len(self._captions[-1])
-
-  def __len__(self) -> int:
-    return self._num_pairs
-
-  def pair(self, index: int) -> tuple[int, int]:
-    """(image number, caption number) of pair `index`."""
-    if not 0 <= index < self._num_pairs:
-      raise IndexError(f"index {index} outside [0, {self._num_pairs})")
-    image = int(np.searchsorted(self._first_pair, index, side="right")) - 1
-    return image, int(index - self._first_pair[image])
-
-  def captions(self, image: int) -> list[str]:
-    return list(self._captions[image])
+    self._set_pairs(all_captions, all_embeddings if embeddings is not None else None)
 
   def _image(self, image: int) -> np.ndarray | None:
     path = self._image_paths[image]
@@ -555,10 +590,7 @@ class CaptionFolderSource:
     pixels = self._image(image)
     if pixels is None:
       return None
-    element = {"image": pixels, "caption": encode_caption(self._captions[image][caption_index], self._length),
-               "caption_index": np.int32(caption_index)}
-    if self._embeddings:
-      element["embedding"] = self._embeddings[image][caption_index]
+    element = self._caption_element(image, caption_index, pixels)
     if self._classes:
       element["label"] = np.int32(self._classes[image])
     return element

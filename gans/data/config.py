@@ -6,7 +6,8 @@ the default below, so an experiment sets only what differs:
   source        "digits" | "idx" | "tfds" | "folder" | "ring8" | "grid25" | "shapes3d" | "voxel_folder"
                 (voxel grids, gans/data/voxels.py) | "spoken_digits" | "wav_folder" | "tfds_audio"
                 (audio, gans/data/audio.py) | "captioned_shapes" | "caption_folder" (captioned
-                images, gans/data/captions.py)   ("digits")
+                images, gans/data/captions.py) | "tfds_captions" (TFDS images + a caption folder,
+                gans/data/tfds_captions.py)   ("digits")
   path          directory or file of a file-based source: the IDX directory, the voxel folder, the
                 TFDS data_dir ("" = TFDS's own default), the image folder or .zip   ("")
   name          TFDS dataset name, e.g. "mnist", "celeb_a"   ("")
@@ -49,7 +50,10 @@ character ids, "caption_index": int32, "label" (shapes: int32[9] attributes; fol
                         synth_seed its seed (picture i from (synth_seed, i) alone)   (10)
   max_shapes            captioned_shapes pictures hold 1..max_shapes shapes (1 or 2)   (2)
   embedding_file        caption_folder: the precomputed sentence embeddings in <path>/<split>/, e.g.
-                        "char-CNN-RNN-embeddings.pickle"; "" = none   ("")
+                        "char-CNN-RNN-embeddings.pickle" (tfds_captions: in <caption_path>/train/ and test/);
+                        "" = none   ("")
+  caption_path          tfds_captions: the folder holding text_c10/ (and the embeddings' split folders); the
+                        images come from TFDS data.name / data.split in data.path   ("")
 """
 import ml_collections
 
@@ -81,6 +85,7 @@ DEFAULTS = dict(
     captions_per_picture=10,
     max_shapes=2,
     embedding_file="",
+    caption_path="",
 )
 
 

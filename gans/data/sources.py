@@ -6,6 +6,7 @@ from gans.data import folder
 from gans.data import image2image
 from gans.data import mixtures
 from gans.data import super_resolution
+from gans.data import tfds_captions
 from gans.data import tfds_source
 from gans.data import voxels
 from gans.data.config import field
@@ -89,6 +90,14 @@ def _caption_folder(config):
       embedding_file=field(config, "embedding_file"))
 
 
+def _tfds_captions(config):
+  return tfds_captions.tfds_caption_source(
+      field(config, "name"), field(config, "split"), field(config, "path"), field(config, "caption_path"),
+      image_key=field(config, "image_key"), label_key=field(config, "label_key"),
+      resolution=field(config, "resolution"), channels=field(config, "channels"),
+      caption_length=field(config, "caption_length"), embedding_file=field(config, "embedding_file"))
+
+
 SOURCES = {
     "digits": _digits,
     "idx": _idx,
@@ -107,6 +116,8 @@ SOURCES = {
     # Captioned images {"image", "caption", "caption_index", "label"[, "embedding"]} (gans/data/captions.py).
     "captioned_shapes": _captioned_shapes,
     "caption_folder": _caption_folder,
+    # The same elements, images from a TFDS dataset and captions from a folder (gans/data/tfds_captions.py).
+    "tfds_captions": _tfds_captions,
 }
 
 

@@ -17,14 +17,15 @@ def _is_prepared(tfds, name: str, data_dir: str | None) -> bool:
   return tfds.builder(name, data_dir=data_dir).is_prepared()
 
 
-def open_tfds(name: str, split: str, data_dir: str | None):
-  """tfds.data_source(name, split), or DatasetNotFoundError when it is not prepared."""
+def open_tfds(name: str, split: str, data_dir: str | None, decoders: dict | None = None):
+  """tfds.data_source(name, split), or DatasetNotFoundError when it is not prepared. `decoders`: TFDS's per-feature
+  decoders, e.g. {"image": tfds.decode.SkipDecoding()} for a source that decodes images itself."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; only this source needs it)
   if not name:
     raise ValueError("data.name must name the TFDS dataset, e.g. 'mnist' or 'celeb_a'")
   try:
     # download=False: a training job must not start a download behind the user's back.
-    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False, decoders=decoders)
   except Exception as error:  # TFDS raises assorted types for data that is absent
     if _is_prepared(tfds, name, data_dir):
       raise

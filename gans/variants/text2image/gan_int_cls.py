@@ -53,7 +53,11 @@ Text encoder (config.model.text_encoder):
   held-out recall@1 among 300 caption/picture pairs 0.34 (image->text) and 0.45 (text->image), chance 0.003.
 
 Sampling: `sample(params, model_state, key, n, caption=None, embedding=None)`: caption = int32[L] or [n, L]
-character ids (captions.encode_caption), embedding = f32[E] or [n, E] (precomputed encoders). Without either,
+character ids (captions.encode_caption), embedding = f32[E] or [n, E] (precomputed encoders; an embedding given
+wins over a caption). With "precomputed", `--mode=sample --caption=...` looks the typed caption up among the
+dataset's captions and samples from its released embedding (gans/sampling.py released_embeddings; any other
+caption is refused, since the released Torch7 encoder cannot run here); `--embeddings=FILE.npy` gives them
+directly. Without either,
 the captions of held-out captioned shapes (data.synth_seed + 1) when the encoder reads captions, else a zero
 embedding (with precomputed embeddings the training pictures then show G's response to a neutral condition).
 `grid`: one row per default caption, one latent per column. Pictures: "interpolation": rows of latents, columns
@@ -295,7 +299,8 @@ def make(config) -> GanVariant:
           jnp.asarray(caption, jnp.int32), (n, length))
       return encode_text(params, ids)
     if caption is not None:
-      raise ValueError("model.text_encoder='precomputed' cannot read captions; pass embeddings instead.")
+      raise ValueError("model.text_encoder='precomputed' cannot read captions; pass embeddings instead "
+                       "(--mode=sample finds a typed caption's released embedding: sampling.released_embeddings).")
     return jnp.zeros((n, model.embedding_dim))
 
   def sample(params, model_state, key, n, caption=None, embedding=None):
