@@ -11,7 +11,9 @@ Narrowed from the paper (64 -> 256, GF_DIM 128, DF_DIM 64, CONDITION_DIM 128, R_
 embeddings): 32 -> 64, GF_DIM = DF_DIM = 16 (Stage-I G's widest layer 128 channels), CONDITION_DIM 64, R_NUM 2,
 gan_int_cls_shapes's 128-d char-CNN-RNN trained first for 1000 steps, then 3000 Stage-I and 3000 Stage-II steps
 with the learning rate halved once, half-way through each stage (the paper halves every 50 / 100 of 600 epochs).
-Runtime: see README (StackGAN); measured on the loaded 2-core CPU.
+Runtime: not measured end to end. Steps timed on the 2-core CPU shared with other runs and test suites (load
+average ~12, so pessimistic): encoder 1.6 s, Stage-I 2.2 s, Stage-II 6.2 s per step (the whole run at that
+pace: about 7.5 h; benchmarks/train_step.py gives the side-by-side speed against PyTorch).
 Reproduces: the paper's Stage-II against Stage-I in miniature (more detail at the higher resolution, the caption's
 attributes kept): `caption_accuracy/*` of the final (Stage-II) pictures in eval.jsonl, and of the Stage-I ones
 with --config.model.sample_stage=1.
