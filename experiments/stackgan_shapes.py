@@ -5,7 +5,7 @@ Launch: python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_sh
         python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_shapes --mode=sample \
             --caption="a large blue square at the bottom" --caption="a small red circle in the top left corner" \
             --num_samples=16 --pictures=stages     (stages.png: per caption a Stage-I row over a Stage-II row)
-        python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_shapes --mode=evaluate \
+        python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_shapes --mode=eval \
             --config.model.sample_stage=1          (the caption metrics of the Stage-I pictures, upsampled)
 Narrowed from the paper (64 -> 256, GF_DIM 128, DF_DIM 64, CONDITION_DIM 128, R_NUM 4, 1024-d char-CNN-RNN
 embeddings): 32 -> 64, GF_DIM = DF_DIM = 16 (Stage-I G's widest layer 128 channels), CONDITION_DIM 64, R_NUM 2,

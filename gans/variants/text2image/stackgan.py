@@ -41,7 +41,7 @@ Stage-II's schedule starts at its first step, as the official Stage-II run's epo
 
 Sampling: `sample(params, model_state, key, n, caption=None, embedding=None)` -> data.resolution pictures of
 the latest trained stage (model_state["stage"]: 1 until the first Stage-II step, then 2; Stage-I pictures are
-upsampled, nearest, to data.resolution), or of model.sample_stage when it is 1 or 2 (e.g. `--mode=evaluate
+upsampled, nearest, to data.resolution), or of model.sample_stage when it is 1 or 2 (e.g. `--mode=eval
 --config.model.sample_stage=1` measures Stage-I pictures). Captions and embeddings as gan_int_cls (TextEncoding).
 `grid` and the picture "stages" (`--pictures=stages`): rows of 8, each a Stage-I row over its Stage-II row (same
 z and caption); the grid shows the default held-out captions, "stages" the given ones in order.
