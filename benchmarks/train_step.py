@@ -60,6 +60,8 @@ flags.DEFINE_string("torch_augment_code", "", "With --augment: a checkout of the
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
 flags.DEFINE_list("dtypes", ["float32"], "Computation dtypes (config.model.dtype) timed side by side, e.g. "
                   "float32,bfloat16; the first is compared with PyTorch and the others with the first.")
+flags.DEFINE_integer("step", -1, "Generator step whose main phases are timed; -1 = the last step of training "
+                     "(StackGAN's Stage-II; its Stage-I: a step before pretrain_steps + stage1_steps, e.g. 1000).")
 flags.DEFINE_integer("n_critic", 1, "D updates per step (config.train.n_critic) for experiments that have it "
                      "(WaveGAN, SpecGAN: 5); 1 = one D and one G update, the PyTorch references' step.")
 FLAGS = flags.FLAGS
@@ -71,7 +73,8 @@ def jax_step(config):
   setup = run.Setup(config)
   # The phases of the last step of training (the final resolution when growing) that run on every step:
   # the main phases, without lazy regularisers.
-  last_step_phases = steps.due_phases(setup.variant, config.train.steps - 1)
+  timed_step = config.train.steps - 1 if FLAGS.step < 0 else FLAGS.step
+  last_step_phases = steps.due_phases(setup.variant, timed_step)
   main_phases = tuple(phase.name for phase in setup.variant.phases
                       if phase.name in last_step_phases and phase.every == 1)
   train_step = setup.train_step(main_phases)  # the trainer's own jitted step
@@ -151,6 +154,11 @@ def torch_step(config, augment=None):
   if config.variant == "gan_int_cls":
     from benchmarks import torch_gan_int_cls
     return torch_gan_int_cls.make_torch_gan_int_cls_step(config)
+  if config.variant == "stackgan":
+    from benchmarks import torch_stackgan
+    timed_step = config.train.steps - 1 if FLAGS.step < 0 else FLAGS.step
+    stage = 1 if timed_step < config.model.pretrain_steps + config.model.stage1_steps else 2
+    return torch_stackgan.make_torch_stackgan_step(config, stage)
   if config.variant == "srgan" and config.model.objective == "srgan":
     from benchmarks import torch_srgan
     return torch_srgan.make_torch_srgan_step(config)

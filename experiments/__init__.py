@@ -42,6 +42,8 @@ NAMES = (
     "srgan_div2k",
     "gan_int_cls_shapes",
     "gan_int_cls_cub",
+    "stackgan_shapes",
+    "stackgan_cub",
 )
 
 

@@ -21,8 +21,9 @@ MODEL_DEFINING_SECTIONS = ("variant", "model", "data.source", "data.resolution",
 # computation dtype; the state is float32 either way, which the shapes check confirms), so a float32 run
 # may resume in bfloat16 and back, and checkpoints written before the field existed stay readable;
 # pix2pix/CycleGAN's model.sample_direction and model.test_mode (how a trained model translates), so a
-# CycleGAN trained with the default AtoB can translate BtoA.
-STATE_NEUTRAL_FIELDS = {"model": ("dtype", "sample_direction", "test_mode")}
+# CycleGAN trained with the default AtoB can translate BtoA; StackGAN's model.sample_stage (which stage's
+# pictures sampling returns), so a run's Stage-I pictures can be evaluated.
+STATE_NEUTRAL_FIELDS = {"model": ("dtype", "sample_direction", "test_mode", "sample_stage")}
 
 
 class CheckpointError(RuntimeError):

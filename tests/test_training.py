@@ -20,7 +20,8 @@ TINY_MODEL = {"g_hidden": (16, 16), "d_hidden": (16,), "g_channels": 4, "d_chann
               "moments_clips": 0,  # SpecGAN: unit spectrogram moments, no data read
               # SRResNet / SRGAN: one narrow block, a narrow D, and SRGAN's phases from step 0 (no pretraining).
               "blocks": 1, "features": 4, "d_features": 2, "d_dense": 8, "pretrain_steps": 0,
-              "content": "mse"}  # SRGAN: no VGG19 file here
+              "content": "mse",  # SRGAN: no VGG19 file here
+              "stage1_resolution": 4}  # StackGAN: Stage-I 4x4 under Stage-II's 8x8
 # Variants whose batches are image pairs {"a": inputs, "b": outputs} rather than {"image"}.
 IMAGE_PAIR_VARIANTS = ("pix2pix", "cyclegan")
 # Sources whose batches also carry "caption" (and "embedding" for precomputed text encoders).

@@ -1,7 +1,7 @@
 """The variant registry: name -> make(config) -> GanVariant."""
 from gans.variants import cgan, dcgan, gan, gan3d, infogan, specgan, srgan, stylegan, stylegan2, wavegan
 from gans.variants.image2image import cyclegan, pix2pix
-from gans.variants.text2image import gan_int_cls
+from gans.variants.text2image import gan_int_cls, stackgan
 
 VARIANTS = {
     "gan": gan.make,
@@ -17,6 +17,7 @@ VARIANTS = {
     "specgan": specgan.make,
     "srgan": srgan.make,  # SRResNet too: model.objective
     "gan_int_cls": gan_int_cls.make,  # GAN, GAN-CLS, GAN-INT too: model.objective
+    "stackgan": stackgan.make,  # Stage-I then Stage-II in one run
 }
 
 

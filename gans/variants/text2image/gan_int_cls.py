@@ -63,7 +63,7 @@ embedding (with precomputed embeddings the training pictures then show G's respo
 `grid`: one row per default caption, one latent per column. Pictures: "interpolation": rows of latents, columns
 the embedding moving from the first caption given to the last (or between two default captions).
 """
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -209,6 +209,10 @@ def generator_loss(objective: str, fake_right, fake_interpolated) -> tuple[jax.A
 def check_model(model) -> None:
   if model.objective not in OBJECTIVES:
     raise ValueError(f"Unknown model.objective {model.objective!r}; valid: {', '.join(OBJECTIVES)}.")
+  check_text_encoder(model)
+
+
+def check_text_encoder(model) -> None:
   if model.text_encoder not in TEXT_ENCODERS:
     raise ValueError(f"Unknown model.text_encoder {model.text_encoder!r}; valid: {', '.join(TEXT_ENCODERS)}.")
 
@@ -222,20 +226,31 @@ def default_captions(data_config, count: int = DEFAULT_CAPTIONS) -> np.ndarray:
                    for p in range(count)])
 
 
-def make(config) -> GanVariant:
-  model, data_config = config.model, config.data
-  check_model(model)
-  shape = common.data_shape(data_config)
-  dtype = common.compute_dtype(model)
-  objective, beta = model.objective, model.get("interpolation_beta", 0.5)
+class TextEncoding(NamedTuple):
+  """Where a text-conditional variant's sentence embeddings come from (config.model.text_encoder), shared by
+  gan_int_cls and stackgan: the precomputed embeddings of the batch, or the char-CNN-RNN trained first in the
+  "encoder" phase (groups "text" and "image_encoder") and frozen after it. See the module docstring."""
+  reads_captions: bool  # char_cnn_rnn: the embeddings are the trained encoder's of the batch's "caption"
+  pretrain_steps: int  # steps of the "encoder" phase before the GAN's phases (0 for precomputed embeddings)
+  phases: tuple  # the "encoder" phase, or ()
+  modules: dict  # {"text": CharCnnRnn, "image_encoder": ImageEncoder}, or {}
+  init: Callable  # init(text_key, image_key) -> the encoder groups' params ({} for precomputed embeddings)
+  embed: Callable  # embed(params, batch) -> f32[N, E], the encoder frozen (stop_gradient)
+  # conditioning_embedding(params, n, caption, embedding) -> f32[n, E]: the sampler's keywords (caption ids or
+  # embeddings, one or one per sample), else the default captions (cycled), else a zero embedding.
+  conditioning_embedding: Callable
+  defaults: np.ndarray | None  # int32[DEFAULT_CAPTIONS, L], the grid's captions (char_cnn_rnn only)
+
+
+def text_encoding(config, image_shape) -> TextEncoding:
+  """The text encoder of config.model (text_encoder, embedding_dim; char_cnn_rnn: text_channels, text_hidden,
+  image_encoder_channels, pretrain_steps) for images of `image_shape` (H, W, C)."""
+  model, length = config.model, config.data.caption_length
+  check_text_encoder(model)
   reads_captions = model.text_encoder == "char_cnn_rnn"
   pretrain_steps = model.get("pretrain_steps", 0) if reads_captions else 0
-  generator = TextGenerator(shape[0], shape[-1], model.g_channels, model.projection_dim, dtype)
-  discriminator = TextDiscriminator(model.d_channels, model.projection_dim, dtype)
   text_encoder = CharCnnRnn(model.embedding_dim, model.text_channels, model.text_hidden)
   image_encoder = ImageEncoder(model.embedding_dim, model.image_encoder_channels)
-  latents = common.latent_sampler(model)
-  length = data_config.caption_length
 
   def encode_text(params, caption):
     return text_encoder.apply({"params": params["text"]}, caption)
@@ -248,6 +263,55 @@ def make(config) -> GanVariant:
                          "caption_folder with data.embedding_file set, or model.text_encoder='char_cnn_rnn'.")
       return batch["embedding"]
     return jax.lax.stop_gradient(encode_text(params, batch["caption"]))
+
+  def encoder_loss(params, model_state, batch, key):
+    del key
+    text = encode_text(params, batch["caption"])
+    image = image_encoder.apply({"params": params["image_encoder"]}, batch["image"])
+    scores = image @ text.T
+    metrics = {"retrieval_accuracy": jnp.mean(jnp.argmax(scores, axis=1) == jnp.arange(scores.shape[0]))}
+    return joint_embedding_loss(image, text), (metrics, model_state)
+
+  defaults = default_captions(config.data) if reads_captions else None
+
+  def conditioning_embedding(params, n, caption, embedding):
+    """f32[n, E] from the given caption ids or embeddings, else the defaults (cycled)."""
+    if embedding is not None:
+      return jnp.broadcast_to(jnp.asarray(embedding, jnp.float32), (n, model.embedding_dim))
+    if reads_captions:
+      ids = defaults[np.arange(n) % len(defaults)] if caption is None else jnp.broadcast_to(
+          jnp.asarray(caption, jnp.int32), (n, length))
+      return encode_text(params, ids)
+    if caption is not None:
+      raise ValueError("model.text_encoder='precomputed' cannot read captions; pass embeddings instead "
+                       "(--mode=sample finds a typed caption's released embedding: sampling.released_embeddings).")
+    return jnp.zeros((n, model.embedding_dim))
+
+  def init(text_key, image_key):
+    if not reads_captions:
+      return {}
+    return {"text": text_encoder.init(text_key, jnp.zeros((1, length), jnp.int32))["params"],
+            "image_encoder": image_encoder.init(image_key, jnp.zeros((1,) + tuple(image_shape)))["params"]}
+
+  phases = ((Phase("encoder", encoder_loss, updates=("text", "image_encoder"), stop=pretrain_steps),)
+            if pretrain_steps else ())
+  modules = {"text": text_encoder, "image_encoder": image_encoder} if reads_captions else {}
+  return TextEncoding(reads_captions, pretrain_steps, phases, modules, init, embed, conditioning_embedding,
+                      defaults)
+
+
+def make(config) -> GanVariant:
+  model, data_config = config.model, config.data
+  check_model(model)
+  shape = common.data_shape(data_config)
+  dtype = common.compute_dtype(model)
+  objective, beta = model.objective, model.get("interpolation_beta", 0.5)
+  encoding = text_encoding(config, shape)
+  reads_captions, pretrain_steps = encoding.reads_captions, encoding.pretrain_steps
+  embed, conditioning_embedding, defaults = encoding.embed, encoding.conditioning_embedding, encoding.defaults
+  generator = TextGenerator(shape[0], shape[-1], model.g_channels, model.projection_dim, dtype)
+  discriminator = TextDiscriminator(model.d_channels, model.projection_dim, dtype)
+  latents = common.latent_sampler(model)
 
   def generate(params, model_state, key, embedding, train=True):
     z = latents(key, embedding.shape[0], model.z_dim)
@@ -279,29 +343,6 @@ def make(config) -> GanVariant:
       fake_interpolated, _ = discriminate(params, model_state["d"], fake_mixed, mixed)
     loss, metrics = generator_loss(objective, fake_right, fake_interpolated)
     return loss, (metrics, {**model_state, "g": g_collections})
-
-  def encoder_loss(params, model_state, batch, key):
-    del key
-    text = encode_text(params, batch["caption"])
-    image = image_encoder.apply({"params": params["image_encoder"]}, batch["image"])
-    scores = image @ text.T
-    metrics = {"retrieval_accuracy": jnp.mean(jnp.argmax(scores, axis=1) == jnp.arange(scores.shape[0]))}
-    return joint_embedding_loss(image, text), (metrics, model_state)
-
-  defaults = default_captions(data_config) if reads_captions else None
-
-  def conditioning_embedding(params, n, caption, embedding):
-    """f32[n, E] from the given caption ids or embeddings, else the defaults (cycled)."""
-    if embedding is not None:
-      return jnp.broadcast_to(jnp.asarray(embedding, jnp.float32), (n, model.embedding_dim))
-    if reads_captions:
-      ids = defaults[np.arange(n) % len(defaults)] if caption is None else jnp.broadcast_to(
-          jnp.asarray(caption, jnp.int32), (n, length))
-      return encode_text(params, ids)
-    if caption is not None:
-      raise ValueError("model.text_encoder='precomputed' cannot read captions; pass embeddings instead "
-                       "(--mode=sample finds a typed caption's released embedding: sampling.released_embeddings).")
-    return jnp.zeros((n, model.embedding_dim))
 
   def sample(params, model_state, key, n, caption=None, embedding=None):
     outputs, _ = generate(params, model_state, key, conditioning_embedding(params, n, caption, embedding), False)
@@ -336,21 +377,13 @@ def make(config) -> GanVariant:
     embedding = jnp.zeros((1, model.embedding_dim))
     g_params, g_collections = common.init_module(generator, g_key, jnp.zeros((1, model.z_dim)), embedding)
     d_params, d_collections = common.init_module(discriminator, d_key, jnp.zeros((1,) + shape), embedding)
-    params, model_state = {"g": g_params, "d": d_params}, {"g": g_collections, "d": d_collections}
-    if reads_captions:
-      params["text"] = text_encoder.init(text_key, jnp.zeros((1, length), jnp.int32))["params"]
-      params["image_encoder"] = image_encoder.init(image_key, jnp.zeros((1,) + shape))["params"]
-    return params, model_state
+    params = {"g": g_params, "d": d_params, **encoding.init(text_key, image_key)}
+    return params, {"g": g_collections, "d": d_collections}
 
-  phases = ()
-  if pretrain_steps:
-    phases += (Phase("encoder", encoder_loss, updates=("text", "image_encoder"), stop=pretrain_steps),)
-  phases += (Phase("d_main", d_loss, updates=("d",), start=pretrain_steps,
-                   repeats=config.train.get("n_critic", 1)),
-             Phase("g_main", g_loss, updates=("g",), start=pretrain_steps))
-  modules = {"g": generator, "d": discriminator}
-  if reads_captions:
-    modules.update(text=text_encoder, image_encoder=image_encoder)
+  phases = encoding.phases + (
+      Phase("d_main", d_loss, updates=("d",), start=pretrain_steps, repeats=config.train.get("n_critic", 1)),
+      Phase("g_main", g_loss, updates=("g",), start=pretrain_steps))
+  modules = {"g": generator, "d": discriminator, **encoding.modules}
   return GanVariant(init=init, phases=phases, sample=sample, modules=modules,
                     conditioning=("caption", "embedding"), grid=grid if reads_captions else None,
                     pictures={"interpolation": interpolation})

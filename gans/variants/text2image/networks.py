@@ -28,6 +28,12 @@ Facts of the official code kept here:
     statistics. There is no dropout.
   * Convolutions go through gans.layers (PyTorch's Conv2d semantics, fast forms); `fast_layers=False`
     computes them with XLA's own operator instead, for parity tests.
+Sizes: the defaults are the official 64x64 (Stage-I) and 256x256 (Stage-II). For smaller CPU-sized runs the
+number of up/down blocks follows `image_size` (and Stage-II's `stage1_size`), the one rule that gives the
+official layout at the official sizes: STAGE1_G has log2(size / 4) upBlocks of GF_DIM*8 / 2^(i+1) channels; a
+discriminator log2(size / 4) stride-2 convs, the first of DF_DIM channels and then DF_DIM * 2^i (no conv at all
+for a 4x4 image, the tiny test size); STAGE2_G keeps its two stride-2 encoder convs (a stage-1 image of side s
+becomes s/4) and has 2 + log2(size / stage1_size) upBlocks of GF_DIM*2 / 2^i channels.
 Initialisation is the official weights_init: conv and linear weights N(0, 0.02^2), linear biases 0,
 batch-norm scales N(1, 0.02^2) and biases 0 (the two biased convs of the heads, which weights_init leaves at
 PyTorch's default, start at 0 here).
@@ -40,7 +46,15 @@ from gans.variants.image2image import networks as image2image_networks
 
 _init = nn.initializers.normal(0.02)
 NOISE_RNG = "noise"  # the rng CA_NET draws eps from when none is given
-DISCRIMINATOR_SIDE = {"STAGE1_D": 64, "STAGE2_D": 256}  # image sides whose encodings end at 4x4
+DISCRIMINATOR_SIDE = {"STAGE1_D": 64, "STAGE2_D": 256}  # the official image sides (encodings end at 4x4)
+
+
+def doublings(side: int, what: str) -> int:
+  """log2(side / 4): the up (or down) blocks between a 4x4 map and a side x side image."""
+  count = int(side).bit_length() - 3
+  if side < 4 or 4 * 2 ** count != side:
+    raise ValueError(f"{what} must be 4 times a power of 2 (4, 8, 16, 32, 64, ...); got {side}.")
+  return count
 
 
 def batch_norm(train: bool, name: str) -> nn.Module:
@@ -121,6 +135,7 @@ class Stage1G(nn.Module):
   gf_dim: int = 128  # GAN.GF_DIM; this network's widest layer has GF_DIM * 8 channels
   condition_dim: int = 128  # GAN.CONDITION_DIM
   fast_layers: bool = True
+  image_size: int = 64  # the generated image's side (officially 64: four upBlocks)
 
   @nn.compact
   def __call__(self, text_embedding, noise, train: bool, eps=None):
@@ -130,7 +145,7 @@ class Stage1G(nn.Module):
     h = nn.relu(batch_norm(train, "fc_1")(h))
     self.sow("intermediates", "fc_out", h)
     h = h.reshape(-1, ngf, 4, 4).transpose(0, 2, 3, 1)  # view(-1, ngf, 4, 4) of NCHW, to NHWC
-    for i in range(4):
+    for i in range(doublings(self.image_size, "STAGE1_G's image_size")):
       h = UpBlock(ngf // 2 ** (i + 1), self.fast_layers, name=f"upsample{i + 1}")(h, train)
     h = conv3x3(self.fast_layers, 3, "img_0")(h)
     self.sow("intermediates", "pre_tanh", h)
@@ -146,11 +161,18 @@ class Stage2G(nn.Module):
   condition_dim: int = 128  # GAN.CONDITION_DIM
   r_num: int = 4  # GAN.R_NUM residual blocks
   fast_layers: bool = True
+  stage1_size: int = 64  # the inner STAGE1_G's image side (officially 64)
+  image_size: int = 256  # this network's image side (officially 256: 4 x stage1_size, four upBlocks)
 
   @nn.compact
   def __call__(self, text_embedding, noise, train: bool, eps=None, stage1_eps=None):
     ngf, fast = self.gf_dim, self.fast_layers
-    _, stage1_img, _, _ = Stage1G(ngf, self.condition_dim, fast, name="STAGE1_G")(
+    upsamplings = 2 + doublings(self.image_size, "STAGE2_G's image_size") - doublings(self.stage1_size,
+                                                                                   "STAGE2_G's stage1_size")
+    if upsamplings < 3:
+      raise ValueError(f"STAGE2_G refines to a larger image: image_size {self.image_size} must be at least twice "
+                       f"stage1_size {self.stage1_size}.")
+    _, stage1_img, _, _ = Stage1G(ngf, self.condition_dim, fast, self.stage1_size, name="STAGE1_G")(
       text_embedding, noise, train, stage1_eps)
     stage1_img = jax.lax.stop_gradient(stage1_img)
     h = nn.relu(conv3x3(fast, ngf, "encoder_0")(stage1_img))
@@ -162,8 +184,8 @@ class Stage2G(nn.Module):
     h = nn.relu(batch_norm(train, "hr_joint_1")(conv3x3(fast, ngf * 4, "hr_joint_0")(h)))
     for i in range(self.r_num):
       h = ResBlock(fast, name=f"residual_{i}")(h, train)
-    for i, features in enumerate((ngf * 2, ngf, ngf // 2, ngf // 4)):
-      h = UpBlock(features, fast, name=f"upsample{i + 1}")(h, train)
+    for i in range(upsamplings):  # officially ngf * 2, ngf, ngf / 2, ngf / 4
+      h = UpBlock(max(1, ngf * 2 // 2 ** i), fast, name=f"upsample{i + 1}")(h, train)
     h = conv3x3(fast, 3, "img_0")(h)
     self.sow("intermediates", "pre_tanh", h)
     return stage1_img, jnp.tanh(h), mu, logvar
@@ -199,11 +221,12 @@ class _ImageEncoder(nn.Module):
   widths: tuple[int, ...]  # channel multiples of the stride-2 convs after the first
   same_size_widths: tuple[int, ...] = ()
   fast_layers: bool = True
+  first_conv: bool = True  # False only for a 4x4 image (no stride-2 conv at all)
 
   @nn.compact
   def __call__(self, image_NHWC, train: bool):
     ndf, fast = self.df_dim, self.fast_layers
-    h = nn.leaky_relu(conv(fast, ndf, 4, 2, 1, name="0")(image_NHWC), 0.2)
+    h = nn.leaky_relu(conv(fast, ndf, 4, 2, 1, name="0")(image_NHWC), 0.2) if self.first_conv else image_NHWC
     index = 2
     for width in self.widths:
       h = nn.leaky_relu(batch_norm(train, str(index + 1))(conv(fast, ndf * width, 4, 2, 1, name=str(index))(h)), 0.2)
@@ -220,20 +243,26 @@ class _Discriminator(nn.Module):
   df_dim: int = 64  # GAN.DF_DIM
   condition_dim: int = 128  # GAN.CONDITION_DIM (the width of the tiled condition)
   fast_layers: bool = True
+  image_size: int | None = None  # the image side; None = the official one (DISCRIMINATOR_SIDE)
   official_name = ""  # class constants of the two subclasses, not fields
-  widths = ()
   same_size_widths = ()
   unconditional = False
 
+  @property
+  def side(self) -> int:
+    return DISCRIMINATOR_SIDE[self.official_name] if self.image_size is None else self.image_size
+
   def setup(self):
-    self.encode_img = _ImageEncoder(self.df_dim, self.widths, self.same_size_widths, self.fast_layers)
+    stride_2 = doublings(self.side, f"{self.official_name}'s image_size")
+    widths = tuple(2 ** (i + 1) for i in range(stride_2 - 1))  # officially (2, 4, 8) and (2, 4, 8, 16, 32)
+    self.encode_img = _ImageEncoder(self.df_dim, widths, self.same_size_widths, self.fast_layers, stride_2 > 0)
     self.get_cond_logits = DGetLogits(self.df_dim, True, self.fast_layers)
     if self.unconditional:
       self.get_uncond_logits = DGetLogits(self.df_dim, False, self.fast_layers)
 
   def encode(self, image_NHWC, train: bool):
     """The official forward: the image's encoding, (N, 4, 4, DF_DIM * 8)."""
-    side = DISCRIMINATOR_SIDE[self.official_name]
+    side = self.side
     if image_NHWC.shape[1:] != (side, side, 3):
       raise ValueError(f"{self.official_name} takes {side}x{side} RGB images (N, {side}, {side}, 3); got "
                        f"{image_NHWC.shape}.")
@@ -259,12 +288,10 @@ class _Discriminator(nn.Module):
 class Stage1D(_Discriminator):
   """STAGE1_D: 64x64 images -> DF_DIM*8 x 4 x 4; a conditional head only."""
   official_name = "STAGE1_D"
-  widths = (2, 4, 8)
 
 
 class Stage2D(_Discriminator):
   """STAGE2_D: 256x256 images -> DF_DIM*32 at 4x4, two conv3x3 down to DF_DIM*8; both heads."""
   official_name = "STAGE2_D"
-  widths = (2, 4, 8, 16, 32)
   same_size_widths = (16, 8)
   unconditional = True

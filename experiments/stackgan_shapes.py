@@ -1,0 +1,42 @@
+"""StackGAN on generated captioned shapes, Stage-I 32x32 then Stage-II 64x64, with its own char-CNN-RNN: offline.
+
+Launch: python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_shapes
+        (one command: the encoder, then Stage-I, then Stage-II with Stage-I frozen; rerun it to resume)
+        python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_shapes --mode=sample \
+            --caption="a large blue square at the bottom" --caption="a small red circle in the top left corner" \
+            --num_samples=16 --pictures=stages     (stages.png: per caption a Stage-I row over a Stage-II row)
+        python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_shapes --mode=eval \
+            --config.model.sample_stage=1          (the caption metrics of the Stage-I pictures, upsampled)
+Narrowed from the paper (64 -> 256, GF_DIM 128, DF_DIM 64, CONDITION_DIM 128, R_NUM 4, 1024-d char-CNN-RNN
+embeddings): 32 -> 64, GF_DIM = DF_DIM = 16 (Stage-I G's widest layer 128 channels), CONDITION_DIM 64, R_NUM 2,
+gan_int_cls_shapes's 128-d char-CNN-RNN trained first for 1000 steps, then 3000 Stage-I and 3000 Stage-II steps
+with the learning rate halved once, half-way through each stage (the paper halves every 50 / 100 of 600 epochs).
+Runtime: not measured end to end. Steps timed on the 2-core CPU shared with other runs and test suites (load
+average ~12, so pessimistic): encoder 1.6 s, Stage-I 2.2 s, Stage-II 6.2 s per step (the whole run at that
+pace: about 7.5 h; benchmarks/train_step.py gives the side-by-side speed against PyTorch).
+Reproduces: the paper's Stage-II against Stage-I in miniature (more detail at the higher resolution, the caption's
+attributes kept): `caption_accuracy/*` of the final (Stage-II) pictures in eval.jsonl, and of the Stage-I ones
+with --config.model.sample_stage=1.
+"""
+from experiments import stackgan_configs
+
+STAGE1_STEPS, STAGE2_STEPS = 3000, 3000
+
+
+def get_config():
+  config = stackgan_configs.stackgan_config(
+      resolution=64, stage1_resolution=32, g_channels=16, d_channels=16, condition_dim=64, r_num=2,
+      text_encoder="char_cnn_rnn", embedding_dim=128, stage1_steps=STAGE1_STEPS, stage2_steps=STAGE2_STEPS,
+      stage1_decay_steps=STAGE1_STEPS // 2, stage2_decay_steps=STAGE2_STEPS // 2)
+  config.data.source = "captioned_shapes"
+  config.data.size = 20_000  # pictures, 10 captions each: 200,000 pairs
+  config.model.pretrain_steps = 1000
+  config.train.steps += config.model.pretrain_steps
+  config.train.log_every = 100
+  config.train.sample_every = 500
+  config.train.checkpoint_every = 500
+  # Does the picture say what the caption says (gans/metrics/caption_attributes.py, the 64x64 classifier).
+  config.eval.metrics = ("caption_accuracy", "caption_classifier_fid")
+  config.eval.num_samples = 2000
+  config.train.eval_every = 1000
+  return config
