@@ -30,7 +30,7 @@ except ImportError:  # optional reference
 # (input size, C_in, C_out) of the transposed convs; the discriminator's strided convs are their mirror
 # (input 2 * size, C_out -> C_in).
 PAPER_LAYERS = ((4, 512, 256), (8, 256, 128), (16, 128, 64), (32, 64, 1))  # 64^3 output
-CPU_LAYERS = ((4, 128, 64), (8, 64, 32), (16, 32, 1))  # gan3d_shapes: 32^3, widths / 4
+CPU_LAYERS = ((4, 128, 64), (8, 64, 32), (16, 32, 1))  # 32^3, the paper's widths / 4 (twice gan3d_shapes')
 
 
 def _timed(fn, args) -> float:

@@ -31,10 +31,21 @@ With --torch_augment_code=DIR as well (a checkout of NVlabs/stylegan2-ada-pytorc
 mit-han-lab/data-efficient-gans for DiffAugment; benchmarks/torch_augment.py), the PyTorch step is also timed
 with the official augmentation code on every batch its D sees: torch_augmented_images_per_sec,
 torch_augment_ratio and augmented_ratio (ours augmented / PyTorch augmented). DCGAN and StyleGAN2 only.
+
+  python benchmarks/train_step.py --experiment=gan3d_modelnet10 --side=separate --process_rounds=2
+
+runs each framework in its own process, for steps too big for both in one (the 3D-GAN's 64^3 step at batch
+100): --side=jax or --side=torch times one side alone (blocks as above) and prints its block times and
+peak_rss_gib (the process's peak resident memory); --side=separate is the driver that runs a jax process
+and then a torch process, --process_rounds times alternating, and prints both sides' median block
+(images_per_sec, torch_images_per_sec), the ratio and each side's peak_rss_gib. The processes inherit the
+environment (set glibc's allocator variables for PyTorch there as for one process).
 """
 import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -64,6 +75,10 @@ flags.DEFINE_integer("step", -1, "Generator step whose main phases are timed; -1
                      "(StackGAN's Stage-II; its Stage-I: a step before pretrain_steps + stage1_steps, e.g. 1000).")
 flags.DEFINE_integer("n_critic", 1, "D updates per step (config.train.n_critic) for experiments that have it "
                      "(WaveGAN, SpecGAN: 5); 1 = one D and one G update, the PyTorch references' step.")
+flags.DEFINE_enum("side", "both", ["both", "jax", "torch", "separate"],
+                  "both: the two frameworks interleaved in one process; jax / torch: one side alone in this "
+                  "process; separate: each side in its own process (--process_rounds times, alternating).")
+flags.DEFINE_integer("process_rounds", 1, "With --side=separate: jax then torch processes, this many times.")
 FLAGS = flags.FLAGS
 IMAGE_PAIR_VARIANTS = ("pix2pix", "cyclegan")
 
@@ -218,6 +233,47 @@ def benchmark(config, blocks: int, block_seconds: float, with_torch: bool, dtype
   return result
 
 
+def peak_rss_gib() -> float:
+  """This process's peak resident memory (Linux reports ru_maxrss in KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def one_side(config, side: str, blocks: int, block_seconds: float) -> dict:
+  """Block times (seconds per step) of one framework's step alone in this process, and its peak memory."""
+  if side == "jax":
+    step, compile_sec = jax_step(config)
+  else:
+    step, compile_sec = torch_step(config), None
+    if step is None:
+      raise ValueError(f"--side=torch: no PyTorch reference for variant {config.variant!r}, or torch is not "
+                       "installed.")
+  calls = calls_for(step, block_seconds)
+  times = [seconds_per_step(step, block_seconds, calls) for _ in range(blocks)]
+  return {"side": side, "block_seconds_per_step": times, "compile_sec": compile_sec, "peak_rss_gib": peak_rss_gib()}
+
+
+def separate_processes(argv, batch_size: int, process_rounds: int) -> dict:
+  """Runs this script with --side=jax and then --side=torch, `process_rounds` times, and compares the medians
+  of all their blocks."""
+  passed = [arg for arg in argv[1:] if not arg.startswith(("--side=", "--process_rounds="))]
+  times, peaks, compile_secs = {"jax": [], "torch": []}, {"jax": [], "torch": []}, []
+  for _ in range(process_rounds):
+    for side in ("jax", "torch"):
+      output = subprocess.run([sys.executable, os.path.abspath(__file__), f"--side={side}"] + passed,
+                              check=True, capture_output=True, text=True).stdout
+      result = json.loads(output.strip().splitlines()[-1])
+      times[side] += result["block_seconds_per_step"]
+      peaks[side].append(result["peak_rss_gib"])
+      if side == "jax":
+        compile_secs.append(result["compile_sec"])
+  images_per_sec = {side: batch_size / statistics.median(t) for side, t in times.items()}
+  return {"experiment": FLAGS.experiment, "batch_size": batch_size, "side": "separate",
+          "process_rounds": process_rounds, "images_per_sec": images_per_sec["jax"],
+          "compile_sec": statistics.median(compile_secs), "torch_images_per_sec": images_per_sec["torch"],
+          "ratio": images_per_sec["jax"] / images_per_sec["torch"], "peak_rss_gib": max(peaks["jax"]),
+          "torch_peak_rss_gib": max(peaks["torch"])}
+
+
 def main(argv) -> None:
   del argv
   config = experiments.get_config(FLAGS.experiment)
@@ -231,6 +287,13 @@ def main(argv) -> None:
     config.model.moments_clips = 0
   if config.variant == "gan_int_cls":  # the GAN step on precomputed sentence embeddings, as the PyTorch reference
     config.model.text_encoder = "precomputed"
+  if FLAGS.side == "separate":
+    print(json.dumps(separate_processes(sys.argv, config.train.batch_size, FLAGS.process_rounds)))
+    return
+  if FLAGS.side in ("jax", "torch"):
+    result = one_side(config, FLAGS.side, FLAGS.blocks, FLAGS.block_seconds)
+    print(json.dumps({"experiment": FLAGS.experiment, "batch_size": config.train.batch_size, **result}))
+    return
   print(json.dumps(benchmark(config, FLAGS.blocks, FLAGS.block_seconds, FLAGS.torch, tuple(FLAGS.dtypes),
                             FLAGS.augment, FLAGS.ada_p, FLAGS.torch_augment_code)))
 

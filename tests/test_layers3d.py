@@ -13,8 +13,9 @@ def _vjp_all(fn, x, kernel, cotangent_key):
   return (y,) + vjp(cotangent)
 
 
-# (C_in, C_out) chosen so the kernel gradient takes each of its two matmul layouts in both layers: after the
-# space-to-depth the conv has 8 C_in inputs and C_out outputs, the transposed conv C_in and 8 C_out.
+# (C_in, C_out) chosen so the forward pass and both gradients unroll each side's depth taps (the side with fewer
+# channels) in both layers: after the space-to-depth the conv has 8 C_in inputs and C_out outputs, the
+# transposed conv C_in and 8 C_out.
 @pytest.mark.parametrize("channels", [(16, 1), (1, 16)])
 @pytest.mark.parametrize("transposed", [False, True])
 def test_fast_form_equals_lax_values_and_gradients(channels, transposed):
