@@ -161,7 +161,12 @@ def main():
   args = parser.parse_args()
   step = make_torch_dcgan_step(args.resolution, args.batch_size, base_channels=args.base_channels,
                                reuse_fake=not args.regenerate_fake)
-  step()
+  print_step_speed(step, args)
+
+
+def print_step_speed(step: Callable[[], None], args) -> None:
+  """The command-line report of a reference step: the median of args.repeats timings of args.steps steps."""
+  step()  # warm-up
   times = []
   for _ in range(args.repeats):
     start = time.perf_counter()

@@ -25,8 +25,6 @@ Torch is optional for the project; import this module only where torch exists.
     python benchmarks/torch_gan_int_cls.py --resolution=64 --batch_size=64 --embedding_dim=1024
 """
 import argparse
-import statistics
-import time
 from typing import Callable
 
 import torch
@@ -139,17 +137,7 @@ def main():
       "model": {"z_dim": 100, "g_channels": args.base_channels, "d_channels": args.base_channels,
                 "embedding_dim": args.embedding_dim, "projection_dim": 128},
       "data": {"resolution": args.resolution, "channels": 3}, "train": {"batch_size": args.batch_size}})
-  step = make_torch_gan_int_cls_step(config)
-  step()
-  times = []
-  for _ in range(args.repeats):
-    start = time.perf_counter()
-    for _ in range(args.steps):
-      step()
-    times.append((time.perf_counter() - start) / args.steps)
-  median = statistics.median(times)
-  print(f"torch {torch.__version__} threads={torch.get_num_threads()} resolution={args.resolution} "
-        f"batch={args.batch_size}: {median * 1e3:.1f} ms/step, {args.batch_size / median:.1f} images/s")
+  torch_dcgan.print_step_speed(make_torch_gan_int_cls_step(config), args)
 
 
 if __name__ == "__main__":
