@@ -57,7 +57,6 @@ import json
 import logging
 import os
 import sys
-import time
 
 import flax.linen as nn
 import jax
@@ -210,28 +209,11 @@ def train(images_NHWC: np.ndarray, labels_N9: np.ndarray, steps: int = STEPS, ba
           seed: int = SEED) -> dict:
   """Variables of an AttributeClassifier fitted by Adam on the heads' summed (masked) cross-entropies; a pure
   function of its inputs, on one device."""
-  resolution = images_NHWC.shape[1]
-  model = AttributeClassifier(num_convs(resolution))
-  device = jax.local_devices()[0]
-  optimizer = optax.adam(LEARNING_RATE)
-  params = jax.device_put(classifier.numpy_init(model, images_NHWC.shape[1:], seed), device)
-  opt_state = jax.device_put(optimizer.init(params), device)
-
-  @jax.jit
-  def step(params, opt_state, images, labels):
-    loss, grads = jax.value_and_grad(lambda p: _loss(model, p, images, labels))(params)
-    updates, opt_state = optimizer.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  start = time.monotonic()
-  batches = classifier._batch_indices(len(images_NHWC), steps, batch_size, seed)  # pylint: disable=protected-access
-  for index, batch in enumerate(batches):
-    params, opt_state, loss = step(params, opt_state, jax.device_put(images_NHWC[batch], device),
-                                   jax.device_put(labels_N9[batch], device))
-    if (index + 1) % max(1, steps // 10) == 0:
-      logging.info("Caption attribute classifier: step %d/%d, loss %.4f, %.1f s", index + 1, steps, float(loss),
-                   time.monotonic() - start)
-  return {"params": jax.device_get(params)}
+  model = AttributeClassifier(num_convs(images_NHWC.shape[1]))
+  params = classifier.fit(functools.partial(_loss, model), classifier.numpy_init(model, images_NHWC.shape[1:], seed),
+                          images_NHWC, labels_N9, steps, batch_size, seed, "Caption attribute classifier",
+                          learning_rate=LEARNING_RATE, reports=10)
+  return {"params": params}
 
 
 @functools.lru_cache(maxsize=None)
@@ -242,8 +224,7 @@ def _jitted_forward(resolution: int):
 def predict(variables, images_NHWC: np.ndarray, resolution: int, batch_size: int = 250) -> dict:
   """The outputs of the classifier of side-`resolution` pictures over many pictures, in batches on one device,
   as host arrays."""
-  # pylint: disable-next=protected-access
-  return classifier._batched(_jitted_forward(resolution), variables, images_NHWC, batch_size)
+  return classifier.batched_outputs(_jitted_forward(resolution), variables, images_NHWC, batch_size)
 
 
 def heldout_accuracy(variables, images_NHWC: np.ndarray, labels_N9: np.ndarray) -> dict:

@@ -189,45 +189,56 @@ def numpy_init(model: Classifier, image_shape: tuple, seed: int) -> dict:
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
-def train(images_NHWC: np.ndarray, labels_N: np.ndarray, num_classes: int, steps: int | None = None,
-          batch_size: int = BATCH_SIZE, seed: int = SEED) -> dict:
-  """Variables of a Classifier fitted by Adam on softmax cross-entropy; a pure function of its inputs.
+def fit(loss_fn, params: dict, inputs: np.ndarray, labels: np.ndarray, steps: int, batch_size: int, seed: int,
+        description: str, learning_rate: float = LEARNING_RATE, reports: int = 4) -> dict:
+  """Params after `steps` Adam steps on loss_fn(params, inputs, labels) over shuffled batches: the training loop
+  of the project's classifiers (this one, the spoken-digit and the caption-attribute classifiers).
 
-  Runs on one device, so the result (and the cache entry made of it) does not
-  depend on how many devices the machine has.
+  A pure function of its arguments. It runs on one device, so the result (and the cache entry made of it) does
+  not depend on how many devices the machine has. `reports` progress lines are logged, named by `description`.
   """
-  steps = steps or training_steps(len(images_NHWC))
-  model = Classifier(num_classes)
   device = jax.local_devices()[0]  # in a multi-process run, a device this process can use
-  optimizer = optax.adam(LEARNING_RATE)
+  optimizer = optax.adam(learning_rate)
   # Committed to the device like the step's outputs, so the step compiles once, not again at step 2.
-  params = jax.device_put(numpy_init(model, images_NHWC.shape[1:], seed), device)
+  params = jax.device_put(params, device)
   opt_state = jax.device_put(optimizer.init(params), device)
 
   @jax.jit
-  def step(params, opt_state, images, labels):
-    def loss_fn(params):
-      logits = model.apply({"params": params}, to_input(images))["logits"]
-      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    loss, grads = jax.value_and_grad(loss_fn)(params)
+  def step(params, opt_state, inputs, labels):
+    loss, grads = jax.value_and_grad(loss_fn)(params, inputs, labels)
     updates, opt_state = optimizer.update(grads, opt_state)
     return optax.apply_updates(params, updates), opt_state, loss
 
   start = time.monotonic()
-  for index, batch in enumerate(_batch_indices(len(images_NHWC), steps, batch_size, seed)):
-    params, opt_state, loss = step(params, opt_state, jax.device_put(images_NHWC[batch], device),
-                                   jax.device_put(labels_N[batch], device))
-    if (index + 1) % max(1, steps // 4) == 0:
-      logging.info("Classifier training: step %d/%d, loss %.4f, %.1f s", index + 1, steps, float(loss),
+  for index, batch in enumerate(_batch_indices(len(inputs), steps, batch_size, seed)):
+    params, opt_state, loss = step(params, opt_state, jax.device_put(inputs[batch], device),
+                                   jax.device_put(labels[batch], device))
+    if (index + 1) % max(1, steps // reports) == 0:
+      logging.info("%s: step %d/%d, loss %.4f, %.1f s", description, index + 1, steps, float(loss),
                    time.monotonic() - start)
-  return {"params": jax.device_get(params)}
+  return jax.device_get(params)
+
+
+def train(images_NHWC: np.ndarray, labels_N: np.ndarray, num_classes: int, steps: int | None = None,
+          batch_size: int = BATCH_SIZE, seed: int = SEED) -> dict:
+  """Variables of a Classifier fitted by Adam on softmax cross-entropy; a pure function of its inputs."""
+  model = Classifier(num_classes)
+
+  def loss_fn(params, images, labels):
+    logits = model.apply({"params": params}, to_input(images))["logits"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+  params = fit(loss_fn, numpy_init(model, images_NHWC.shape[1:], seed), images_NHWC, labels_N,
+               steps or training_steps(len(images_NHWC)), batch_size, seed, "Classifier training")
+  return {"params": params}
 
 
 _jitted_outputs = jax.jit(outputs)
 _jitted_stacked_outputs = jax.jit(stacked_outputs)
 
 
-def _batched(forward, variables, images_NHWC: np.ndarray, batch_size: int) -> dict:
+def batched_outputs(forward, variables, images_NHWC: np.ndarray, batch_size: int) -> dict:
+  """forward(variables, images) over many images in batches on one device, as host arrays."""
   # Every call sees a full batch (the last one zero-padded), so each forward compiles once.
   batch_size = min(batch_size, len(images_NHWC))
   parts = []
@@ -240,12 +251,12 @@ def _batched(forward, variables, images_NHWC: np.ndarray, batch_size: int) -> di
 
 def predict(variables, images_NHWC: np.ndarray, batch_size: int = 500) -> dict:
   """outputs() over many images in batches on one device, as host arrays (checks; evaluation shards)."""
-  return _batched(_jitted_outputs, variables, images_NHWC, batch_size)
+  return batched_outputs(_jitted_outputs, variables, images_NHWC, batch_size)
 
 
 def predict_stacked(variables, images_NHWC: np.ndarray, batch_size: int = 500) -> dict:
   """stacked_outputs() over many images in batches on one device, as host arrays."""
-  return _batched(_jitted_stacked_outputs, variables, images_NHWC, batch_size)
+  return batched_outputs(_jitted_stacked_outputs, variables, images_NHWC, batch_size)
 
 
 def accuracy(variables, images_NHWC: np.ndarray, labels_N: np.ndarray) -> float:
