@@ -632,30 +632,72 @@ class NearestUpsampleConv(_Convolution):
 # ----------------------------------------------------------------------------- stride-1 convs to a few channels
 
 # A stride-1 conv to very few output channels (a generator's last conv to RGB) runs XLA:CPU's Eigen convolution at a
-# small fraction of its speed, and its kernel gradient first transposes the whole input. Here it is one matmul of
-# every input pixel with every tap (C_in -> kH * kW * C_out columns), then the taps' shifted sum, an elementwise
-# fusion; autodiff gives a matmul and shifted sums back. StackGAN's img convs at batch 64 (forward + both
-# gradients; loaded machine): 64x64 8 -> 3 channels 164 -> 78 ms, 32x32 16 -> 3 36 -> 10 ms
-# (benchmarks/stackgan_layers.py). Its (N, H, W, kH * kW * C_out) intermediate is what makes it a few-channel form.
+# small fraction of its speed, and its kernel gradient first transposes the whole input. Here:
+#   * forward: for at most FEW_OUTPUTS_MAX_TERMS taps x input channels, the sum of the shifted input channels times
+#     their kernel rows, which XLA fuses into one elementwise loop; otherwise one matmul of every input pixel with
+#     every tap (C_in -> kH * kW * C_out columns) and the taps' shifted sum;
+#   * gradients: autodiff of that matmul form (a matmul and shifted sums; the elementwise form's own autodiff
+#     is a reduction per kernel entry, 10-20x slower).
+# StackGAN's img convs at batch 64, loaded machine (2 cores, load ~7, so rough), forward / gradients, ms:
+# 64x64 8 -> 3: Eigen 67 / 78, matmul form 56-111 / 22-35, this 30 / 52; 32x32 16 -> 3: 14-24 / 21-42,
+# 4-11 / 6-8, 23 / 25 (/tmp micro-benchmarks; benchmarks/stackgan_layers.py times the layers against PyTorch).
+FEW_OUTPUTS_MAX_TERMS = 256
 
 
-def conv_col2im(x_NHWC: Array, kernel_HWIO: Array, padding: IntPair = 0,
-                precision: Optional[lax.Precision] = None) -> Array:
-  """conv(x, kernel, stride 1, padding), PyTorch's Conv2d semantics, as a matmul to the taps and their shifted sum:
-  (N, H + 2p_h - kH + 1, W + 2p_w - kW + 1, C_out). Fast where C_out is a few channels."""
-  _check_channels(x_NHWC, kernel_HWIO)
-  (p_h, p_w) = _pair(padding, "padding")
+def _conv_col2im(x_NHWC, kernel_HWIO, padding, precision):
+  """The matmul to the taps (C_in -> kH * kW * C_out) and the taps' shifted sum."""
+  (p_h, p_w) = padding
   n, h, w, c_in = x_NHWC.shape
   k_h, k_w, _, c_out = kernel_HWIO.shape
   out_h, out_w = h + 2 * p_h - k_h + 1, w + 2 * p_w - k_w + 1
-  if min(p_h, p_w) < 0 or out_h < 1 or out_w < 1:
-    raise ValueError(f"conv_col2im needs padding >= 0 and a non-empty output; got input {h}x{w}, kernel "
-                     f"{k_h}x{k_w}, padding {(p_h, p_w)}.")
   cols = jnp.dot(x_NHWC.reshape(n * h * w, c_in), kernel_HWIO.transpose(2, 0, 1, 3).reshape(c_in, -1),
                  precision=precision).reshape(n, h, w, k_h, k_w, c_out)
   # y[i] = sum_a x[i + a - p] kernel[a]: tap a of input pixel i + a - p, i.e. of padded pixel i + a.
   cols = jnp.pad(cols, ((0, 0), (p_h, p_h), (p_w, p_w), (0, 0), (0, 0), (0, 0)))
   return sum(cols[:, a:a + out_h, b:b + out_w, a, b] for a in range(k_h) for b in range(k_w))
+
+
+def _conv_shifted_sum(x_NHWC, kernel_HWIO, padding, precision):
+  """sum over taps (a, b) and input channels c of x[., i + a - p_h, j + b - p_w, c] * kernel[a, b, c]: one loop."""
+  (p_h, p_w) = padding
+  k_h, k_w, c_in, _ = kernel_HWIO.shape
+  if precision is not None or k_h * k_w * c_in > FEW_OUTPUTS_MAX_TERMS:
+    return _conv_col2im(x_NHWC, kernel_HWIO, padding, precision)
+  x = jnp.pad(x_NHWC, ((0, 0), (p_h, p_h), (p_w, p_w), (0, 0)))
+  out_h, out_w = x.shape[1] - k_h + 1, x.shape[2] - k_w + 1
+  return sum(x[:, a:a + out_h, b:b + out_w, c:c + 1] * kernel_HWIO[a, b, c]
+             for a in range(k_h) for b in range(k_w) for c in range(c_in))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_few_outputs(x_NHWC, kernel_HWIO, padding, precision):
+  return _conv_shifted_sum(x_NHWC, kernel_HWIO, padding, precision)
+
+
+def _conv_few_outputs_fwd(x_NHWC, kernel_HWIO, padding, precision):
+  return _conv_shifted_sum(x_NHWC, kernel_HWIO, padding, precision), (x_NHWC, kernel_HWIO)
+
+
+def _conv_few_outputs_bwd(padding, precision, residuals, y_grad):
+  _, vjp = jax.vjp(lambda x, k: _conv_col2im(x, k, padding, precision), *residuals)
+  return vjp(y_grad)
+
+
+_conv_few_outputs.defvjp(_conv_few_outputs_fwd, _conv_few_outputs_bwd)
+
+
+def conv_col2im(x_NHWC: Array, kernel_HWIO: Array, padding: IntPair = 0,
+                precision: Optional[lax.Precision] = None) -> Array:
+  """conv(x, kernel, stride 1, padding), PyTorch's Conv2d semantics, in the few-output-channel forms above:
+  (N, H + 2p_h - kH + 1, W + 2p_w - kW + 1, C_out)."""
+  _check_channels(x_NHWC, kernel_HWIO)
+  (p_h, p_w) = _pair(padding, "padding")
+  h, w = x_NHWC.shape[1:3]
+  k_h, k_w = kernel_HWIO.shape[:2]
+  if min(p_h, p_w) < 0 or h + 2 * p_h - k_h + 1 < 1 or w + 2 * p_w - k_w + 1 < 1:
+    raise ValueError(f"conv_col2im needs padding >= 0 and a non-empty output; got input {h}x{w}, kernel "
+                     f"{k_h}x{k_w}, padding {(p_h, p_w)}.")
+  return _conv_few_outputs(x_NHWC, kernel_HWIO, (p_h, p_w), precision)
 
 
 class Col2imConv(_Convolution):

@@ -405,10 +405,12 @@ def test_nearest_upsample_conv_module_keeps_the_plain_conv_kernel_and_refuses_wh
 # Stride-1 convs to a few channels as a matmul to the taps + their shifted sum
 
 
-@pytest.mark.parametrize("h, w, kernel_size, padding", [(5, 4, (3, 3), 1), (4, 6, (3, 2), (0, 1)), (3, 3, (1, 1), 0),
-                                                        (3, 4, (3, 3), 3)])
-def test_conv_col2im_matches_lax_values_and_grads(h, w, kernel_size, padding):
-  x, kernel = _random((2, h, w, 4), 80), _random(kernel_size + (4, 3), 81, 0.3)
+# The last case has more taps x input channels than FEW_OUTPUTS_MAX_TERMS: the matmul form forward too.
+@pytest.mark.parametrize("h, w, kernel_size, padding, c_in", [(5, 4, (3, 3), 1, 4), (4, 6, (3, 2), (0, 1), 4),
+                                                              (3, 3, (1, 1), 0, 4), (3, 4, (3, 3), 3, 4),
+                                                              (4, 4, (3, 3), 1, 29)])
+def test_conv_col2im_matches_lax_values_and_grads(h, w, kernel_size, padding, c_in):
+  x, kernel = _random((2, h, w, c_in), 80), _random(kernel_size + (c_in, 3), 81, 0.3)
   (p_h, p_w) = _pair(padding)
   y_grad = _random((2, h + 2 * p_h - kernel_size[0] + 1, w + 2 * p_w - kernel_size[1] + 1, 3), 82)
   reference = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), [(p_h, p_h), (p_w, p_w)],
