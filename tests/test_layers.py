@@ -399,37 +399,3 @@ def test_nearest_upsample_conv_module_keeps_the_plain_conv_kernel_and_refuses_wh
     layers.nearest_upsample_conv(x, jnp.zeros((3, 3, 2, 4)), 3)
   with pytest.raises(ValueError, match="stride 1 after upsampling"):
     layers.NearestUpsampleConv(4, 3, strides=2, padding=1).init(jax.random.key(0), x)
-
-
-# ---------------------------------------------------------------------------
-# Stride-1 convs to a few channels as a matmul to the taps + their shifted sum
-
-
-# The last case has more taps x input channels than FEW_OUTPUTS_MAX_TERMS: the matmul form forward too.
-@pytest.mark.parametrize("h, w, kernel_size, padding, c_in", [(5, 4, (3, 3), 1, 4), (4, 6, (3, 2), (0, 1), 4),
-                                                              (3, 3, (1, 1), 0, 4), (3, 4, (3, 3), 3, 4),
-                                                              (4, 4, (3, 3), 1, 29)])
-def test_conv_col2im_matches_lax_values_and_grads(h, w, kernel_size, padding, c_in):
-  x, kernel = _random((2, h, w, c_in), 80), _random(kernel_size + (c_in, 3), 81, 0.3)
-  (p_h, p_w) = _pair(padding)
-  y_grad = _random((2, h + 2 * p_h - kernel_size[0] + 1, w + 2 * p_w - kernel_size[1] + 1, 3), 82)
-  reference = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), [(p_h, p_h), (p_w, p_w)],
-                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  want, want_grads = _value_and_grads(reference, x, kernel, y_grad)
-  got, got_grads = _value_and_grads(lambda x, k: layers.conv_col2im(x, k, padding), x, kernel, y_grad)
-  np.testing.assert_allclose(got, want, **TOLERANCE)
-  for g, w_ in zip(got_grads, want_grads):
-    np.testing.assert_allclose(g, w_, rtol=1e-5, atol=1e-4)
-
-
-def test_col2im_conv_module_keeps_the_conv_kernel_and_refuses_strides_and_empty_outputs():
-  x = jnp.asarray(_random((1, 4, 4, 2), 83), jnp.float32)
-  module = layers.Col2imConv(3, 3, padding=1, use_bias=True, bias_init=nn.initializers.normal(1.0))
-  variables = module.init(jax.random.key(0), x)
-  assert jax.tree.map(jnp.shape, variables) == {"params": {"kernel": (3, 3, 2, 3), "bias": (3,)}}
-  want = layers.conv(x, variables["params"]["kernel"], 1, 1) + variables["params"]["bias"]
-  np.testing.assert_allclose(module.apply(variables, x), want, **TOLERANCE)
-  with pytest.raises(ValueError, match="stride-1 conv"):
-    layers.Col2imConv(3, 3, strides=2).init(jax.random.key(0), x)
-  with pytest.raises(ValueError, match="non-empty output"):
-    layers.conv_col2im(x, jnp.zeros((5, 5, 2, 3)))

@@ -75,13 +75,6 @@ def conv3x3(fast: bool, features: int, name: str) -> nn.Module:
   return conv(fast, features, 3, 1, 1, name=name)
 
 
-def image_conv3x3(fast: bool, name: str) -> nn.Module:
-  """The generators' last conv3x3 to 3 channels; gans.layers' few-output-channel form when fast."""
-  if fast:
-    return layers.Col2imConv(3, 3, padding=1, use_bias=False, kernel_init=_init, name=name)
-  return conv3x3(False, 3, name)
-
-
 def upsample_nearest(x_NHWC: jax.Array) -> jax.Array:
   """nn.Upsample(scale_factor=2, mode='nearest'): every pixel becomes a 2x2 block."""
   return jnp.repeat(jnp.repeat(x_NHWC, 2, axis=1), 2, axis=2)
@@ -158,7 +151,7 @@ class Stage1G(nn.Module):
     h = h.reshape(-1, ngf, 4, 4).transpose(0, 2, 3, 1)  # view(-1, ngf, 4, 4) of NCHW, to NHWC
     for i in range(doublings(self.image_size, "STAGE1_G's image_size")):
       h = UpBlock(ngf // 2 ** (i + 1), self.fast_layers, name=f"upsample{i + 1}")(h, train)
-    h = image_conv3x3(self.fast_layers, "img_0")(h)
+    h = conv3x3(self.fast_layers, 3, "img_0")(h)
     self.sow("intermediates", "pre_tanh", h)
     return None, jnp.tanh(h), mu, logvar
 
@@ -197,7 +190,7 @@ class Stage2G(nn.Module):
       h = ResBlock(fast, name=f"residual_{i}")(h, train)
     for i in range(upsamplings):  # officially ngf * 2, ngf, ngf / 2, ngf / 4
       h = UpBlock(max(1, ngf * 2 // 2 ** i), fast, name=f"upsample{i + 1}")(h, train)
-    h = image_conv3x3(fast, "img_0")(h)
+    h = conv3x3(fast, 3, "img_0")(h)
     self.sow("intermediates", "pre_tanh", h)
     return stage1_img, jnp.tanh(h), mu, logvar
 
