@@ -582,9 +582,10 @@ class Conv(_Convolution):
 # a stride-2 transposed conv of the input itself with a (k + 1)-tap kernel of summed taps: no upsampled
 # intermediate, and the fast transposed-conv form above (sub-pixel forward, strided-conv input gradient, kernel
 # gradient over the small input): 4 phases of 2x2 taps for a 3x3 kernel, 16 multiplications per input pixel and
-# channel pair instead of 36. StackGAN-sized upBlocks at batch 64 (forward + both gradients, loaded machine):
-# 4x4 -> 8x8 128 -> 64 channels 97 -> 20 ms, 16x16 -> 32x32 32 -> 16 255 -> 24 ms, 32x32 -> 64x64 16 -> 8 183 -> 46
-# ms (benchmarks/stackgan_layers.py).
+# channel pair instead of 36. StackGAN-sized upBlocks at batch 64, upsampling + conv -> this form, in ms (loaded
+# 2-core machine, load ~6: rough), forward: 4x4 -> 8x8 128 -> 64 channels 36 -> 24, 16x16 -> 32x32 32 -> 16
+# 40 -> 16, 32x32 -> 64x64 16 -> 8 45 -> 24; input + kernel gradients: 97 -> 20, 255 -> 24, 183 -> 46
+# (benchmarks/stackgan_layers.py times them against PyTorch).
 
 
 def _nearest_upsample_fold(kernel_size: int) -> jax.Array:
