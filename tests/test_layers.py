@@ -352,3 +352,50 @@ def test_gradient_of_input_gradient_matches_lax(transposed):
   want = jax.jit(jax.grad(lambda x, k: penalty(reference, x, k), (0, 1)))(x, kernel)
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Nearest 2x upsampling + conv as one transposed conv (StackGAN's upBlock)
+
+
+def _upsample_then_lax_conv(x, kernel, padding):
+  upsampled = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+  return lax.conv_general_dilated(upsampled, kernel, (1, 1), [_pair(padding)[0:1] * 2, _pair(padding)[1:2] * 2],
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+# (h, w, kernel (kH, kW), padding): StackGAN's 3x3 padding 1, and other kernels and paddings the folding covers.
+UPSAMPLE_CONV_CASES = [(3, 4, (3, 3), 1), (4, 4, (3, 3), 0), (2, 3, (3, 3), 2), (3, 3, (1, 1), 0),
+                       (3, 2, (4, 2), (2, 1)), (4, 5, (5, 5), 2)]
+
+
+@pytest.mark.parametrize("h, w, kernel_size, padding", UPSAMPLE_CONV_CASES)
+def test_nearest_upsample_conv_matches_upsampling_then_lax_conv_values_and_grads(h, w, kernel_size, padding):
+  x = _random((2, h, w, 3), 70)
+  kernel = _random(kernel_size + (3, 4), 71, 0.3)
+  want, want_grads = _value_and_grads(lambda x, k: _upsample_then_lax_conv(x, k, padding), x, kernel,
+                                      _random((2,) + _upsample_conv_out(h, w, kernel_size, padding) + (4,), 72))
+  got, got_grads = _value_and_grads(lambda x, k: layers.nearest_upsample_conv(x, k, padding), x, kernel,
+                                    _random((2,) + _upsample_conv_out(h, w, kernel_size, padding) + (4,), 72))
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, **TOLERANCE)
+  for g, w_ in zip(got_grads, want_grads):
+    np.testing.assert_allclose(g, w_, rtol=1e-5, atol=1e-4)
+
+
+def _upsample_conv_out(h, w, kernel_size, padding):
+  (p_h, p_w) = _pair(padding)
+  return (2 * h + 2 * p_h - kernel_size[0] + 1, 2 * w + 2 * p_w - kernel_size[1] + 1)
+
+
+def test_nearest_upsample_conv_module_keeps_the_plain_conv_kernel_and_refuses_what_it_cannot_fold():
+  module = layers.NearestUpsampleConv(4, 3, padding=1, use_bias=False)
+  x = jnp.asarray(_random((1, 3, 3, 2), 73), jnp.float32)
+  variables = module.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, variables) == {"params": {"kernel": (3, 3, 2, 4)}}
+  np.testing.assert_allclose(module.apply(variables, x),
+                             _upsample_then_lax_conv(x, variables["params"]["kernel"], 1), **TOLERANCE)
+  with pytest.raises(ValueError, match="padding in \\[0, kernel - 1\\]"):
+    layers.nearest_upsample_conv(x, jnp.zeros((3, 3, 2, 4)), 3)
+  with pytest.raises(ValueError, match="stride 1 after upsampling"):
+    layers.NearestUpsampleConv(4, 3, strides=2, padding=1).init(jax.random.key(0), x)

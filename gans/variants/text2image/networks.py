@@ -42,6 +42,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gans import layers
 from gans.variants.image2image import networks as image2image_networks
 
 _init = nn.initializers.normal(0.02)
@@ -91,7 +92,10 @@ class UpBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x_NHWC, train: bool):
-    h = conv3x3(self.fast_layers, self.features, "1")(upsample_nearest(x_NHWC))
+    if self.fast_layers:  # the upsampling and the conv as one transposed conv (gans.layers.nearest_upsample_conv)
+      h = layers.NearestUpsampleConv(self.features, 3, padding=1, use_bias=False, kernel_init=_init, name="1")(x_NHWC)
+    else:
+      h = conv3x3(False, self.features, "1")(upsample_nearest(x_NHWC))
     return nn.relu(batch_norm(train, "2")(h))
 
 
