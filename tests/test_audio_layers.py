@@ -70,3 +70,46 @@ def test_the_1d_modules_keep_a_1d_kernel():
   np.testing.assert_allclose(y, layers.conv_transpose1d_same(x, variables["params"]["kernel"], 4), rtol=1e-6)
   with pytest.raises(ValueError, match="expected NTC input"):
     layers.conv1d_same(jnp.ones((1, 4, 4, 3)), jnp.ones((25, 3, 6)), 4)
+
+
+def _assert_penalty_gradients_equal(fast, reference, x, kernel):
+  """WGAN-GP differentiates D's input gradient again: the second order must match too."""
+  penalty = lambda op: lambda x, k: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, k))))(x) ** 2)
+  got = jax.jit(jax.grad(penalty(fast), (0, 1)))(x, kernel)
+  want = jax.jit(jax.grad(penalty(reference), (0, 1)))(x, kernel)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def _has_conv(fn, *args):
+  return "conv_general_dilated" in str(jax.make_jaxpr(fn)(*args))
+
+
+# SpecGAN's single-channel layers (G's last, the input gradient of D's first): 4 sub-pixel channels, col2im.
+@pytest.mark.parametrize("c_out", [1, 2])
+def test_transposed_convs_to_few_channels_take_col2im_and_equal_lax(c_out):
+  x = jax.random.normal(jax.random.key(6), (2, 6, 4, 3))
+  kernel = jax.random.normal(jax.random.key(7), (5, 5, 3, c_out))
+  fast = lambda x, k: layers.conv_transpose_same(x, k, 2)
+  reference = lambda x, k: _lax_conv_transpose(x, k, (2, 2))
+  assert (c_out * 4 <= layers.COL2IM_MAX_SUBPIXEL_CHANNELS) != _has_conv(fast, x, kernel)
+  _assert_values_and_gradients_equal(fast, reference, x, kernel)
+  _assert_penalty_gradients_equal(fast, reference, x, kernel)
+  # and as the input gradient of the "same" conv from c_out channels (D's first layer)
+  y = jax.random.normal(jax.random.key(8), (2, 12, 8, c_out))
+  conv_kernel = kernel.transpose(0, 1, 3, 2)
+  _assert_penalty_gradients_equal(lambda y, k: layers.conv_same(y, k, 2), lambda y, k: _lax_conv(y, k, (2, 2)),
+                                  y, conv_kernel)
+
+
+# SpecGAN's D at 16 kHz ends 8x8 -> 4x4 with 16d channels: fewer output pixels than channels, im2col.
+@pytest.mark.parametrize("size,c_out", [((8, 8), 40), ((8, 4), 16), ((8, 8), 8)])
+def test_kernel_bound_strided_convs_take_im2col_and_equal_lax(size, c_out):
+  x = jax.random.normal(jax.random.key(10), (2, *size, 3))
+  kernel = jax.random.normal(jax.random.key(11), (5, 5, 3, c_out))
+  fast = lambda x, k: layers.conv_same(x, k, 2)
+  reference = lambda x, k: _lax_conv(x, k, (2, 2))
+  kernel_bound = 2 * (size[0] // 2) * (size[1] // 2) <= c_out * layers.IM2COL_MAX_PIXELS_PER_CHANNEL
+  assert kernel_bound != _has_conv(fast, x, kernel)
+  _assert_values_and_gradients_equal(fast, reference, x, kernel)
+  _assert_penalty_gradients_equal(fast, reference, x, kernel)
