@@ -110,7 +110,7 @@ def torch_pieces(config):
       fake = generator(z)
     real = torch_specgan.spectrogram(audio, window, mean, std)
     loss = (discriminator(fake).mean() - discriminator(real).mean()
-            + 10.0 * torch_wavegan.gradient_penalty(discriminator, real, fake))
+            + config.model.gp_weight * torch_wavegan.gradient_penalty(discriminator, real, fake))
     torch.autograd.grad(loss, d_params)
 
   def g_loss():
