@@ -212,7 +212,7 @@ def _conv_transpose_subpixel(x_NHWC: Array, kernel_HWIO: Array, strides: tuple[i
   plan_h = _AxisPlan(h, k_h, s_h, p_h, op_h)
   plan_w = _AxisPlan(w, k_w, s_w, p_w, op_w)
 
-  if _col2im_applies(x_NHWC, plan_h, plan_w):  # no conv over a mostly-zero padded input
+  if _col2im_applies(x_NHWC, c_out, plan_h, plan_w):  # no conv over a mostly-zero padded input, or to 4 channels
     return _conv_transpose_col2im(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
 
   # Negative padding (padding larger than the kernel reach) is a crop of the input.
@@ -356,11 +356,27 @@ def _conv_transpose_col2im(x_NHWC, kernel_HWIO, strides, padding, output_padding
   return lax.pad(y, jnp.zeros((), y.dtype), ((0, 0, 0), (-p_h, op_h - p_h, 0), (-p_w, op_w - p_w, 0), (0, 0, 0)))
 
 
-def _col2im_applies(x_NHWC: Array, plan_h: _AxisPlan, plan_w: _AxisPlan) -> bool:
+# The two dispatches below were measured on SpecGAN's 5x5 and WaveGAN's 1x25 kernels only; smaller kernels
+# (DCGAN's and pix2pix's 4x4, SRGAN's 3x3) keep their forms until measured.
+LARGE_KERNEL_TAPS = 25
+
+# The sub-pixel conv's output channels (s_h * s_w * C_out) at or below which col2im wins (large kernels).
+# XLA:CPU's conv to so few channels runs at a few GFLOP/s, while col2im's matmul to the taps (K = C_in) and its
+# shifted sums stream the data once. The single-channel outputs of SpecGAN's G and of its D's first-conv input gradient
+# (5x5, stride 2: 4 channels), forward and as an input gradient, loaded machine: 64x32x16 -> 128x64x1 at
+# batch 64 44 -> 27 ms and 60 -> 27 ms; 64x64x64 -> 128x128x1 at batch 16 82 -> 25 ms and 78 -> 20 ms.
+# WaveGAN's (1D, kernel 25, stride 4, 4096x64 -> 16384x1, batch 64): 255 -> 195 ms and 246 -> 163 ms. At 16
+# output channels (SpecGAN's 32x16x32 -> 64x32x16, 64 sub-pixel channels) col2im lost 3.5x.
+COL2IM_MAX_SUBPIXEL_CHANNELS = 4
+
+
+def _col2im_applies(x_NHWC: Array, c_out: int, plan_h: _AxisPlan, plan_w: _AxisPlan) -> bool:
   # Where the sub-pixel kernel exceeds the input map, its stride-1 conv is a matmul anyway (see
   # `_conv_stride1_plain`), over more blocks and taps than the output needs.
   h, w = x_NHWC.shape[1:3]
-  return (h, w) == (1, 1) or plan_h.taps > h or plan_w.taps > w
+  few_channels = (plan_h.kernel * plan_w.kernel >= LARGE_KERNEL_TAPS
+                  and plan_h.stride * plan_w.stride * c_out <= COL2IM_MAX_SUBPIXEL_CHANNELS)
+  return (h, w) == (1, 1) or plan_h.taps > h or plan_w.taps > w or few_channels
 
 
 # The 4x4 stride-2 padding-1 conv of DCGAN-like networks is, after a space-to-depth of its padded input, a
@@ -466,7 +482,8 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
   Forward: XLA's strided conv. Backward: the input gradient is
   `conv_transpose` of the output gradient (XLA's own needs an input-dilated
   conv, slow on XLA:CPU), the kernel gradient XLA's. Stride 1 uses
-  `conv_stride1` (a matmul where the kernel exceeds the map). A kernel that covers the
+  `conv_stride1` (a matmul where the kernel exceeds the map). A large kernel (25 taps or more) with fewer
+  output pixels than output channels: one matmul of the patches (`_conv_im2col`). A kernel that covers the
   whole padded input is one matmul (DCGAN's last 4x4 -> 1x1 layer). On the
   CPU, kernel 4, stride 2, padding 1, even H and W and >= WINOGRAD_MIN_CHANNELS
   channels each side: Winograd F(4, 2) after a space-to-depth, forward and backward.
@@ -497,9 +514,39 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
     return jnp.dot(x_NHWC.reshape(n, -1), taps.reshape(-1, c_out), precision=precision).reshape(n, 1, 1, c_out)
   if strides == (1, 1):
     return conv_stride1(x_NHWC, kernel_HWIO, tuple((p, p) for p in padding), precision)
+  if k_h * k_w >= LARGE_KERNEL_TAPS and n * out_h * out_w <= c_out * IM2COL_MAX_PIXELS_PER_CHANNEL:
+    return _conv_im2col(x_NHWC, kernel_HWIO, strides, padding, precision)
   if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision) and h % 2 == 0 and w % 2 == 0:
     return _winograd_conv(x_NHWC, kernel_HWIO)
   return _conv(x_NHWC, kernel_HWIO, strides, padding, precision)
+
+
+# A strided conv with a large kernel whose output has no more pixels (N * H_out * W_out) than channels is
+# kernel-bound: its patches are smaller than its kernel. Then `_conv_im2col` (patches @ kernel) wins, because it
+# reads the kernel in its stored (kH, kW, C_in, C_out) layout in every derivative to any order (the forward's
+# and the input gradient's matmuls take it as it is or transposed, the kernel gradient comes out in it), where
+# the sub-pixel input gradient and XLA's kernel gradient each copy the kernel into another layout: a 52 MB
+# transposing copy per use for SpecGAN's 8x8x512 -> 4x4x1024 at batch 16, used three times per D update with
+# WGAN-GP's double backward. That step, im2col against the old forms interleaved in one process: 1.11x
+# (loaded machine). Not at 2 pixels per channel: SpecGAN's digits step (8x4x128 -> 4x2x256, batch 64) 0.96x.
+IM2COL_MAX_PIXELS_PER_CHANNEL = 1
+
+
+def _conv_im2col(x_NHWC: Array, kernel_HWIO: Array, strides, padding, precision) -> Array:
+  """The strided conv as one matmul of its patches (taps ordered as the kernel's rows) with the kernel.
+
+  Plain jnp operations, differentiated by JAX: the input gradient is the matmul with the transposed kernel and
+  the patches' adjoint (strided pads and adds), the kernel gradient patches^T @ y_grad.
+  """
+  n, h, w, c_in = x_NHWC.shape
+  k_h, k_w, _, c_out = kernel_HWIO.shape
+  (s_h, s_w), (p_h, p_w) = strides, padding
+  out_h, out_w = (h + 2 * p_h - k_h) // s_h + 1, (w + 2 * p_w - k_w) // s_w + 1
+  x = jnp.pad(x_NHWC, ((0, 0), (p_h, p_h), (p_w, p_w), (0, 0)))
+  patches = jnp.concatenate([x[:, a:a + s_h * (out_h - 1) + 1:s_h, b:b + s_w * (out_w - 1) + 1:s_w]
+                             for a in range(k_h) for b in range(k_w)], axis=-1)
+  y = jnp.dot(patches.reshape(n * out_h * out_w, -1), kernel_HWIO.reshape(-1, c_out), precision=precision)
+  return y.reshape(n, out_h, out_w, c_out)
 
 
 def xla_cpu_compiler_options() -> dict:

@@ -70,3 +70,48 @@ def test_the_1d_modules_keep_a_1d_kernel():
   np.testing.assert_allclose(y, layers.conv_transpose1d_same(x, variables["params"]["kernel"], 4), rtol=1e-6)
   with pytest.raises(ValueError, match="expected NTC input"):
     layers.conv1d_same(jnp.ones((1, 4, 4, 3)), jnp.ones((25, 3, 6)), 4)
+
+
+def _assert_penalty_gradients_equal(fast, reference, x, kernel):
+  """WGAN-GP differentiates D's input gradient again: the second order must match too."""
+  penalty = lambda op: lambda x, k: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, k))))(x) ** 2)
+  got = jax.jit(jax.grad(penalty(fast), (0, 1)))(x, kernel)
+  want = jax.jit(jax.grad(penalty(reference), (0, 1)))(x, kernel)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def _has_conv(fn, *args):
+  return "conv_general_dilated" in str(jax.make_jaxpr(fn)(*args))
+
+
+# SpecGAN's single-channel layers (G's last, the input gradient of D's first): 4 sub-pixel channels, col2im.
+def test_transposed_convs_to_few_channels_take_col2im_and_equal_lax():
+  x = jax.random.normal(jax.random.key(6), (2, 6, 4, 3))
+  kernel = jax.random.normal(jax.random.key(7), (5, 5, 3, 1))
+  fast = lambda x, k: layers.conv_transpose_same(x, k, 2)
+  reference = lambda x, k: _lax_conv_transpose(x, k, (2, 2))
+  assert layers.COL2IM_MAX_SUBPIXEL_CHANNELS == 4
+  assert not _has_conv(fast, x, kernel)
+  assert _has_conv(fast, x, jnp.ones((5, 5, 3, 2)))  # 8 sub-pixel channels: the sub-pixel conv
+  assert _has_conv(lambda x, k: layers.conv_transpose(x, k, 2, 1), x, jnp.ones((4, 4, 3, 1)))  # 16 taps: as before
+  _assert_values_and_gradients_equal(fast, reference, x, kernel)
+  _assert_penalty_gradients_equal(fast, reference, x, kernel)
+  # and as the input gradient of the "same" conv from one channel (D's first layer)
+  y = jax.random.normal(jax.random.key(8), (2, 12, 8, 1))
+  _assert_penalty_gradients_equal(lambda y, k: layers.conv_same(y, k, 2), lambda y, k: _lax_conv(y, k, (2, 2)),
+                                  y, kernel.transpose(0, 1, 3, 2))
+
+
+# SpecGAN's D at 16 kHz ends 8x8 -> 4x4 with 16d channels: no more output pixels than channels, im2col.
+def test_kernel_bound_strided_convs_take_im2col_and_equal_lax():
+  x = jax.random.normal(jax.random.key(10), (2, 8, 4, 3))
+  kernel = jax.random.normal(jax.random.key(11), (5, 5, 3, 16))  # 2 x 4 x 2 output pixels, 16 channels
+  fast = lambda x, k: layers.conv_same(x, k, 2)
+  reference = lambda x, k: _lax_conv(x, k, (2, 2))
+  assert layers.IM2COL_MAX_PIXELS_PER_CHANNEL == 1
+  assert not _has_conv(fast, x, kernel)
+  assert _has_conv(fast, x, kernel[..., :15])  # one channel fewer than output pixels: XLA's conv
+  assert _has_conv(lambda x, k: layers.conv(x, k, 2, 1), x, jnp.ones((4, 4, 3, 16)))  # 16 taps: as before
+  _assert_values_and_gradients_equal(fast, reference, x, kernel)
+  _assert_penalty_gradients_equal(fast, reference, x, kernel)
