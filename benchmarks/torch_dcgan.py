@@ -21,7 +21,8 @@ channels 64, 128, 256, 512 -> 1, exactly the paper's network.
 One step = one D update on a real batch and a fake batch (two forward passes,
 so BatchNorm sees each batch on its own, as in PyTorch's example) with the
 binary cross-entropy loss, then one G update with the non-saturating loss
--log D(G(z)).
+-log D(G(z)), D's parameters frozen during it (no D weight gradients: the project's G phase computes none;
+PyTorch's example computes and discards them).
 
 Torch is optional for the project; import this module only where torch exists.
 
@@ -139,8 +140,10 @@ def make_torch_dcgan_step(resolution: int = 64, batch_size: int = 64, latent_dim
     if not reuse_fake:
       fake = generator(z)
     # Non-saturating loss: -log D(G(z)) = BCE(D(G(z)), 1).
+    discriminator.requires_grad_(False)  # no D weight gradients in G's update, as the project's G phase
     g_loss = bce(judge(fake), ones)
     g_loss.backward()
+    discriminator.requires_grad_(True)
     g_optimizer.step()
     return {"d_loss": (d_loss_real + d_loss_fake).item(), "g_loss": g_loss.item()}
 

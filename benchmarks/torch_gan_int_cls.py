@@ -16,7 +16,7 @@ One step, objective gan-int-cls (Algorithm 1 with the interpolation term), embed
 encoder: the project's is frozen after its pretraining, and the CUB experiment reads released embeddings):
   D update: fake = G(z, h); softplus(-D(x, h)) + (softplus(D(x, h_wrong)) + softplus(D(fake, h))) / 2, three D
             calls, so BatchNorm sees each batch alone, as the Flax phase does; h_wrong = h rolled by one.
-  G update: softplus(-D(fake, h)) + softplus(-D(G(z', h_int), h_int)), h_int = (h + h_wrong) / 2.
+  G update: softplus(-D(fake, h)) + softplus(-D(G(z', h_int), h_int)), h_int = (h + h_wrong) / 2, D's parameters frozen.
 Adam(2e-4, betas (0.5, 0.999)) for both. As torch_dcgan, the fake of the D update is reused by the G update
 by default (PyTorch's habit; the Flax step's phases each run G again, one G forward more).
 
@@ -113,9 +113,11 @@ def make_torch_gan_int_cls_step(config, seed: int = 0, reuse_fake: bool = True) 
       fake = generator(z, embedding)
     mixed = beta * embedding + (1 - beta) * wrong
     fake_mixed = generator(torch.randn(batch, model.z_dim), mixed)
+    discriminator.requires_grad_(False)  # no D weight gradients in G's update, as the project's G phase
     g_loss = (F.softplus(-discriminator(fake, embedding)).mean()
               + F.softplus(-discriminator(fake_mixed, mixed)).mean())
     g_loss.backward()
+    discriminator.requires_grad_(True)
     g_optimizer.step()
     return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 

@@ -54,8 +54,10 @@ def make_torch_mlp_gan_step(config):
     d_loss.backward()
     d_optimizer.step()
     g_optimizer.zero_grad(set_to_none=True)
+    discriminator.requires_grad_(False)  # no D weight gradients in G's update, as the project's G phase
     g_loss = bce(discriminator(packed(fake)), ones)
     g_loss.backward()
+    discriminator.requires_grad_(True)
     g_optimizer.step()
     return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 

@@ -9,7 +9,8 @@ Written from the paper's description, the networks of gans/variants/wavegan.py:
      one output. No batch norm.
   WGAN-GP (lambda 10) with Adam(1e-4, betas (0.5, 0.9)).
 One step = one D update (the Wasserstein loss on a real and a fake batch plus the gradient penalty at random
-interpolates, a double backward) and one G update, as the project's step with n_critic = 1.
+interpolates, a double backward) and one G update (D's parameters frozen: no D weight gradients), as the
+project's step with n_critic = 1.
 
 Torch is optional for the project; import this module only where torch exists.
 """
@@ -103,7 +104,9 @@ def make_wgan_gp_step(generator: nn.Module, discriminator: nn.Module, real: torc
     loss.backward()
     d_optimizer.step()
     g_optimizer.zero_grad(set_to_none=True)
+    discriminator.requires_grad_(False)  # no D weight gradients in G's update, as the project's G phase
     (-discriminator(generator(latents())).mean()).backward()
+    discriminator.requires_grad_(True)
     g_optimizer.step()
 
   return step
