@@ -141,12 +141,6 @@ def _conv_stride1_im2col(x_NHWC, kernel_HWIO, padding, precision):
   return jnp.dot(cols, kernel_HWIO.reshape(-1, c_out), precision=precision)
 
 
-# Tried for SRGAN's last layer (9x9, 32 -> 3 channels at 48x48, batch 16) and not kept: the forward as a conv
-# between 4x4 pixel blocks (space-to-depth on both sides, a 3x3-tap conv from 16 * 32 to 16 * 3 channels) runs
-# 3.7x faster alone (14.9 ms against 55 ms of one core's CPU time), but the forward with its VJP, which is
-# what a training step runs, took the same time (127.3 ms against 127.6 ms; CycleGAN's 7x7 64 -> 3 at 256 px:
-# 263.8 against 264.7 ms); computing the kernel gradient through the blocked form did not help either.
-# Output-side tap sums (one matmul to 81 * 3 channels, then 81 shifted adds) were slower than XLA's conv.
 def _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision):
   # A kernel wider or taller than the input (SpecGAN-at-8-kHz's 4x2 maps under a 3x3 sub-pixel kernel)
   # sends XLA:CPU down a slow generic loop: 3.2 s where the matmul form takes 48 ms (batch 64, 256 -> 512
@@ -160,9 +154,13 @@ def _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision):
 # Output blocking: a stride-1 conv with few output channels and a large kernel (SRGAN's last layer: 9x9, 32 -> 3
 # channels at 48x48) as a conv between s x s blocks of pixels (space-to-depth on both sides). XLA:CPU's conv
 # contracts 81 * 32 inputs into 3 outputs at a time, a skinny matmul; blocked by 4 it is a 3x3-tap conv from
-# 16 * 32 to 16 * 3 channels, with 1.77x the multiplications (the blocked kernel's structural zeros) but 3x
-# faster (forward, batch 16, one thread: 114 ms against 366 ms; PyTorch's conv2d 163 ms). Forward only:
-# the input gradient has 3 input channels and 32 outputs, which XLA's conv runs well.
+# 16 * 32 to 16 * 3 channels, with 1.77x the multiplications (the blocked kernel's structural zeros) but 3.7x
+# faster (forward, batch 16, one core's CPU time: 14.9 ms against 55 ms; PyTorch's conv2d took 0.45x XLA's
+# time, loaded wall time). srgan_photos' whole step, one core, CPU time: 1.10x (430 against 473 ms). Forward only: the input
+# gradient has 3 input channels and 32 outputs, which XLA's conv runs well, and the kernel gradient through the
+# blocked form was no faster (241 against 238 ms, loaded wall time). Output-side tap sums (one matmul to 81 * 3
+# channels, then 81 shifted adds) were slower than XLA's conv. The only other user, CycleGAN's last 7x7 -> RGB:
+# forward 2x faster, forward with VJP equal (263.8 against 264.7 ms CPU time at 256 px, batch 1).
 OUTPUT_BLOCK_MAX_CHANNELS = 4
 OUTPUT_BLOCK_MIN_TAPS = 25
 
