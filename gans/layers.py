@@ -156,11 +156,12 @@ def _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision):
 # contracts 81 * 32 inputs into 3 outputs at a time, a skinny matmul; blocked by 4 it is a 3x3-tap conv from
 # 16 * 32 to 16 * 3 channels, with 1.77x the multiplications (the blocked kernel's structural zeros) but 3.7x
 # faster (forward, batch 16, one core's CPU time: 14.9 ms against 55 ms; PyTorch's conv2d took 0.45x XLA's
-# time, loaded wall time). srgan_photos' whole step, one core, CPU time: 1.10x (430 against 473 ms). Forward only: the input
-# gradient has 3 input channels and 32 outputs, which XLA's conv runs well, and the kernel gradient through the
-# blocked form was no faster (241 against 238 ms, loaded wall time). Output-side tap sums (one matmul to 81 * 3
-# channels, then 81 shifted adds) were slower than XLA's conv. The only other user, CycleGAN's last 7x7 -> RGB:
-# forward 2x faster, forward with VJP equal (263.8 against 264.7 ms CPU time at 256 px, batch 1).
+# time, loaded wall time). srgan_photos' whole step, one core, CPU time: 1.10x (430 against 473 ms). Forward
+# only: the input gradient has 3 input channels and 32 outputs, which XLA's conv runs well, and the kernel
+# gradient through the blocked form was no faster (241 against 238 ms, loaded wall time). Output-side tap sums
+# (one matmul to 81 * 3 channels, then 81 shifted adds) were slower than XLA's conv. The only other user,
+# CycleGAN's last 7x7 -> RGB: forward 2x faster, forward with VJP equal (263.8 against 264.7 ms CPU time at
+# 256 px, batch 1).
 OUTPUT_BLOCK_MAX_CHANNELS = 4
 OUTPUT_BLOCK_MIN_TAPS = 25
 
