@@ -327,6 +327,26 @@ def test_conv_stride1_on_maps_smaller_than_its_kernel_matches_xla(padding):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("size,kernel_size,padding,block", [
+    ((8, 8), (5, 5), ((2, 2), (2, 2)), 4),  # "same" padding, blocked by 4
+    ((5, 10), (5, 7), ((2, 3), (0, 4)), 2),  # 6 x 8 output: blocked by 2, asymmetric padding
+    ((7, 9), (9, 9), ((4, 4), (4, 4)), 0),  # odd output: XLA's conv
+])
+def test_conv_stride1_output_blocking_matches_xla(size, kernel_size, padding, block):
+  # Few output channels and a large kernel: the forward is a conv between pixel blocks (SRGAN's last layer).
+  x = jnp.asarray(_random((2,) + size + (5,), 56), jnp.float32)
+  kernel = jnp.asarray(_random(kernel_size + (5, 3), 57, 0.3), jnp.float32)
+  assert layers._output_block(x, kernel, padding) == block
+  xla_conv = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), padding,
+                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y_grad = _random(xla_conv(x, kernel).shape, 58)
+  value, grads = _value_and_grads(lambda x, k: layers.conv_stride1(x, k, padding), x, kernel, y_grad)
+  want_value, want_grads = _value_and_grads(xla_conv, x, kernel, y_grad)
+  np.testing.assert_allclose(value, want_value, **TOLERANCE)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(got, want, **TOLERANCE)
+
+
 # ---------------------------------------------------------------------------
 # Second order: gradient penalties (WGAN-GP, R1) differentiate through the input gradient.
 
