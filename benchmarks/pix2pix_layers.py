@@ -9,9 +9,7 @@ shapes, timed in alternating blocks in one process (medians of 5). Prints one li
 the per-layer view is how the pix2pix step's slow layers were found (README, pix2pix and CycleGAN). Needs torch.
 """
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -21,6 +19,7 @@ import numpy as np
 from absl import app, flags
 
 import experiments
+from benchmarks import timing
 from gans import layers
 from gans.variants.image2image import networks
 
@@ -50,18 +49,6 @@ def layer_shapes(config):
   return shapes
 
 
-def _median_seconds(step, calls: int) -> float:
-  step()
-  step()
-  times = []
-  for _ in range(5):
-    start = time.perf_counter()
-    for _ in range(calls):
-      step()
-    times.append((time.perf_counter() - start) / calls)
-  return statistics.median(times)
-
-
 def main(_):
   import torch
   config = experiments.get_config(FLAGS.experiment)
@@ -86,7 +73,7 @@ def main(_):
       x_t.grad = w_t.grad = None
       (torch_op(x_t, w_t, stride=stride, padding=1) * c_t).sum().backward()
 
-    ours_s, theirs_s = _median_seconds(ours, FLAGS.calls), _median_seconds(theirs, FLAGS.calls)
+    ours_s, theirs_s = timing.median_seconds(ours, FLAGS.calls), timing.median_seconds(theirs, FLAGS.calls)
     totals[0] += ours_s
     totals[1] += theirs_s
     print(f"{name:10s} {'transposed' if transposed else 'conv':10s} {size:4d}^2 {c_in:5d} -> {c_out:4d} s{stride}: "

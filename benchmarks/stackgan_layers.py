@@ -12,9 +12,7 @@ Measured (commit f049d46, `--calls=2`, `nice -n 5`, load average 7-8 on the 2-co
 threads collapse at that load): stackgan_shapes' six upBlocks, plain 756 ms, fused 268 ms (every layer 1.8-6x).
 """
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -24,6 +22,7 @@ import numpy as np
 from absl import app, flags
 
 import experiments
+from benchmarks import timing
 from gans import layers
 from gans.variants.text2image import networks
 
@@ -47,17 +46,6 @@ def up_block_shapes(config):
     shapes.append((f"STAGE2_G upsample{i + 1}", side, c_in, c_out))
     side, c_in = 2 * side, c_out
   return shapes
-
-
-def _median_ms(step, calls: int) -> float:
-  step()
-  times = []
-  for _ in range(5):
-    start = time.perf_counter()
-    for _ in range(calls):
-      step()
-    times.append((time.perf_counter() - start) / calls)
-  return 1e3 * statistics.median(times)
 
 
 def jax_layer(form, x, kernel):
@@ -92,7 +80,7 @@ def main(argv) -> None:
     kernel = 0.02 * jax.random.normal(jax.random.key(1), (3, 3, c_in, c_out))
     steps = {form: jax_layer(fn, x, kernel) for form, fn in forms.items()}
     steps["torch"] = torch_layer(x, kernel)
-    times = {form: _median_ms(step, FLAGS.calls) for form, step in steps.items()}
+    times = {form: 1e3 * timing.median_seconds(step, FLAGS.calls) for form, step in steps.items()}
     for form, ms in times.items():
       totals[form] += ms
     print(f"{name:20s} {side:3d}x{side:<3d} {c_in:4d} -> {c_out:<4d} " +

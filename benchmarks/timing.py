@@ -1,4 +1,5 @@
 """Timing blocks shared by the benchmarks: interleaved blocks of calls, compared by their medians."""
+import statistics
 import time
 
 
@@ -15,3 +16,17 @@ def calls_for(step, block_seconds: float) -> int:
   step()  # warm-up
   one = seconds_per_step(step, block_seconds, 1)
   return max(1, int(block_seconds / max(one, 1e-6)))
+
+
+def median_seconds(step, calls: int, blocks: int = 5) -> float:
+  """Median over `blocks` blocks of `calls` calls of the seconds per call, after two warm-up calls (the first
+  compiles; the second settles allocations). For layer benchmarks timing one form after another."""
+  step()
+  step()
+  times = []
+  for _ in range(blocks):
+    start = time.perf_counter()
+    for _ in range(calls):
+      step()
+    times.append((time.perf_counter() - start) / calls)
+  return statistics.median(times)

@@ -290,19 +290,26 @@ def test_conv_module_matches_torch_conv2d(h, w, kernel_size, stride, padding):
 # conv_stride1: the custom gradients on their own
 
 
+def _assert_conv_stride1_matches_xla(x, kernel, padding, seed: int):
+  """conv_stride1's value and gradients equal lax's stride-1 conv's; returns (ours, lax's) as functions of (x, k)."""
+  xla_conv = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), padding,
+                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  fast = lambda x, k: layers.conv_stride1(x, k, padding)
+  y_grad = _random(xla_conv(x, kernel).shape, seed)
+  value, grads = _value_and_grads(fast, x, kernel, y_grad)
+  want_value, want_grads = _value_and_grads(xla_conv, x, kernel, y_grad)
+  np.testing.assert_allclose(value, want_value, **TOLERANCE)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(got, want, **TOLERANCE)
+  return fast, xla_conv
+
+
 @pytest.mark.parametrize("c_in,c_out", [(2, 7), (7, 2)])
 @pytest.mark.parametrize("padding", [((0, 0), (0, 0)), ((2, 1), (0, 3)), ((1, -1), (-1, 2))])
 def test_conv_stride1_gradients_match_xla(c_in, c_out, padding):
   x = jnp.asarray(_random((3, 6, 5, c_in), 50), jnp.float32)
   kernel = jnp.asarray(_random((3, 2, c_in, c_out), 51), jnp.float32)
-  xla_conv = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), padding,
-                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  y_grad = _random(xla_conv(x, kernel).shape, 52)
-  value, grads = _value_and_grads(lambda x, k: layers.conv_stride1(x, k, padding), x, kernel, y_grad)
-  want_value, want_grads = _value_and_grads(xla_conv, x, kernel, y_grad)
-  np.testing.assert_allclose(value, want_value, **TOLERANCE)
-  for got, want in zip(grads, want_grads):
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 52)
 
 
 @pytest.mark.parametrize("padding", [((1, 1), (1, 1)), ((2, 1), (0, 3)), ((2, 0), (2, 0))])
@@ -311,15 +318,7 @@ def test_conv_stride1_on_maps_smaller_than_its_kernel_matches_xla(padding):
   # input gradient (WGAN-GP's penalty) equal lax's.
   x = jnp.asarray(_random((3, 2, 2, 5), 53), jnp.float32)
   kernel = jnp.asarray(_random((3, 3, 5, 4), 54, 0.3), jnp.float32)
-  xla_conv = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), padding,
-                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  fast = lambda x, k: layers.conv_stride1(x, k, padding)
-  y_grad = _random(xla_conv(x, kernel).shape, 55)
-  value, grads = _value_and_grads(fast, x, kernel, y_grad)
-  want_value, want_grads = _value_and_grads(xla_conv, x, kernel, y_grad)
-  np.testing.assert_allclose(value, want_value, **TOLERANCE)
-  for got, want in zip(grads, want_grads):
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+  fast, xla_conv = _assert_conv_stride1_matches_xla(x, kernel, padding, 55)
   penalty = lambda op, x, k: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, k))))(x) ** 2)
   got = jax.grad(lambda x, k: penalty(fast, x, k), (0, 1))(x, kernel)
   want = jax.grad(lambda x, k: penalty(xla_conv, x, k), (0, 1))(x, kernel)
@@ -337,14 +336,7 @@ def test_conv_stride1_output_blocking_matches_xla(size, kernel_size, padding, bl
   x = jnp.asarray(_random((2,) + size + (5,), 56), jnp.float32)
   kernel = jnp.asarray(_random(kernel_size + (5, 3), 57, 0.3), jnp.float32)
   assert layers._output_block(x, kernel, padding) == block
-  xla_conv = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), padding,
-                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  y_grad = _random(xla_conv(x, kernel).shape, 58)
-  value, grads = _value_and_grads(lambda x, k: layers.conv_stride1(x, k, padding), x, kernel, y_grad)
-  want_value, want_grads = _value_and_grads(xla_conv, x, kernel, y_grad)
-  np.testing.assert_allclose(value, want_value, **TOLERANCE)
-  for got, want in zip(grads, want_grads):
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 58)
 
 
 # ---------------------------------------------------------------------------
