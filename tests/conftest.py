@@ -24,7 +24,8 @@ def _session_cache_dir() -> str:
 # The tests' networks are tiny, so compiling is most of their time, and LLVM's optimisation level 0 compiles
 # them about twice as fast (a tiny StackGAN step: 15 s against 31 s). Only the machine code is less optimised;
 # XLA's own passes run as always. Set before the CPU backend starts; subprocesses (multihost, launch) inherit it.
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+if "--xla_backend_optimization_level=0" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 jax.config.update("jax_num_cpu_devices", 4)
 jax.config.update("jax_compilation_cache_dir", _session_cache_dir())
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

@@ -327,9 +327,10 @@ def test_conv_stride1_on_maps_smaller_than_its_kernel_matches_xla(padding):
 
 
 @pytest.mark.parametrize("size,kernel_size,padding,block", [
-    ((8, 8), (5, 5), ((2, 2), (2, 2)), 4),  # "same" padding, blocked by 4
-    ((5, 10), (5, 7), ((2, 3), (0, 4)), 2),  # 6 x 8 output: blocked by 2, asymmetric padding
+    ((8, 8), (9, 9), ((4, 4), (4, 4)), 4),  # "same" padding, blocked by 4
+    ((5, 10), (9, 9), ((5, 4), (2, 4)), 2),  # 6 x 8 output: blocked by 2, asymmetric padding
     ((7, 9), (9, 9), ((4, 4), (4, 4)), 0),  # odd output: XLA's conv
+    ((8, 8), (7, 7), ((3, 3), (3, 3)), 0),  # fewer than 81 taps (CycleGAN's 7x7): XLA's conv
 ])
 def test_conv_stride1_output_blocking_matches_xla(size, kernel_size, padding, block):
   # Few output channels and a large kernel: the forward is a conv between pixel blocks (SRGAN's last layer).
