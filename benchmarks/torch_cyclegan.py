@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from benchmarks import torch_pix2pix
+from benchmarks import timing, torch_pix2pix
 
 
 class ImagePool:
@@ -108,7 +108,7 @@ def main():
   parser.add_argument("--experiment", default="cyclegan_horse2zebra")
   args = parser.parse_args()
   config = experiments.get_config(args.experiment)
-  seconds = torch_pix2pix.time_steps(make_torch_cyclegan_step(config))
+  seconds = timing.median_seconds(make_torch_cyclegan_step(config), calls=5)
   print(f"torch {torch.__version__} threads={torch.get_num_threads()} {args.experiment}: {seconds * 1e3:.1f} ms/step, "
         f"{config.train.batch_size / seconds:.1f} images/s")
 

@@ -27,8 +27,6 @@ Torch is optional for the project; import this module only where torch exists.
     python benchmarks/torch_pix2pix.py --resolution=256 --batch_size=1
 """
 import argparse
-import statistics
-import time
 from typing import Callable
 
 import torch
@@ -194,25 +192,15 @@ def make_torch_pix2pix_step(config, seed: int = 0) -> Callable[[], dict]:
   return step
 
 
-def time_steps(step, steps: int = 5, repeats: int = 5) -> float:
-  step()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    for _ in range(steps):
-      step()
-    times.append((time.perf_counter() - start) / steps)
-  return statistics.median(times)
-
-
 def main():
   import experiments  # pylint: disable=import-outside-toplevel
+  from benchmarks import timing  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--experiment", default="pix2pix_facades")
   args = parser.parse_args()
   config = experiments.get_config(args.experiment)
   step = make_torch_pix2pix_step(config)
-  seconds = time_steps(step)
+  seconds = timing.median_seconds(step, calls=5)
   print(f"torch {torch.__version__} threads={torch.get_num_threads()} {args.experiment}: {seconds * 1e3:.1f} ms/step, "
         f"{config.train.batch_size / seconds:.1f} images/s")
 
