@@ -136,6 +136,24 @@ def audio_gan_config(variant: str, d: int, sample_rate: int = 16_000,
   return config
 
 
+def use_captioned_shapes(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The offline text-to-image runs' data and schedule: 20,000 generated captioned-shapes pictures (10 captions
+  each: 200,000 pairs), the char-CNN-RNN trained first for 1000 steps, logs every 100 steps, samples and
+  checkpoints every 500, and every 1000 whether the pictures say what the captions say (caption_accuracy and
+  caption_classifier_fid of 2000 samples, gans/metrics/caption_attributes.py; its classifier trains once on the
+  first evaluation, then is cached)."""
+  config.data.source = "captioned_shapes"
+  config.data.size = 20_000
+  config.model.pretrain_steps = 1000
+  config.train.log_every = 100
+  config.train.sample_every = 500
+  config.train.checkpoint_every = 500
+  config.eval.metrics = ("caption_accuracy", "caption_classifier_fid")
+  config.eval.num_samples = 2000
+  config.train.eval_every = 1000
+  return config
+
+
 def use_sc09(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """SC09: the ten digit words of Speech Commands, read as a WAV folder (--config.data.path=DIR holding zero/,
   one/, ... of the Speech Commands release, or the SC09 release's Zero_*.wav files). TFDS's speech_commands

@@ -23,25 +23,15 @@ should help; not measured.
 Reproduces: the paper's setting in miniature (matching-aware D, interpolation term, frozen joint-embedding
 encoder); whether pictures follow captions: `caption_accuracy/*` and `caption_classifier_fid` in eval.jsonl.
 """
-from experiments import gan_int_cls_configs
+from experiments import common, gan_int_cls_configs
 
 
 def get_config():
   config = gan_int_cls_configs.gan_int_cls_config(resolution=32, base_channels=32, text_encoder="char_cnn_rnn",
                                                   embedding_dim=128)
   config.model.g_channels = 64  # twice D's, as the official ngf = 2 * ndf
-  config.data.source = "captioned_shapes"
+  common.use_captioned_shapes(config)
   config.data.channels = 3
   config.data.resolution = 32
-  config.data.size = 20_000  # pictures, 10 captions each: 200,000 pairs
-  config.model.pretrain_steps = 1000
-  config.train.steps = 6000
-  config.train.log_every = 100
-  config.train.sample_every = 500
-  config.train.checkpoint_every = 500
-  # Does the picture say what the caption says: the attribute classifiers' accuracy against held-out captions
-  # (gans/metrics/caption_attributes.py; the classifier trains once on the first evaluation, then is cached).
-  config.eval.metrics = ("caption_accuracy", "caption_classifier_fid")
-  config.eval.num_samples = 2000
-  config.train.eval_every = 1000
+  config.train.steps = 6000  # the encoder's 1000, then 5000 GAN steps
   return config

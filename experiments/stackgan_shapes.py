@@ -18,7 +18,7 @@ Reproduces: the paper's Stage-II against Stage-I in miniature (more detail at th
 attributes kept): `caption_accuracy/*` of the final (Stage-II) pictures in eval.jsonl, and of the Stage-I ones
 with --config.model.sample_stage=1.
 """
-from experiments import stackgan_configs
+from experiments import common, stackgan_configs
 
 STAGE1_STEPS, STAGE2_STEPS = 3000, 3000
 
@@ -28,15 +28,6 @@ def get_config():
       resolution=64, stage1_resolution=32, g_channels=16, d_channels=16, condition_dim=64, r_num=2,
       text_encoder="char_cnn_rnn", embedding_dim=128, stage1_steps=STAGE1_STEPS, stage2_steps=STAGE2_STEPS,
       stage1_decay_steps=STAGE1_STEPS // 2, stage2_decay_steps=STAGE2_STEPS // 2)
-  config.data.source = "captioned_shapes"
-  config.data.size = 20_000  # pictures, 10 captions each: 200,000 pairs
-  config.model.pretrain_steps = 1000
+  common.use_captioned_shapes(config)
   config.train.steps += config.model.pretrain_steps
-  config.train.log_every = 100
-  config.train.sample_every = 500
-  config.train.checkpoint_every = 500
-  # Does the picture say what the caption says (gans/metrics/caption_attributes.py, the 64x64 classifier).
-  config.eval.metrics = ("caption_accuracy", "caption_classifier_fid")
-  config.eval.num_samples = 2000
-  config.train.eval_every = 1000
   return config
