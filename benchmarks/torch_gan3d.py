@@ -4,8 +4,8 @@ The architecture of gans/variants/gan3d.py: G z -> 4^3 x (8 c) by a 4^3 stride-1
 then ConvTranspose3d(k=4, s=2, p=1) halving the channels, BatchNorm3d + ReLU, a last one to 1 channel and a
 sigmoid; D Conv3d(k=4, s=2, p=1) doubling the channels, BatchNorm3d + LeakyReLU(0.2), a 4^3 valid conv to one
 logit. No biases. Adam(b1 0.5) with the paper's learning rates (G 0.0025, D 1e-5). One step: a D update on a
-real and a fake batch (BCE on logits), then a G update (-log D(G(z))), G run forward again as the project's
-phases do; the adaptive rule's skip is not modelled (D always updates, the slower case). In the G update D's
+real and a fake batch (BCE on logits), then a G update (-log D(G(z))) back-propagated through the same G
+forward pass (the project's step also runs G once: GanVariant.prepare); the adaptive rule's skip is not modelled (D always updates, the slower case). In the G update D's
 parameters are frozen, so backward computes no D weight gradients: the project's G phase differentiates G's
 parameters only (left on, they cost its step 7% at gan3d_shapes' size, loaded machine).
 
@@ -53,12 +53,12 @@ def make_torch_gan3d_step(config):
 
   def step():
     d_optimizer.zero_grad(set_to_none=True)
-    fake = generator(torch.randn(batch, z_dim, 1, 1, 1)).detach()
-    (bce(discriminator(real), ones) + bce(discriminator(fake), zeros)).backward()
+    fake = generator(torch.randn(batch, z_dim, 1, 1, 1))
+    (bce(discriminator(real), ones) + bce(discriminator(fake.detach()), zeros)).backward()
     d_optimizer.step()
     g_optimizer.zero_grad(set_to_none=True)
     discriminator.requires_grad_(False)  # gradients flow through D to G, none is kept for D's weights
-    bce(discriminator(generator(torch.randn(batch, z_dim, 1, 1, 1))), ones).backward()
+    bce(discriminator(fake), ones).backward()
     discriminator.requires_grad_(True)
     g_optimizer.step()
 

@@ -80,9 +80,10 @@ class GanVariant(NamedTuple):
   # translation metrics compare outputs with the targets (or, where no pairs are known, with
   # "unpaired_target": real images of the output domain). None = the variant samples without data.
   held_out: Callable[[int], dict] | None = None
-  # prepare(params, model_state, batch, key) -> batch: work the step's phases share, done once per step before
-  # them with the step's key; every phase's loss gets the returned dict as its batch. pix2pix: the jittered
-  # pair and G(A) with its VJP, so D and G learn from one G forward pass, as the official code's iteration
+  # prepare(params, model_state, batch, key, due) -> batch: work the step's phases share, done once per step
+  # before them with the step's key; `due` names the phases this step runs (StackGAN's stages generate
+  # different pictures); every phase's loss gets the returned dict as its batch. pix2pix: the jittered pair
+  # and G(A) with its VJP, so D and G learn from one G forward pass, as the official code's iteration
   # (`common.replay` differentiates through it). Only for variants whose phases read one batch once per step.
   prepare: Callable[..., dict] | None = None
 

@@ -157,7 +157,7 @@ def make_train_step(variant: GanVariant, optimizers: Mapping[str, optax.Gradient
     prepared = None
     if variant.prepare is not None:  # with a key no phase gets (phase p folds in p)
       prepared = variant.prepare(state.params, state.model_state, _merged_batches(batches, 0, 1),
-                                 jax.random.fold_in(step_key, len(variant.phases)))
+                                 jax.random.fold_in(step_key, len(variant.phases)), phase_names)
     for index, phase in phases:
       phase_key = jax.random.fold_in(step_key, index)
       runs = []

@@ -102,15 +102,17 @@ def test_gan_int_generator_term_is_d_of_g_at_the_midpoint():
     variants[objective] = gan_int_cls.make(config)
   generator, discriminator, text = (variants["gan-int"].modules[name] for name in ("g", "d", "text"))
   batch = jax.tree.map(lambda x: x[0], synthetic_batches(config, 1))
-  key = jax.random.key(3)
+  key, prepare_key = jax.random.key(3), jax.random.key(4)
 
   @jax.jit  # one program for both losses and the term by hand
   def losses_and_term(params, model_state):
-    losses = {objective: variant.phases[-1].loss(params, model_state, batch, key)[0]
+    due = ("d_main", "g_main")
+    losses = {objective: variant.phases[-1].loss(params, model_state,
+                                                 variant.prepare(params, model_state, batch, prepare_key, due), key)[0]
               for objective, variant in variants.items()}
     embedding = text.apply({"params": params["text"]}, batch["caption"])
     mid = 0.5 * embedding + 0.5 * jnp.roll(embedding, 1, axis=0)
-    z = jax.random.normal(jax.random.split(key)[1], (mid.shape[0], config.model.z_dim))
+    z = jax.random.normal(key, (mid.shape[0], config.model.z_dim))  # the G phase's key draws the midpoint's z
     fake, _ = generator.apply({"params": params["g"], **model_state["g"]}, z, mid, train=True,
                               mutable=["batch_stats"])
     logits, _ = discriminator.apply({"params": params["d"], **model_state["d"]}, fake, mid, train=True,
@@ -178,7 +180,7 @@ def test_resume_across_the_encoder_to_gan_boundary_equals_uninterrupted_and_type
     sampling.caption_ids(["   "], config.data.caption_length)
 
 
-def test_unknown_objective_and_missing_embeddings_are_refused():
+def test_unknown_objective_missing_embeddings_and_several_d_updates_are_refused():
   config = shapes_config()
   with config.unlocked():
     config.model.objective = "gan-cls-int"
@@ -188,7 +190,11 @@ def test_unknown_objective_and_missing_embeddings_are_refused():
   variant = gan_int_cls.make(config)
   params, model_state = jax.eval_shape(variant.init, jax.random.key(0))
   with pytest.raises(ValueError, match="reads the batch's \"embedding\""):
-    variant.phases[0].loss(params, model_state, {"image": jnp.zeros((2, 8, 8, 3))}, jax.random.key(0))
+    variant.prepare(params, model_state, {"image": jnp.zeros((2, 8, 8, 3))}, jax.random.key(0), ("d_main", "g_main"))
+  with config.unlocked():
+    config.train.n_critic = 2
+  with pytest.raises(ValueError, match="set config.train.n_critic=1"):
+    gan_int_cls.make(config)
 
 
 def test_launch_refuses_a_caption_the_encoder_cannot_read_in_one_line(tmp_path):

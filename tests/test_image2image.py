@@ -67,7 +67,7 @@ def test_pix2pix_losses_are_the_papers_objectives(objective):
     fake = _apply(variant, "g", params, model_state, a)
     d = lambda x: _apply(variant, "d", params, model_state, x, module="d")
     results = {}
-    prepared = variant.prepare(params, model_state, batch, jax.random.key(4))  # the step's G(A), once
+    prepared = variant.prepare(params, model_state, batch, jax.random.key(4), tuple(phases))  # G(A), once
     results["fake"], results["fake_expected"] = prepared["fake"], fake
     if objective != "l1":
       results["d"] = phases["d_main"].loss(params, model_state, prepared, jax.random.key(2))[0]

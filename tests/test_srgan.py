@@ -159,7 +159,7 @@ def test_srgan_with_a_vgg_content_loss_takes_a_step(tmp_path, monkeypatch):
   params, model_state = variant.init(jax.random.key(0))
   hr = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3), minval=-1.0, maxval=1.0)
   g_main = [phase for phase in variant.phases if phase.name == "g_main"][0]
-  prepared = variant.prepare(params, model_state, {"image": hr}, jax.random.key(3))  # G(LR), once per step
+  prepared = variant.prepare(params, model_state, {"image": hr}, jax.random.key(3), ("g_main",))  # G(LR), once
   loss, (metrics, _) = jax.jit(g_main.loss)(params, model_state, prepared, jax.random.key(2))
   sr, _ = jax.jit(lambda p: srgan.common.apply_module(variant.modules["g"], p["g"], model_state["g"],
                                                       srgan.low_resolution({"image": hr}), train=True))(params)

@@ -1,4 +1,4 @@
-"""Pieces shared by the unconditional variants: module application and the standard phases.
+"""Pieces shared by the unconditional variants: module application and the standard training phases.
 
 The standard GAN has two phases per step: the discriminator phase (the
 adversarial loss on a real and a generated batch, plus an optional gradient
@@ -120,10 +120,14 @@ def latent_sampler(model_config) -> Callable:
   return LATENTS[name]
 
 
-def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config,
-                    n_critic: int = 1, d_rng: str | None = None) -> tuple[Phase, ...]:
-  """The D phase and the G phase of an unconditional GAN with `model_config.loss`.
+def standard_training(generator: nn.Module, discriminator: nn.Module, model_config,
+                      n_critic: int = 1, d_rng: str | None = None) -> tuple[tuple[Phase, ...], Callable | None]:
+  """(phases, prepare) of an unconditional GAN with `model_config.loss`: its GanVariant fields.
 
+  The D phase, then the G phase. With one D update per step (n_critic 1) G runs once per step (`prepare`): D
+  learns on that batch of fakes and G through it (`replay`), as the DCGAN reference's iteration. With
+  n_critic > 1 every D update draws its own fakes and the G update its own (WGAN-GP's Algorithm 1), so there
+  is no prepare.
   Optional regularisers on the D phase: `gp_weight` (WGAN-GP's lambda) and
   `r1_gamma` (penalty gamma/2 * E||grad D(x)||^2 on reals). Their weights are read from
   model_state["hyperparameters"] (see `standard_hyperparameters`), so vectorised sweeps may vary them.
@@ -137,9 +141,15 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
   r1_gamma = model_config.get("r1_gamma", 0.0)
   latents = latent_sampler(model_config)
 
-  def generate(params, model_state, key, n):
+  def generate(g_params, model_state, key, n):
     z = latents(key, n, z_dim)
-    return apply_module(generator, params["g"], model_state["g"], z, train=True)
+    return apply_module(generator, g_params, model_state["g"], z, train=True)
+
+  def prepare(params, model_state, batch, key, due):
+    del due  # both phases read the fakes
+    fake, fake_vjp, g_collections = jax.vjp(
+        lambda g_params: generate(g_params, model_state, key, real_data(batch).shape[0]), params["g"], has_aux=True)
+    return {**batch, "fake": fake, "fake_vjp": fake_vjp, "g_collections": g_collections}
 
   def discriminate(params, d_collections, x, key=None):
     rngs = {} if d_rng is None else {"rngs": {d_rng: key}}
@@ -154,7 +164,7 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
     z_key, penalty_key = jax.random.split(key)
     real_key, fake_key, penalty_d_key = d_keys(key, 3)
     # G's BatchNorm statistics advance once per step, in the G phase, as in the DCGAN reference.
-    fake, _ = generate(params, model_state, z_key, real.shape[0])
+    fake = batch["fake"] if "fake" in batch else generate(params["g"], model_state, z_key, real.shape[0])[0]
     # Real and fake batches go through D separately, so D's BatchNorm never mixes them.
     real_logits, d_collections = discriminate(params, model_state["d"], real, real_key)
     fake_logits, d_collections = discriminate(params, d_collections, fake, fake_key)
@@ -170,12 +180,15 @@ def standard_phases(generator: nn.Module, discriminator: nn.Module, model_config
     return loss, (metrics, {**model_state, "d": d_collections})
 
   def g_loss(params, model_state, batch, key):
-    fake, g_collections = generate(params, model_state, key, real_data(batch).shape[0])
+    if "fake" in batch:
+      fake, g_collections = replay(params["g"], batch["fake"], batch["fake_vjp"]), batch["g_collections"]
+    else:
+      fake, g_collections = generate(params["g"], model_state, key, real_data(batch).shape[0])
     fake_logits, _ = discriminate(params, model_state["d"], fake, d_keys(key, 1)[0])
     return adversarial.g(fake_logits), ({"fake_logits": jnp.mean(fake_logits)}, {**model_state, "g": g_collections})
 
-  return (Phase("d_main", d_loss, updates=("d",), repeats=n_critic),
-          Phase("g_main", g_loss, updates=("g",)))
+  phases = (Phase("d_main", d_loss, updates=("d",), repeats=n_critic), Phase("g_main", g_loss, updates=("g",)))
+  return phases, prepare if n_critic == 1 else None
 
 
 def loss_weight(model_state, name: str, compiled: float):
@@ -185,7 +198,7 @@ def loss_weight(model_state, name: str, compiled: float):
 
 
 def standard_hyperparameters(model_config) -> tuple[str, ...]:
-  """The run-time loss weights of `standard_phases`: the regularisers that are on (nonzero)."""
+  """The run-time loss weights of `standard_training`: the regularisers that are on (nonzero)."""
   return tuple(name for name in ("gp_weight", "r1_gamma") if model_config.get(name, 0.0))
 
 

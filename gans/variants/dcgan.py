@@ -97,9 +97,11 @@ def make(config) -> GanVariant:
   dtype = common.compute_dtype(model)
   generator = Generator(resolution=shape[0], channels=shape[-1], base_channels=model.g_channels, dtype=dtype)
   discriminator = Discriminator(base_channels=model.d_channels, dtype=dtype)
+  phases, prepare = common.standard_training(generator, discriminator, model, config.train.get("n_critic", 1))
   return GanVariant(
       init=common.init_generator_discriminator(generator, discriminator, model.z_dim, shape, model.get("pack", 1)),
-      phases=common.standard_phases(generator, discriminator, model, config.train.get("n_critic", 1)),
+      phases=phases,
+      prepare=prepare,
       sample=common.make_sampler(generator, model.z_dim),
       modules={"g": generator, "d": discriminator},
       hyperparameters=common.standard_hyperparameters(model),

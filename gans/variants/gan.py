@@ -75,9 +75,11 @@ def make(config) -> GanVariant:
   generator = MLPGenerator(output_shape=shape, hidden=tuple(model.g_hidden), batch_norm=model.g_batch_norm,
                            tanh_output=len(shape) == 3, dtype=dtype)
   discriminator = MLPDiscriminator(hidden=tuple(model.d_hidden), maxout_pieces=model.d_maxout_pieces, dtype=dtype)
+  phases, prepare = common.standard_training(generator, discriminator, model, config.train.get("n_critic", 1))
   return GanVariant(
       init=common.init_generator_discriminator(generator, discriminator, model.z_dim, shape, model.get("pack", 1)),
-      phases=common.standard_phases(generator, discriminator, model, config.train.get("n_critic", 1)),
+      phases=phases,
+      prepare=prepare,
       sample=common.make_sampler(generator, model.z_dim),
       modules={"g": generator, "d": discriminator},
       hyperparameters=common.standard_hyperparameters(model),

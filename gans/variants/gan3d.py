@@ -15,6 +15,7 @@ The 3D convs are gans.layers3d's (space-to-depth forms on the CPU, benchmarks/co
 N(0, 0.02^2) and batch-norm scales N(1, 0.02^2), as DCGAN (the paper's code builds on it).
 """
 import math
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -83,31 +84,41 @@ def discriminator_accuracy(real_logits: jax.Array, fake_logits: jax.Array) -> ja
   return 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
 
 
-def make_phases(generator, discriminator, model) -> tuple[Phase, ...]:
+def make_training(generator, discriminator, model) -> tuple[tuple[Phase, ...], Callable]:
+  """(phases, prepare): G runs once per step (`prepare`); D learns on its output when its accuracy calls for
+  it, G through it (common.replay), as the reference's iteration."""
   adversarial = losses.get_adversarial_loss(model.loss)
   threshold = model.d_accuracy_threshold
 
-  def generate(params, model_state, key, n, train=True):
-    z = common.gaussian_latents(key, n, model.z_dim)
-    return common.apply_module(generator, params["g"], model_state["g"], z, train=train)
+  def prepare(params, model_state, batch, key, due):
+    del due  # both phases read the fakes
+    def generate(g_params):
+      z = common.gaussian_latents(key, batch["voxels"].shape[0], model.z_dim)
+      return common.apply_module(generator, g_params, model_state["g"], z, train=True)
+    fake, fake_vjp, g_collections = jax.vjp(generate, params["g"], has_aux=True)
+    return {**batch, "fake": fake, "fake_vjp": fake_vjp, "g_collections": g_collections}
 
   def d_loss(params, model_state, batch, key):
-    real = batch["voxels"]
-    fake, _ = generate(params, model_state, key, real.shape[0])  # G's statistics advance in the G phase
-    real_logits, d_collections = common.apply_module(discriminator, params["d"], model_state["d"], real, train=True)
-    fake_logits, d_collections = common.apply_module(discriminator, params["d"], d_collections, fake, train=True)
+    del key
+    real_logits, d_collections = common.apply_module(discriminator, params["d"], model_state["d"], batch["voxels"],
+                                                     train=True)
+    fake_logits, d_collections = common.apply_module(discriminator, params["d"], d_collections, batch["fake"],
+                                                     train=True)
     accuracy = discriminator_accuracy(real_logits, fake_logits)
     metrics = {"accuracy": accuracy, "updated": (accuracy < threshold).astype(jnp.float32),
                "real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
     return adversarial.d(real_logits, fake_logits), (metrics, {**model_state, "d": d_collections})
 
   def g_loss(params, model_state, batch, key):
-    fake, g_collections = generate(params, model_state, key, batch["voxels"].shape[0])
+    del key
+    fake = common.replay(params["g"], batch["fake"], batch["fake_vjp"])
     fake_logits, _ = common.apply_module(discriminator, params["d"], model_state["d"], fake, train=True)
-    return adversarial.g(fake_logits), ({"fake_logits": jnp.mean(fake_logits)}, {**model_state, "g": g_collections})
+    # G's batch statistics advance once per step, with the one G forward pass.
+    return adversarial.g(fake_logits), ({"fake_logits": jnp.mean(fake_logits)},
+                                        {**model_state, "g": batch["g_collections"]})
 
   return (Phase("d_main", d_loss, updates=("d",), apply_if="updated"),
-          Phase("g_main", g_loss, updates=("g",)))
+          Phase("g_main", g_loss, updates=("g",))), prepare
 
 
 def pooled_features(hidden: list) -> jax.Array:
@@ -140,9 +151,11 @@ def make(config) -> GanVariant:
   form = model.get("conv_form", None) or None
   generator = Generator(resolution=shape[0], base_channels=model.g_channels, form=form)
   discriminator = Discriminator(base_channels=model.d_channels, form=form)
+  phases, prepare = make_training(generator, discriminator, model)
   return GanVariant(
       init=common.init_generator_discriminator(generator, discriminator, model.z_dim, shape),
-      phases=make_phases(generator, discriminator, model),
+      phases=phases,
+      prepare=prepare,
       sample=common.make_sampler(generator, model.z_dim),
       modules={"g": generator, "d": discriminator},
       encode=make_encoder(discriminator),

@@ -128,13 +128,20 @@ def make(config) -> GanVariant:
   moments = data_moments(config.data, model.moments_clips)
   generator = Generator(frames=shape.frames, bins=shape.bins, d=model.g_channels)
   discriminator = Discriminator(d=model.d_channels)
-  phases = common.standard_phases(generator, discriminator, model, config.train.get("n_critic", 1))
+  phases, prepare = common.standard_training(generator, discriminator, model, config.train.get("n_critic", 1))
 
-  def on_spectrograms(loss):
-    def spectrogram_loss(params, model_state, batch, key):
+  def on_spectrograms(fn):
+    def on_spectrogram_batch(params, model_state, batch, *args):
       spectrograms = to_spectrogram(batch["audio"], model_state["spectrogram"], shape)
-      return loss(params, model_state, {**batch, "audio": spectrograms}, key)
-    return spectrogram_loss
+      return fn(params, model_state, {**batch, "audio": spectrograms}, *args)
+    return on_spectrogram_batch
+
+  # The clips become spectrograms once per batch: in `prepare` where there is one (its batch is the phases'),
+  # else in every phase.
+  if prepare is None:
+    phases = tuple(phase._replace(loss=on_spectrograms(phase.loss)) for phase in phases)
+  else:
+    prepare = on_spectrograms(prepare)
 
   init_networks = common.init_generator_discriminator(generator, discriminator, model.z_dim,
                                                       (shape.frames, shape.bins, 1))
@@ -150,7 +157,8 @@ def make(config) -> GanVariant:
 
   return GanVariant(
       init=init,
-      phases=tuple(phase._replace(loss=on_spectrograms(phase.loss)) for phase in phases),
+      phases=phases,
+      prepare=prepare,
       sample=sample,
       modules={"g": generator, "d": discriminator},
       hyperparameters=common.standard_hyperparameters(model),  # WGAN-GP's lambda, vectorisable

@@ -177,9 +177,9 @@ def make(config) -> GanVariant:
   def discriminate(params, d_collections, x):
     return common.apply_module(discriminator, params["d"], d_collections, x, train=True)
 
-  def prepare(params, model_state, batch, key):
+  def prepare(params, model_state, batch, key, due):
     """G(LR) once per step with its VJP: D learns on it, G (pretraining or SRGAN) through it (common.replay)."""
-    del key
+    del key, due  # every phase reads G(LR)
     sr, sr_vjp, g_collections = jax.vjp(
         lambda g_params: super_resolve({"g": g_params}, model_state, low_resolution(batch), True), params["g"],
         has_aux=True)

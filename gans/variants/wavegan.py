@@ -103,10 +103,12 @@ def make(config) -> GanVariant:
   generator = Generator(clip_length=shape[0], channels=shape[1], d=model.g_channels,
                         post_filter=model.post_filter)
   discriminator = Discriminator(d=model.d_channels, phase_shuffle=model.phase_shuffle)
+  phases, prepare = common.standard_training(generator, discriminator, model, config.train.get("n_critic", 1),
+                                             d_rng=PHASE_SHUFFLE_RNG)
   return GanVariant(
       init=common.init_generator_discriminator(generator, discriminator, model.z_dim, shape),
-      phases=common.standard_phases(generator, discriminator, model, config.train.get("n_critic", 1),
-                                    d_rng=PHASE_SHUFFLE_RNG),
+      phases=phases,
+      prepare=prepare,
       sample=common.make_sampler(generator, model.z_dim, common.latent_sampler(model)),
       modules={"g": generator, "d": discriminator},
       hyperparameters=common.standard_hyperparameters(model),  # WGAN-GP's lambda, vectorisable

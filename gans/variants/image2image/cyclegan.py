@@ -64,9 +64,10 @@ def make(config) -> GanVariant:
         model_state["fake_" + group[-1]] = jnp.zeros((config.train.batch_size,) + image_shape)
     return params, model_state
 
-  def prepare(params, model_state, batch, key):
+  def prepare(params, model_state, batch, key, due):
     """The step's jittered reals, the same for the G and D phases. Unpaired: the official unaligned dataset
     draws A's and B's transforms independently."""
+    del due  # every phase reads them
     a_key, b_key = jax.random.split(key)
     (a,), (b,) = (training.random_jitter(a_key, [batch["a"]], crop_size, flip),
                   training.random_jitter(b_key, [batch["b"]], crop_size, flip))

@@ -78,9 +78,10 @@ def make(config) -> GanVariant:
                                                          jnp.zeros((1, crop_size, crop_size, d_channels)))
     return params, model_state
 
-  def prepare(params, model_state, batch, key):
+  def prepare(params, model_state, batch, key, due):
     """The step's jittered pair and G(A) with its VJP (dropout and batch statistics of train mode), once for
     both phases: D learns on this G(A), G through it (common.replay), as the official iteration."""
+    del due  # every phase reads G(A)
     a, b = training.random_jitter(jax.random.fold_in(key, 0), [batch["a"], batch["b"]], crop_size, flip)
     translate = lambda g_params: common.apply_module(generator, g_params, model_state["g"], a, train=True,
                                                      rngs={"dropout": jax.random.fold_in(key, 1)})

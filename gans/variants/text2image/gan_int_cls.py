@@ -303,6 +303,9 @@ def text_encoding(config, image_shape) -> TextEncoding:
 def make(config) -> GanVariant:
   model, data_config = config.model, config.data
   check_model(model)
+  if config.train.get("n_critic", 1) != 1:
+    raise ValueError("gan_int_cls updates D once per G update (Reed et al.'s Algorithm 1) on the step's one batch "
+                     f"of fakes; set config.train.n_critic=1 (got {config.train.n_critic}).")
   shape = common.data_shape(data_config)
   dtype = common.compute_dtype(model)
   objective, beta = model.objective, model.get("interpolation_beta", 0.5)
@@ -320,28 +323,39 @@ def make(config) -> GanVariant:
   def discriminate(params, d_collections, x, embedding):
     return common.apply_module(discriminator, params["d"], d_collections, x, embedding, train=True)
 
+  def prepare(params, model_state, batch, key, due):
+    """Once per GAN step: the captions' embeddings (the frozen encoder) and G(z, h) with its VJP; D learns on these
+    fakes and G through them (common.replay), as the reference's iteration. Encoder steps read the batch as is."""
+    if "g_main" not in due:
+      return batch
+    embedding = embed(params, batch)
+    fake, fake_vjp, g_collections = jax.vjp(
+        lambda g_params: generate({"g": g_params}, model_state, key, embedding), params["g"], has_aux=True)
+    return {**batch, "sentence_embedding": embedding, "fake": fake, "fake_vjp": fake_vjp,
+            "g_collections": g_collections}
+
   def d_loss(params, model_state, batch, key):
-    real, embedding = batch["image"], embed(params, batch)
-    fake, _ = generate(params, model_state, key, embedding)  # G's BatchNorm statistics advance in g_main only
+    del key
+    real, embedding = batch["image"], batch["sentence_embedding"]
     real_right, d_collections = discriminate(params, model_state["d"], real, embedding)
     real_wrong = None
     if objective.endswith("cls"):
       real_wrong, d_collections = discriminate(params, d_collections, real, wrong(embedding))
-    fake_right, d_collections = discriminate(params, d_collections, fake, embedding)
+    fake_right, d_collections = discriminate(params, d_collections, batch["fake"], embedding)
     loss, metrics = discriminator_loss(objective, real_right, real_wrong, fake_right)
     return loss, (metrics, {**model_state, "d": d_collections})
 
   def g_loss(params, model_state, batch, key):
-    embedding = embed(params, batch)
-    fake_key, interpolation_key = jax.random.split(key)
-    fake, g_collections = generate(params, {**model_state}, fake_key, embedding)
+    embedding, g_collections = batch["sentence_embedding"], batch["g_collections"]
+    fake = common.replay(params["g"], batch["fake"], batch["fake_vjp"])
     fake_right, _ = discriminate(params, model_state["d"], fake, embedding)
     fake_interpolated = None
     if objective.startswith("gan-int"):
       mixed = interpolate(embedding, wrong(embedding), beta)
-      fake_mixed, g_collections = generate(params, {**model_state, "g": g_collections}, interpolation_key, mixed)
+      fake_mixed, g_collections = generate(params, {**model_state, "g": g_collections}, key, mixed)
       fake_interpolated, _ = discriminate(params, model_state["d"], fake_mixed, mixed)
     loss, metrics = generator_loss(objective, fake_right, fake_interpolated)
+    # G's batch statistics advance with its forward passes of the step: the prepared one, then the interpolation's.
     return loss, (metrics, {**model_state, "g": g_collections})
 
   def sample(params, model_state, key, n, caption=None, embedding=None):
@@ -381,9 +395,9 @@ def make(config) -> GanVariant:
     return params, {"g": g_collections, "d": d_collections}
 
   phases = encoding.phases + (
-      Phase("d_main", d_loss, updates=("d",), start=pretrain_steps, repeats=config.train.get("n_critic", 1)),
+      Phase("d_main", d_loss, updates=("d",), start=pretrain_steps),
       Phase("g_main", g_loss, updates=("g",), start=pretrain_steps))
   modules = {"g": generator, "d": discriminator, **encoding.modules}
   return GanVariant(init=init, phases=phases, sample=sample, modules=modules,
                     conditioning=("caption", "embedding"), grid=grid if reads_captions else None,
-                    pictures={"interpolation": interpolation})
+                    pictures={"interpolation": interpolation}, prepare=prepare)

@@ -180,37 +180,57 @@ def make(config) -> GanVariant:
 
   kl_coefficient = lambda model_state: common.loss_weight(model_state, "kl_coefficient", model.kl_coefficient)
 
-  def d_stage1(params, model_state, batch, key):
+  def prepare(params, model_state, batch, key, due):
+    """Once per GAN step: the captions' embeddings and the training stage's G forward pass with its VJP (Stage-II's
+    runs the frozen Stage-I G inside); D learns on its pictures and G through them (common.replay), as the
+    official iteration. Encoder steps read the batch as is."""
+    if "g_stage1" in due:
+      group = "g1"
+      def forward(g1):
+        (fake, mu, logvar), g1_stats = generate_stage1({"g1": g1}, model_state, key, embedding)
+        return (fake, mu, logvar), {"g1": g1_stats}
+    elif "g_stage2" in due:
+      group = "g2"
+      def forward(g2):
+        (_, fake, mu, logvar), g1_stats, g2_stats = generate_stage2({"g1": params["g1"], "g2": g2}, model_state,
+                                                                    key, embedding)
+        return (fake, mu, logvar), {"g1": g1_stats, "g2": g2_stats}
+    else:
+      return batch
     embedding = encoding.embed(params, batch)
-    (fake, mu, _), _ = generate_stage1(params, model_state, key, embedding)  # G's statistics move in g_stage1
+    generated, generated_vjp, g_stats = jax.vjp(forward, params[group], has_aux=True)
+    return {**batch, "generated": generated, "generated_vjp": generated_vjp, "g_stats": g_stats}
+
+  def d_stage1(params, model_state, batch, key):
+    del key
+    fake, mu, _ = batch["generated"]
     real = downsample(batch["image"], factor)
-    logits, d1 = d_terms(stage1_d, params["d1"], model_state["d1"], real, jax.lax.stop_gradient(fake),
-                         jax.lax.stop_gradient(mu))
+    logits, d1 = d_terms(stage1_d, params["d1"], model_state["d1"], real, fake, mu)
     loss, metrics = discriminator_loss(logits["real"], logits["wrong"], logits["fake"])
     return loss, (metrics, {**model_state, "d1": d1})
 
   def g_stage1(params, model_state, batch, key):
-    embedding = encoding.embed(params, batch)
-    (fake, mu, logvar), g1 = generate_stage1(params, model_state, key, embedding)
+    del key
+    fake, mu, logvar = common.replay(params["g1"], batch["generated"], batch["generated_vjp"])
     fake_logits, _ = g_terms(stage1_d, params["d1"], model_state["d1"], fake, jax.lax.stop_gradient(mu))
     loss, metrics = generator_loss(fake_logits, None, mu, logvar, kl_coefficient(model_state))
-    return loss, (metrics, {**model_state, "g1": g1})
+    # G's statistics advance once per step, with the prepared forward pass.
+    return loss, (metrics, {**model_state, **batch["g_stats"]})
 
   def d_stage2(params, model_state, batch, key):
-    embedding = encoding.embed(params, batch)
-    (_, fake, mu, _), _, _ = generate_stage2(params, model_state, key, embedding)
-    logits, d2 = d_terms(stage2_d, params["d2"], model_state["d2"], batch["image"], jax.lax.stop_gradient(fake),
-                         jax.lax.stop_gradient(mu))
+    del key
+    fake, mu, _ = batch["generated"]
+    logits, d2 = d_terms(stage2_d, params["d2"], model_state["d2"], batch["image"], fake, mu)
     loss, metrics = discriminator_loss(logits["real"], logits["wrong"], logits["fake"], logits["uncond_real"],
                                        logits["uncond_fake"])
     return loss, (metrics, {**model_state, "d2": d2, "stage": jnp.int32(2)})
 
   def g_stage2(params, model_state, batch, key):
-    embedding = encoding.embed(params, batch)
-    (_, fake, mu, logvar), g1, g2 = generate_stage2(params, model_state, key, embedding)
+    del key
+    fake, mu, logvar = common.replay(params["g2"], batch["generated"], batch["generated_vjp"])
     fake_logits, uncond = g_terms(stage2_d, params["d2"], model_state["d2"], fake, jax.lax.stop_gradient(mu))
     loss, metrics = generator_loss(fake_logits, uncond, mu, logvar, kl_coefficient(model_state))
-    return loss, (metrics, {**model_state, "g1": g1, "g2": g2, "stage": jnp.int32(2)})
+    return loss, (metrics, {**model_state, **batch["g_stats"], "stage": jnp.int32(2)})
 
   def both_stages(params, model_state, key, embedding):
     """(stage-1 pictures upsampled to data.resolution, stage-2 pictures), BatchNorm in eval mode."""
@@ -270,4 +290,4 @@ def make(config) -> GanVariant:
   modules = {"g1": stage1_g, "d1": stage1_d, "g2": stage2_g, "d2": stage2_d, **encoding.modules}
   return GanVariant(init=init, phases=phases, sample=sample, ema_groups=("g1", "g2"), modules=modules,
                     conditioning=("caption", "embedding"), grid=grid if encoding.reads_captions else None,
-                    pictures={"stages": stages}, hyperparameters=("kl_coefficient",))
+                    pictures={"stages": stages}, hyperparameters=("kl_coefficient",), prepare=prepare)
