@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from gans import run, sampling, sharding, steps, trainer
-from gans.data import captions
 from gans.variants.text2image import gan_int_cls
 from tests.test_training import (assert_resumed_equals_straight, synthetic_batches, tiny_config,
                                  train_straight_and_resumed)

@@ -133,12 +133,14 @@ def test_batch_multiple_reads_merged_batches_and_lr_multiple_scales_the_update()
     return jax.jit(steps.make_train_step(variant, setup.optimizers, phases, 0.9))(setup.initial_state, batches, key)
 
   two_batches = synthetic_batches(config, 2)
-  doubled = _phases_with(setup.variant, batch_multiple=2)
+  # Without the one-batch prepare (G once per step), each phase draws its own fakes, as with n_critic > 1.
+  variant = setup.variant._replace(prepare=None)
+  doubled = _phases_with(variant, batch_multiple=2)
   assert steps.batches_per_step(doubled, phases) == 2
   merged, _ = step(doubled, two_batches)
   # The same step on one batch of 16 holding those 16 examples (example-major order).
   one_batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape((1, -1) + x.shape[2:]), two_batches)
-  plain, _ = step(setup.variant, one_batch)
+  plain, _ = step(variant, one_batch)
   for a, b in zip(jax.tree.leaves(merged.params), jax.tree.leaves(plain.params)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
   # EMA decay counts global batches: a step on two of them decays like two steps, 0.9 ** 2.
@@ -152,6 +154,30 @@ def test_batch_multiple_reads_merged_batches_and_lr_multiple_scales_the_update()
   # D updates first, from the same state in both runs (G's update then sees a different D).
   for start, a, b in zip(*(jax.tree.leaves(s.params["d"]) for s in (setup.initial_state, base, faster))):
     np.testing.assert_allclose(b - start, 2.5 * (a - start), rtol=1e-4, atol=1e-7)
+
+
+def test_the_g_phase_learns_through_the_prepared_fakes_as_through_its_own_forward_pass():
+  """common.standard_training with n_critic 1: G runs once per step (prepare), G's loss and gradient through those
+  fakes (common.replay) equal a G forward pass of the G phase's own with the same latents."""
+  config = tiny_config("dcgan_digits")
+  setup = run.Setup(config, num_devices=1)
+  params, model_state = setup.initial_state.params, setup.initial_state.model_state
+  batch = jax.tree.map(lambda x: x[0], synthetic_batches(config, 1))
+  key = jax.random.key(5)  # the prepare's and the G phase's: the same z
+  g_main = [phase for phase in setup.variant.phases if phase.name == "g_main"][0]
+  prepared = setup.variant.prepare(params, model_state, batch, key, ("d_main", "g_main"))
+
+  @jax.jit
+  def losses_and_grads(params):
+    through = lambda g, b: g_main.loss({**params, "g": g}, model_state, b, key)
+    return (jax.value_and_grad(through, has_aux=True)(params["g"], prepared),
+            jax.value_and_grad(through, has_aux=True)(params["g"], batch))  # no "fake": G runs in the phase
+
+  ((loss, (_, state)), grads), ((own_loss, (_, own_state)), own_grads) = losses_and_grads(params)
+  assert float(loss) == pytest.approx(float(own_loss), rel=1e-5)
+  for a, b in zip(jax.tree.leaves((grads, state["g"])), jax.tree.leaves((own_grads, own_state["g"]))):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 0
 
 
 def test_n_critic_runs_the_discriminator_on_separate_batches():

@@ -143,7 +143,7 @@ def make_modules(config) -> tuple[nn.Module, nn.Module]:
 
 def conditional_phases(generator: nn.Module, discriminator: nn.Module, model_config,
                        n_critic: int = 1) -> tuple[Phase, ...]:
-  """The D and G phases of a label-conditioned GAN: `common.standard_phases` with y beside x and z."""
+  """The D and G phases of a label-conditioned GAN: `common.standard_training`'s phases with y beside x and z."""
   adversarial = losses.get_adversarial_loss(model_config.loss)
   z_dim = model_config.z_dim
 
@@ -156,7 +156,7 @@ def conditional_phases(generator: nn.Module, discriminator: nn.Module, model_con
 
   def d_loss(params, model_state, batch, key):
     real, label = common.real_data(batch), batch["label"]
-    # G's BatchNorm statistics advance in the G phase only, as in common.standard_phases.
+    # G's BatchNorm statistics advance in the G phase only, as in common.standard_training with n_critic > 1.
     fake, _ = generate(params, model_state, key, label)
     real_logits, d_collections = discriminate(params, model_state["d"], real, label)
     fake_logits, d_collections = discriminate(params, d_collections, fake, label)

@@ -157,7 +157,7 @@ def infogan_phases(generator: Generator, discriminator: Discriminator, q_head: Q
 
   def d_loss(params, model_state, batch, key):
     real = common.real_data(batch)
-    # G's BatchNorm statistics advance once per step, in the G phase, as in common.standard_phases.
+    # G's BatchNorm statistics advance once per step, in the G phase, as in common.standard_training with n_critic > 1.
     fake, _, categorical, continuous = generate(params, model_state, key, real.shape[0])
     (real_logits, _), d_collections = common.apply_module(discriminator, params["d"], model_state["d"], real,
                                                           train=True)
