@@ -72,7 +72,7 @@ def main(argv) -> None:
   del argv
   config = experiments.get_config(FLAGS.experiment)
   batch = config.train.batch_size
-  forms = {"plain": lambda x, k: layers.conv(networks.upsample_nearest(x), k, 1, 1),
+  forms = {"plain": lambda x, k: layers.conv(layers.upsample_nearest(x), k, 1, 1),
            "fused": lambda x, k: layers.nearest_upsample_conv(x, k, 1)}
   totals = {name: 0.0 for name in (*forms, "torch")}
   for name, side, c_in, c_out in up_block_shapes(config):

@@ -698,6 +698,19 @@ class Conv(_Convolution):
 
 # ----------------------------------------------------------------------------- nearest 2x upsampling + conv
 
+def upsample_nearest(x_NHWC: Array, factor: int = 2) -> Array:
+  """Nearest upsampling (torch's nn.Upsample(mode='nearest')): every pixel becomes a factor x factor block."""
+  return jnp.repeat(jnp.repeat(x_NHWC, factor, axis=1), factor, axis=2)
+
+
+def downsample_box(x_NHWC: Array, factor: int = 2) -> Array:
+  """The mean over factor x factor blocks (StyleGAN's and StackGAN's image pyramid)."""
+  if factor == 1:
+    return x_NHWC
+  n, h, w, c = x_NHWC.shape
+  return x_NHWC.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
 # StackGAN's upBlock (and other generators) upsample by 2, nearest, then convolve (stride 1). Every output pixel of
 # that conv reads each input pixel through one or two kernel taps that meet the same upsampled copy, so the pair is
 # a stride-2 transposed conv of the input itself with a (k + 1)-tap kernel of summed taps: no upsampled
@@ -718,7 +731,7 @@ def _nearest_upsample_fold(kernel_size: int) -> jax.Array:
 
 def nearest_upsample_conv_kernel(kernel_HWIO: Array, padding: IntPair) -> tuple[Array, tuple[int, int]]:
   """(the (kH + 1, kW + 1) scatter-form kernel, the transposed conv's padding) with
-  conv_transpose(x, kernel', 2, padding') == conv(upsample_nearest_2x(x), kernel, 1, padding)."""
+  conv_transpose(x, kernel', 2, padding') == conv(upsample_nearest(x), kernel, 1, padding)."""
   (k_h, k_w), (p_h, p_w) = kernel_HWIO.shape[:2], _pair(padding, "padding")
   if not (0 <= p_h <= k_h - 1 and 0 <= p_w <= k_w - 1):
     raise ValueError(f"nearest_upsample_conv takes padding in [0, kernel - 1] per axis; got padding {(p_h, p_w)} for "

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from gans import checkpoint, run, sampling, steps
+from gans import checkpoint, layers, run, sampling, steps
 from gans.variants.text2image import networks, stackgan
 from experiments import stackgan_configs
 from tests.test_training import (assert_resumed_equals_straight, one_step,
@@ -151,7 +151,7 @@ def test_the_wrong_pairs_are_each_image_with_the_next_examples_condition():
   z = jax.random.normal(z_key, (embedding.shape[0], config.model.z_dim))
   (_, fake, mu, _), _ = g.apply({"params": params["g1"], **model_state["g1"]}, embedding, z, train=True,
                                 rngs={"noise": eps_key}, mutable=["batch_stats"])
-  real = stackgan.downsample(batch["image"], 2)
+  real = layers.downsample_box(batch["image"], 2)
   variables = {"params": params["d1"], **model_state["d1"]}
 
   def call(method, *args):

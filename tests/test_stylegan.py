@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import experiments
-from gans import run, sharding, steps, trainer
+from gans import layers, run, sharding, steps, trainer
 from gans.state import GanVariant, Phase
 from gans.variants import stylegan
 
@@ -96,7 +96,7 @@ def test_generator_fade_in_at_alpha_0_and_1(networks):
   faded = {alpha: np.asarray(synthesize(ws, alpha, 16)) for alpha in (0.0, 0.5, 1.0)}
   assert img8.shape == (2, 8, 8, 1) and faded[0.0].shape == (2, 16, 16, 1)
   # alpha 0: exactly the previous stage's output, upsampled; alpha 1: the new resolution alone.
-  np.testing.assert_allclose(faded[0.0], stylegan.upsample_nearest(img8), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(faded[0.0], layers.upsample_nearest(img8), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(faded[1.0], synthesize(ws, None, 16), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(faded[0.5], (faded[0.0] + faded[1.0]) / 2, rtol=1e-4, atol=1e-5)
   assert np.abs(faded[1.0] - faded[0.0]).mean() > 1e-2  # the two ends differ: the blend is not vacuous
@@ -109,7 +109,7 @@ def test_discriminator_fade_in_at_alpha_0_and_1(networks):
   logits = jax.jit(lambda img, alpha: discriminator.apply(variables, img, alpha))
   at_0, at_1 = logits(images, 0.0), logits(images, 1.0)
   # alpha 0: the 8x8 discriminator on the box-downsampled image; alpha 1: the 16x16 one alone.
-  np.testing.assert_allclose(at_0, logits(stylegan.downsample_box(images), None), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(at_0, logits(layers.downsample_box(images), None), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(at_1, logits(images, None), rtol=1e-4, atol=1e-5)
   assert np.abs(np.asarray(at_1) - np.asarray(at_0)).max() > 1e-3
 

@@ -38,7 +38,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gans import losses
+from gans import layers, losses
 from gans.state import GanVariant, Phase
 from gans.variants.stylegan2.layers import (
   EqualizedConv2d, EqualizedDense, bias_act, fir_filter_2d, minibatch_std, upfirdn2d)
@@ -67,18 +67,6 @@ def model_settings(model_config) -> dict:
 
 # ----------------------------------------------------------------------------------------
 # Resampling used by growing (nearest up, box down), as progressive GAN's upscale2d/downscale2d.
-
-
-def upsample_nearest(x_NHWC, factor=2):
-  return jnp.repeat(jnp.repeat(x_NHWC, factor, axis=1), factor, axis=2)
-
-
-def downsample_box(x_NHWC, factor=2):
-  """Mean over factor x factor blocks."""
-  if factor == 1:
-    return x_NHWC
-  n, h, w, c = x_NHWC.shape
-  return x_NHWC.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
 
 
 def blur(x_NHWC):
@@ -148,7 +136,7 @@ class SynthesisNetwork(nn.Module):
         x = jnp.broadcast_to(const[None], (ws.shape[0],) + const.shape)
       else:
         # Nearest upsampling, conv, then the [1 2 1] blur against its checkerboard.
-        x = upsample_nearest(x)
+        x = layers.upsample_nearest(x)
         x = EqualizedConv2d(features, kernel_size=3, use_bias=False, name=f"b{res}_conv0")(x)
         x = blur(x)
       x = StyleEpilogue(features, res, name=f"b{res}_epilogue0")(x, w0, noise_mode)
@@ -160,7 +148,7 @@ class SynthesisNetwork(nn.Module):
       elif (res == resolution // 2 and alpha is not None) or all_outputs:
         previous_img = to_rgb(x)
     if alpha is not None and resolution > 4:
-      previous_img = upsample_nearest(previous_img)
+      previous_img = layers.upsample_nearest(previous_img)
       img = previous_img + (img - previous_img) * alpha
     return img
 
@@ -228,7 +216,7 @@ class Discriminator(nn.Module):
     channels_at = dict(zip(resolutions, self.channels))
     if all_inputs:
       for res in resolutions[1:-1]:
-        self._from_rgb(res, downsample_box(img_NHWC, resolution // res))
+        self._from_rgb(res, layers.downsample_box(img_NHWC, resolution // res))
     x = self._from_rgb(resolution, img_NHWC)
     for res in reversed(resolutions[1:]):
       if res > resolution:
@@ -237,9 +225,9 @@ class Discriminator(nn.Module):
       # Blur, conv, then 2x2 average (progressive GAN's conv_downscale2d), then bias and activation.
       x = EqualizedConv2d(channels_at[res // 2], kernel_size=3, use_bias=False, name=f"b{res}_conv1")(blur(x))
       bias = self.param(f"b{res}_conv1_bias", nn.initializers.zeros, (channels_at[res // 2],))
-      x = bias_act(downsample_box(x), bias, "lrelu")
+      x = bias_act(layers.downsample_box(x), bias, "lrelu")
       if res == resolution and alpha is not None and resolution > 8:
-        skip = self._from_rgb(res // 2, downsample_box(img_NHWC))
+        skip = self._from_rgb(res // 2, layers.downsample_box(img_NHWC))
         x = skip + (x - skip) * alpha
     x = minibatch_std(x, self.mbstd_group_size, 1)
     x = EqualizedConv2d(channels_at[4], kernel_size=3, activation="lrelu", name="b4_conv")(x)
@@ -299,10 +287,10 @@ def growing_schedule(start_resolution: int, final_resolution: int, stable_steps:
 def real_images_at(stage: Stage, images_NHWC, alpha):
   """Reals as D sees them in `stage`: box-downsampled to its resolution and, while fading,
   blended with their own half-resolution version (upsampled) by alpha."""
-  images = downsample_box(images_NHWC, images_NHWC.shape[1] // stage.resolution)
+  images = layers.downsample_box(images_NHWC, images_NHWC.shape[1] // stage.resolution)
   if alpha is None:
     return images
-  coarse = upsample_nearest(downsample_box(images))
+  coarse = layers.upsample_nearest(layers.downsample_box(images))
   return coarse + (images - coarse) * alpha
 
 
@@ -382,7 +370,7 @@ def make(config):
       def run(ws):
         img = generator.apply(variables, ws, stage.resolution, stage.alpha(step), noise_mode,
                               method=Generator.synthesize, rngs=rngs)
-        return upsample_nearest(img, resolution // stage.resolution)
+        return layers.upsample_nearest(img, resolution // stage.resolution)
       return run
 
     index = sum(jnp.asarray(step >= stage.start, jnp.int32) for stage in stages[1:])

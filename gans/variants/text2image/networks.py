@@ -75,11 +75,6 @@ def conv3x3(fast: bool, features: int, name: str) -> nn.Module:
   return conv(fast, features, 3, 1, 1, name=name)
 
 
-def upsample_nearest(x_NHWC: jax.Array) -> jax.Array:
-  """nn.Upsample(scale_factor=2, mode='nearest'): every pixel becomes a 2x2 block."""
-  return jnp.repeat(jnp.repeat(x_NHWC, 2, axis=1), 2, axis=2)
-
-
 def tile_condition(c_NC: jax.Array, height: int, width: int) -> jax.Array:
   """c.view(-1, C, 1, 1).repeat(1, 1, H, W), NHWC."""
   return jnp.broadcast_to(c_NC[:, None, None, :], (c_NC.shape[0], height, width, c_NC.shape[1]))
@@ -95,7 +90,7 @@ class UpBlock(nn.Module):
     if self.fast_layers:  # the upsampling and the conv as one transposed conv (gans.layers.nearest_upsample_conv)
       h = layers.NearestUpsampleConv(self.features, 3, padding=1, use_bias=False, kernel_init=_init, name="1")(x_NHWC)
     else:
-      h = conv3x3(False, self.features, "1")(upsample_nearest(x_NHWC))
+      h = conv3x3(False, self.features, "1")(layers.upsample_nearest(x_NHWC))
     return nn.relu(batch_norm(train, "2")(h))
 
 

@@ -50,23 +50,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gans import layers
 from gans.state import GanVariant, Phase
 from gans.variants import common
 from gans.variants.text2image import gan_int_cls, networks
 
 STAGE_COLUMNS = 8  # pictures per row of the grid and the "stages" picture
 SAMPLE_STAGES = (0, 1, 2)  # model.sample_stage: 0 = the latest trained stage
-
-
-def downsample(x_NHWC: jax.Array, factor: int) -> jax.Array:
-  """Box average over factor x factor blocks: the Stage-I view of a Stage-II-sized real picture."""
-  n, h, w, c = x_NHWC.shape
-  return x_NHWC.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
-
-
-def upsample(x_NHWC: jax.Array, factor: int) -> jax.Array:
-  """Nearest upsampling: Stage-I pictures shown (and evaluated) at the final resolution."""
-  return jnp.repeat(jnp.repeat(x_NHWC, factor, axis=1), factor, axis=2)
 
 
 def bce_real(logits: jax.Array) -> jax.Array:
@@ -204,7 +194,7 @@ def make(config) -> GanVariant:
   def d_stage1(params, model_state, batch, key):
     del key
     fake, mu, _ = batch["generated"]
-    real = downsample(batch["image"], factor)
+    real = layers.downsample_box(batch["image"], factor)  # the Stage-I view of a Stage-II-sized picture
     logits, d1 = d_terms(stage1_d, params["d1"], model_state["d1"], real, fake, mu)
     loss, metrics = discriminator_loss(logits["real"], logits["wrong"], logits["fake"])
     return loss, (metrics, {**model_state, "d1": d1})
@@ -235,7 +225,7 @@ def make(config) -> GanVariant:
   def both_stages(params, model_state, key, embedding):
     """(stage-1 pictures upsampled to data.resolution, stage-2 pictures), BatchNorm in eval mode."""
     (stage1, stage2, _, _), _, _ = generate_stage2(params, model_state, key, embedding, train=False)
-    return upsample(stage1, factor), stage2
+    return layers.upsample_nearest(stage1, factor), stage2
 
   def sample(params, model_state, key, n, caption=None, embedding=None):
     stage1, stage2 = both_stages(params, model_state, key, encoding.conditioning_embedding(params, n, caption,
