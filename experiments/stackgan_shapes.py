@@ -11,12 +11,12 @@ Narrowed from the paper (64 -> 256, GF_DIM 128, DF_DIM 64, CONDITION_DIM 128, R_
 embeddings): 32 -> 64, GF_DIM = DF_DIM = 16 (Stage-I G's widest layer 128 channels), CONDITION_DIM 64, R_NUM 2,
 gan_int_cls_shapes's 128-d char-CNN-RNN trained first for 1000 steps, then 3000 Stage-I and 3000 Stage-II steps
 with the learning rate halved once, half-way through each stage (the paper halves every 50 / 100 of 600 epochs).
-Runtime: not measured end to end. Steps timed on the 2-core CPU shared with other runs and test suites (load
-average ~12, so pessimistic): encoder 1.6 s, Stage-I 2.2 s, Stage-II 6.2 s per step (the whole run at that
-pace: about 7.5 h; benchmarks/train_step.py gives the side-by-side speed against PyTorch).
-Reproduces: the paper's Stage-II against Stage-I in miniature (more detail at the higher resolution, the caption's
-attributes kept): `caption_accuracy/*` of the final (Stage-II) pictures in eval.jsonl, and of the Stage-I ones
-with --config.model.sample_stage=1.
+Runtime: on the 2-core CPU shared with three other agents' benchmarks (load 8-13, commit a5655ef), the encoder
+and Stage-I ran at 2.1-3.1 steps/s and Stage-II at 0.7 steps/s (about 25 min to the end of Stage-I, then ~70 min).
+Reproduces (meant to): the paper's Stage-II against Stage-I in miniature (more detail at the higher resolution, the
+caption's attributes kept): `caption_accuracy/*` of the final (Stage-II) pictures in eval.jsonl, and of the Stage-I
+ones with --config.model.sample_stage=1. Measured so far (README, "Stage-II against Stage-I"): Stage-I learns
+(step 4,000: count 0.66, position 0.22), Stage-II collapses to one grey picture at this size; not yet explained.
 """
 from experiments import common, stackgan_configs
 
