@@ -351,7 +351,7 @@ def _check_channels(x_NHWC: Array, kernel_HWIO: Array) -> None:
 
 def _padding_pairs(padding) -> tuple[tuple[int, int], tuple[int, int]]:
   """Per-axis padding as (low, high) pairs; an int p is (p, p)."""
-  return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+  return tuple((int(p), int(p)) if np.ndim(p) == 0 else tuple(p) for p in padding)
 
 
 def _strided_conv_xla(x_NHWC, kernel_HWIO, strides, padding, precision):
