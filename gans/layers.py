@@ -111,8 +111,10 @@ class _AxisPlan:
   def __init__(self, size, kernel, stride, padding, output_padding):
     if stride < 1 or kernel < 1:
       raise ValueError(f"kernel and stride must be >= 1, got kernel={kernel} stride={stride}")
-    if padding < 0 or output_padding < 0:
+    if padding < 0:
       raise ValueError(f"padding and output_padding must be >= 0, got {padding}, {output_padding}")
+    # Internally output_padding may be negative: rows cropped from the high side as well (TensorFlow's "same"
+    # transposed convs, see conv_transpose_same); conv_transpose itself refuses it.
     self.kernel = kernel
     self.stride = stride
     self.out_size = conv_transpose_output_size(size, kernel, stride, padding, output_padding)
@@ -272,6 +274,21 @@ def _subpixel_kernel(kernel_HWIO: Array, plan_h: _AxisPlan, plan_w: _AxisPlan) -
   return blocks.transpose(0, 2, 4, 1, 3, 5).reshape(t_h, t_w, c_in, s_h * s_w * c_out)
 
 
+def _aligned_plan(size: int, kernel: int, stride: int, padding: int, output_padding: int) -> tuple[int, _AxisPlan]:
+  """(lead, plan): the axis plan of the same transposed conv with `lead` zero taps put before the kernel, chosen so
+  that the crop starts on a block boundary without adding a tap (0 and the plain plan where none does).
+
+  A crop that starts inside a block (padding not a multiple of the stride) costs a whole extra block row: SpecGAN's
+  5x5 stride-2 "same" layers (crop 1) computed 9x5 blocks for an 8x4 map, 1.41x the output. The zero tap shifts
+  the full output by `lead`, so cropping `lead` more gives the same result; with 5 taps padded to 6 the zero
+  was there anyway (3 taps per phase either way).
+  """
+  lead = -padding % stride
+  if lead and -(-(kernel + lead) // stride) == -(-kernel // stride):
+    return lead, _AxisPlan(size, kernel + lead, stride, padding + lead, output_padding + lead)
+  return 0, _AxisPlan(size, kernel, stride, padding, output_padding)
+
+
 def _conv_transpose_subpixel(x_NHWC: Array, kernel_HWIO: Array, strides: tuple[int, int],
                              padding: tuple[int, int], output_padding: tuple[int, int],
                              precision: Optional[lax.Precision]) -> Array:
@@ -288,6 +305,10 @@ def _conv_transpose_subpixel(x_NHWC: Array, kernel_HWIO: Array, strides: tuple[i
 
   if _col2im_applies(x_NHWC, c_out, plan_h, plan_w):  # no conv over a mostly-zero padded input, or to 4 channels
     return _conv_transpose_col2im(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
+  if k_h * k_w >= LARGE_KERNEL_TAPS:
+    (lead_h, plan_h), (lead_w, plan_w) = (_aligned_plan(h, k_h, s_h, p_h, op_h),
+                                          _aligned_plan(w, k_w, s_w, p_w, op_w))
+    kernel_HWIO = jnp.pad(kernel_HWIO, ((lead_h, 0), (lead_w, 0), (0, 0), (0, 0)))
 
   # Negative padding (padding larger than the kernel reach) is a crop of the input.
   x = x_NHWC
@@ -328,8 +349,13 @@ def _check_channels(x_NHWC: Array, kernel_HWIO: Array) -> None:
     raise ValueError(f"kernel expects {kernel_HWIO.shape[2]} input channels, input has {x_NHWC.shape[3]}")
 
 
+def _padding_pairs(padding) -> tuple[tuple[int, int], tuple[int, int]]:
+  """Per-axis padding as (low, high) pairs; an int p is (p, p)."""
+  return tuple((int(p), int(p)) if np.ndim(p) == 0 else tuple(p) for p in padding)
+
+
 def _strided_conv_xla(x_NHWC, kernel_HWIO, strides, padding, precision):
-  return lax.conv_general_dilated(x_NHWC, kernel_HWIO, strides, [(p, p) for p in padding],
+  return lax.conv_general_dilated(x_NHWC, kernel_HWIO, strides, _padding_pairs(padding),
                                   dimension_numbers=_NHWC, precision=precision)
 
 
@@ -366,10 +392,12 @@ def _conv_transpose_fwd(x_NHWC, kernel_HWIO, strides, padding, output_padding, p
 def _conv_transpose_bwd(strides, padding, output_padding, precision, residuals, y_grad):
   x_NHWC, kernel_HWIO = residuals
   kernel_as_conv = kernel_HWIO.transpose(0, 1, 3, 2)  # the conv from C_out back to C_in
-  x_grad = _conv(y_grad, kernel_as_conv, strides, padding, precision)
+  # A negative output_padding cropped rows off the high side: the conv pads them back as zeros.
+  conv_padding = tuple((p, p + max(-op, 0)) for p, op in zip(padding, output_padding))
+  x_grad = _conv(y_grad, kernel_as_conv, strides, conv_padding, precision)
   # The strided conv may reach fewer rows than x has only when output_padding >= stride.
   x_grad = x_grad[:, :x_NHWC.shape[1], :x_NHWC.shape[2]]
-  kernel_grad = _strided_conv_kernel_grad(y_grad, x_NHWC, kernel_as_conv, strides, padding, precision)
+  kernel_grad = _strided_conv_kernel_grad(y_grad, x_NHWC, kernel_as_conv, strides, conv_padding, precision)
   return x_grad, kernel_grad.transpose(0, 1, 3, 2).astype(kernel_HWIO.dtype)
 
 
@@ -387,10 +415,12 @@ def _conv_fwd(x_NHWC, kernel_HWIO, strides, padding, precision):
 
 def _conv_bwd(strides, padding, precision, residuals, y_grad):
   x_NHWC, kernel_HWIO = residuals
-  # Rows of x past the last window get no gradient: output_padding restores x's size.
-  output_padding = tuple((size + 2 * p - k) % s for size, p, k, s in
-                         zip(x_NHWC.shape[1:3], padding, kernel_HWIO.shape[:2], strides))
-  x_grad = _conv_transpose(y_grad, kernel_HWIO.transpose(0, 1, 3, 2), strides, padding, output_padding,
+  # output_padding restores x's size: rows of x past the last window get no gradient (positive), a high padding
+  # larger than the low one crops the transposed conv's output (negative).
+  lows = tuple(low for low, _ in _padding_pairs(padding))
+  output_padding = tuple(size - (out - 1) * s + 2 * low - k for size, out, low, k, s in
+                         zip(x_NHWC.shape[1:3], y_grad.shape[1:3], lows, kernel_HWIO.shape[:2], strides))
+  x_grad = _conv_transpose(y_grad, kernel_HWIO.transpose(0, 1, 3, 2), strides, lows, output_padding,
                            precision)
   kernel_grad = _strided_conv_kernel_grad(x_NHWC, y_grad, kernel_HWIO, strides, padding, precision)
   return x_grad, kernel_grad.astype(kernel_HWIO.dtype)
@@ -539,6 +569,13 @@ def conv_transpose(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padd
   """
   strides, padding = _pair(strides, "strides"), _pair(padding, "padding")
   output_padding = _pair(output_padding, "output_padding")
+  if min(output_padding) < 0:
+    raise ValueError(f"padding and output_padding must be >= 0, got {padding}, {output_padding}")
+  return _conv_transpose_any(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
+
+
+def _conv_transpose_any(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision):
+  """`conv_transpose` after its argument checks; output_padding may be negative (a crop on the high side)."""
   _check_channels(x_NHWC, kernel_HWIO)
   for axis in range(2):  # validates and raises on empty outputs
     _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO.shape[axis], strides[axis], padding[axis], output_padding[axis])
@@ -572,25 +609,35 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
     (N, (H + 2*p_h - kH)//s_h + 1, (W + 2*p_w - kW)//s_w + 1, C_out).
   """
   strides, padding = _pair(strides, "strides"), _pair(padding, "padding")
-  if min(strides) < 1 or min(padding) < 0:
+  if min(padding) < 0:
+    raise ValueError(f"strides must be >= 1 and padding >= 0, got {strides} and {padding}")
+  return _conv_padded(x_NHWC, kernel_HWIO, strides, _padding_pairs(padding), precision)
+
+
+def _conv_padded(x_NHWC, kernel_HWIO, strides, padding, precision):
+  """`conv` with `padding` as ((low_h, high_h), (low_w, high_w)), each >= 0 (`conv_same` pads unequally)."""
+  if min(strides) < 1:
     raise ValueError(f"strides must be >= 1 and padding >= 0, got {strides} and {padding}")
   _check_channels(x_NHWC, kernel_HWIO)
   n, h, w, c_in = x_NHWC.shape
   k_h, k_w, _, c_out = kernel_HWIO.shape
-  out_h, out_w = (h + 2 * padding[0] - k_h) // strides[0] + 1, (w + 2 * padding[1] - k_w) // strides[1] + 1
+  padded_h, padded_w = h + sum(padding[0]), w + sum(padding[1])
+  out_h, out_w = (padded_h - k_h) // strides[0] + 1, (padded_w - k_w) // strides[1] + 1
   if out_h < 1 or out_w < 1:
     raise ValueError(f"conv output would be empty for input {h}x{w}, kernel {k_h}x{k_w}, padding {padding}")
-  if (h + 2 * padding[0], w + 2 * padding[1]) == (k_h, k_w):
+  if (padded_h, padded_w) == (k_h, k_w):
     # One window: a matmul with the taps that meet the input (the rest meet zero padding). XLA:CPU's conv of
     # pix2pix's innermost 2x2 map padded to the 4x4 kernel, with its gradients: 4.7 ms; the matmul 1.1 ms
     # (batch 32, 256 channels).
-    taps = kernel_HWIO[padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    taps = kernel_HWIO[padding[0][0]:padding[0][0] + h, padding[1][0]:padding[1][0] + w]
     return jnp.dot(x_NHWC.reshape(n, -1), taps.reshape(-1, c_out), precision=precision).reshape(n, 1, 1, c_out)
   if strides == (1, 1):
-    return conv_stride1(x_NHWC, kernel_HWIO, tuple((p, p) for p in padding), precision)
+    return conv_stride1(x_NHWC, kernel_HWIO, padding, precision)
   if k_h * k_w >= LARGE_KERNEL_TAPS and n * out_h * out_w <= c_out * IM2COL_MAX_PIXELS_PER_CHANNEL:
     return _conv_im2col(x_NHWC, kernel_HWIO, strides, padding, precision)
-  if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision) and h % 2 == 0 and w % 2 == 0:
+  symmetric = tuple(low for low, high in padding if low == high)
+  if (len(symmetric) == 2 and _winograd_applies(x_NHWC, kernel_HWIO, strides, symmetric, precision)
+      and h % 2 == 0 and w % 2 == 0):
     return _winograd_conv(x_NHWC, kernel_HWIO)
   return _conv(x_NHWC, kernel_HWIO, strides, padding, precision)
 
@@ -614,9 +661,9 @@ def _conv_im2col(x_NHWC: Array, kernel_HWIO: Array, strides, padding, precision)
   """
   n, h, w, c_in = x_NHWC.shape
   k_h, k_w, _, c_out = kernel_HWIO.shape
-  (s_h, s_w), (p_h, p_w) = strides, padding
-  out_h, out_w = (h + 2 * p_h - k_h) // s_h + 1, (w + 2 * p_w - k_w) // s_w + 1
-  x = jnp.pad(x_NHWC, ((0, 0), (p_h, p_h), (p_w, p_w), (0, 0)))
+  (s_h, s_w), (pad_h, pad_w) = strides, _padding_pairs(padding)
+  out_h, out_w = (h + sum(pad_h) - k_h) // s_h + 1, (w + sum(pad_w) - k_w) // s_w + 1
+  x = jnp.pad(x_NHWC, ((0, 0), pad_h, pad_w, (0, 0)))
   patches = jnp.concatenate([x[:, a:a + s_h * (out_h - 1) + 1:s_h, b:b + s_w * (out_w - 1) + 1:s_w]
                              for a in range(k_h) for b in range(k_w)], axis=-1)
   y = jnp.dot(patches.reshape(n * out_h * out_w, -1), kernel_HWIO.reshape(-1, c_out), precision=precision)
@@ -783,10 +830,12 @@ def conv_same(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1,
               precision: Optional[lax.Precision] = None) -> Array:
   """`conv` with TensorFlow's padding="same": (N, ceil(H / s_h), ceil(W / s_w), C_out)."""
   strides = _pair(strides, "strides")
-  pads = [same_padding(size, k, s) for size, k, s in zip(x_NHWC.shape[1:3], kernel_HWIO.shape[:2], strides)]
-  # The high side may need one zero more than the low: add it explicitly, pad the rest symmetrically.
-  x_NHWC = jnp.pad(x_NHWC, ((0, 0), (0, pads[0][1] - pads[0][0]), (0, pads[1][1] - pads[1][0]), (0, 0)))
-  return conv(x_NHWC, kernel_HWIO, strides, (pads[0][0], pads[1][0]), precision)
+  _check_channels(x_NHWC, kernel_HWIO)
+  pads = tuple(same_padding(size, k, s) for size, k, s in zip(x_NHWC.shape[1:3], kernel_HWIO.shape[:2], strides))
+  # The high side may need one zero more than the low. Passed on as such (not as an explicit pad before a
+  # symmetric conv), so the input gradient, a transposed conv, computes exactly x's rows: with the padded row
+  # SpecGAN's sub-pixel input gradients computed (h + 1) x (w + 1) blocks for h x w (see `_aligned_plan`).
+  return _conv_padded(x_NHWC, kernel_HWIO, strides, pads, precision)
 
 
 def conv_transpose_same(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1,
@@ -799,9 +848,10 @@ def conv_transpose_same(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1,
   for size, out, k, s in zip(x_NHWC.shape[1:3], out_sizes, kernel_HWIO.shape[:2], strides):
     low, _ = same_padding(out, k, s)
     lows.append(low)
-    output_padding.append(max(out - conv_transpose_output_size(size, k, s, low), 0))
-  y = conv_transpose(x_NHWC, kernel_HWIO, strides, tuple(lows), tuple(output_padding), precision)
-  return y[:, :out_sizes[0], :out_sizes[1]]  # the high side's extra crop
+    # Negative where the high side crops one row more than the low (kernel 5, stride 2): computed as such, not
+    # cropped afterwards, so the sub-pixel form's blocks are exactly the output's (see `_aligned_plan`).
+    output_padding.append(out - conv_transpose_output_size(size, k, s, low))
+  return _conv_transpose_any(x_NHWC, kernel_HWIO, strides, tuple(lows), tuple(output_padding), precision)
 
 
 def _as_2d(x_NTC: Array, kernel_KIO: Array) -> tuple[Array, Array]:

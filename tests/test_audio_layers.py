@@ -1,4 +1,6 @@
 """WaveGAN's and SpecGAN's "same"-padded convolutions in gans.layers equal lax's, values and gradients."""
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,3 +117,29 @@ def test_kernel_bound_strided_convs_take_im2col_and_equal_lax():
   assert _has_conv(lambda x, k: layers.conv(x, k, 2, 1), x, jnp.ones((4, 4, 3, 16)))  # 16 taps: as before
   _assert_values_and_gradients_equal(fast, reference, x, kernel)
   _assert_penalty_gradients_equal(fast, reference, x, kernel)
+
+
+def _conv_output_shapes(fn, *args):
+  return re.findall(r"f32\[([\d,]+)\] = conv_general_dilated", str(jax.make_jaxpr(fn)(*args)))
+
+
+# SpecGAN's "same" 5x5 stride-2 layers crop one row more on the high side than on the low: the sub-pixel conv
+# (G's transposed convs, the input gradient of D's convs) computes exactly the output's 4 x 3 blocks of 2 x 2
+# pixels, not 5 x 4 cropped afterwards; first and second order equal lax's.
+def test_same_padded_5x5_stride2_subpixel_convs_compute_only_the_output_blocks():
+  x = jax.random.normal(jax.random.key(12), (2, 4, 3, 3))
+  kernel = jax.random.normal(jax.random.key(13), (5, 5, 3, 4))  # 16 sub-pixel channels: not col2im
+  fast = lambda x, k: layers.conv_transpose_same(x, k, 2)
+  reference = lambda x, k: _lax_conv_transpose(x, k, (2, 2))
+  assert _conv_output_shapes(fast, x, kernel) == ["2,4,3,16"]
+  _assert_values_and_gradients_equal(fast, reference, x, kernel)
+  _assert_penalty_gradients_equal(fast, reference, x, kernel)
+  y = jax.random.normal(jax.random.key(14), (2, 8, 6, 4))  # D's conv from 4 to 3 channels, and an odd map
+  d_kernel = kernel.transpose(0, 1, 3, 2)
+  input_gradient = jax.grad(lambda y, k: jnp.sum(layers.conv_same(y, k, 2)))
+  assert "2,4,3,16" in _conv_output_shapes(input_gradient, y, d_kernel)
+  for y in (y, y[:, :7, :5]):
+    _assert_values_and_gradients_equal(lambda y, k: layers.conv_same(y, k, 2), lambda y, k: _lax_conv(y, k, (2, 2)),
+                                       y, d_kernel)
+    _assert_penalty_gradients_equal(lambda y, k: layers.conv_same(y, k, 2), lambda y, k: _lax_conv(y, k, (2, 2)),
+                                    y, d_kernel)
