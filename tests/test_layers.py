@@ -489,3 +489,26 @@ def test_winograd_f4_3_rounding_at_a_cyclegan_residual_conv_is_float32_sized():
   # allows: measured 13x XLA's error here (3.2e-5 against 2.5e-6), under 1e-5 of the largest output.
   assert winograd_error < 20 * direct_error, (winograd_error, direct_error)
   assert winograd_error < 1e-5 * np.abs(exact).max(), winograd_error / np.abs(exact).max()
+
+
+def test_narrow_4x4_strided_conv_on_a_large_map_is_a_space_to_depth_conv_and_matches_lax(monkeypatch):
+  # pix2pix's 256x256 outer layers in miniature (threshold lowered to an 8x8 input): a stride-1 conv after a
+  # space-to-depth, forward and gradients, and the transposed conv's gradients through it.
+  monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 2 * 4 * 4)
+  x = jnp.asarray(_random((2, 8, 8, 3), 80), jnp.float32)
+  kernel = jnp.asarray(_random((4, 4, 3, 5), 81, 0.3), jnp.float32)
+  strided = lambda fn, *args: str(jax.make_jaxpr(jax.grad(lambda *a: jnp.sum(fn(*a) ** 2), (0, 1)))(*args)).count(
+      "window_strides=(2, 2)")
+  assert strided(lambda x, k: layers.conv(x, k, 2, 1), x, kernel) == 0
+  _assert_conv_matches_lax(x, kernel, 2, 1, 82)
+  y = jnp.asarray(_random((2, 4, 4, 5), 83), jnp.float32)
+  transposed = jnp.asarray(_random((4, 4, 5, 3), 84, 0.3), jnp.float32)
+  assert strided(lambda y, k: layers.conv_transpose(y, k, 2, 1), y, transposed) == 0
+  y_grad = _random((2, 8, 8, 3), 85)
+  value, grads = _value_and_grads(lambda y, k: layers.conv_transpose(y, k, 2, 1), y, transposed, y_grad)
+  want_value, want_grads = _value_and_grads(lambda y, k: layers.conv_transpose_reference(y, k, 2, 1), y, transposed,
+                                            y_grad)
+  for got, want in zip((value,) + grads, (want_value,) + want_grads):
+    np.testing.assert_allclose(got, want, **TOLERANCE)
+  monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 2 * 4 * 4 + 1)  # one pixel short: XLA's
+  assert strided(lambda x, k: layers.conv(x, k, 2, 1), x, kernel) > 0
