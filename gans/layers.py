@@ -596,10 +596,13 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
     return winograd.correlate(x_NHWC, kernel_HWIO, winograd.F4_3)
   if strides == (1, 1):
     return conv_stride1(x_NHWC, kernel_HWIO, tuple((p, p) for p in padding), precision)
-  if k_h * k_w >= IM2COL_MIN_TAPS and n * out_h * out_w <= c_out * IM2COL_MAX_PIXELS_PER_CHANNEL:
+  kernel_bound = n * out_h * out_w <= c_out * IM2COL_MAX_PIXELS_PER_CHANNEL
+  if k_h * k_w >= LARGE_KERNEL_TAPS and kernel_bound:
     return _conv_im2col(x_NHWC, kernel_HWIO, strides, padding, precision)
   if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision) and h % 2 == 0 and w % 2 == 0:
     return _winograd_conv(x_NHWC, kernel_HWIO)
+  if k_h * k_w >= IM2COL_MIN_TAPS and kernel_bound:
+    return _conv_im2col(x_NHWC, kernel_HWIO, strides, padding, precision)
   if _space_to_depth_applies(x_NHWC, kernel_HWIO, strides, padding):
     return _space_to_depth_conv(x_NHWC, kernel_HWIO, precision)
   return _conv(x_NHWC, kernel_HWIO, strides, padding, precision)
@@ -610,16 +613,18 @@ def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPa
 # 256x256, batch 1: 128x128x64 -> 64x64x128, 256x256x6 -> 128x128x64), XLA's kernel gradient of the strided
 # conv (an rhs-dilated conv) runs at a few GFLOP/s; that of the stride-1 conv does not. Forward + both
 # gradients, one core, loaded machine, XLA's strided forms -> this: 172 -> 29 ms, 78 -> 24 ms, 42 -> 18 ms
-# (PyTorch 83, 64, 42 ms). Transposed convs take it for their gradients (the adjoint conv's).
-SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS = 4096
+# (PyTorch 83, 64, 42 ms); pix2pix_facades' step 1.11x. Transposed convs take it for their gradients (the adjoint
+# conv's). Per-example output maps of 64x64 or more only: DCGAN's 64x64 step at batch 64 (outputs 32x32 and 16x16,
+# 64-128 channels) ran 0.98x with it (one A/B, load ~12), so its layers keep XLA's strided forms.
+SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS = 4096  # per example
 SPACE_TO_DEPTH_MAX_CHANNELS = 64
 
 
 def _space_to_depth_applies(x_NHWC: Array, kernel_HWIO: Array, strides, padding) -> bool:
-  n, h, w, _ = x_NHWC.shape
+  _, h, w, _ = x_NHWC.shape
   return (tuple(kernel_HWIO.shape[:2]) == (4, 4) and tuple(strides) == (2, 2) and tuple(padding) == (1, 1)
           and h % 2 == 0 and w % 2 == 0 and min(kernel_HWIO.shape[2:]) <= SPACE_TO_DEPTH_MAX_CHANNELS
-          and n * (h // 2) * (w // 2) >= SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS)
+          and (h // 2) * (w // 2) >= SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS)
 
 
 def _space_to_depth_conv(x_NHWC: Array, kernel_HWIO: Array, precision) -> Array:
@@ -640,7 +645,7 @@ IM2COL_MAX_PIXELS_PER_CHANNEL = 1
 # The same holds for pix2pix's 4x4 stride-2 convs at batch 1 on the U-Net's small, wide maps (32x32 -> 16x16 to
 # 4x4 -> 2x2, 256-512 -> 512 channels: 256 output pixels or fewer), where XLA's conv and its gradients copy the
 # 4 MB-16 MB kernel into other layouts. Forward + both gradients, one core, loaded machine, XLA's forms -> im2col:
-# 46 -> 25, 36 -> 15, 25 -> 5, 48 -> 7 ms (PyTorch 40, 28, 17, 29 ms).
+# 46 -> 25, 36 -> 15, 25 -> 5, 48 -> 7 ms (PyTorch 40, 28, 17, 29 ms). After Winograd, which keeps its layers.
 IM2COL_MIN_TAPS = 16
 
 

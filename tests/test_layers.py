@@ -494,7 +494,7 @@ def test_winograd_f4_3_rounding_at_a_cyclegan_residual_conv_is_float32_sized():
 def test_narrow_4x4_strided_conv_on_a_large_map_is_a_space_to_depth_conv_and_matches_lax(monkeypatch):
   # pix2pix's 256x256 outer layers in miniature (threshold lowered to an 8x8 input): a stride-1 conv after a
   # space-to-depth, forward and gradients, and the transposed conv's gradients through it.
-  monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 2 * 4 * 4)
+  monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 4 * 4)  # per example
   x = jnp.asarray(_random((2, 8, 8, 3), 80), jnp.float32)
   kernel = jnp.asarray(_random((4, 4, 3, 5), 81, 0.3), jnp.float32)
   strided = lambda fn, *args: str(jax.make_jaxpr(jax.grad(lambda *a: jnp.sum(fn(*a) ** 2), (0, 1)))(*args)).count(
@@ -510,5 +510,5 @@ def test_narrow_4x4_strided_conv_on_a_large_map_is_a_space_to_depth_conv_and_mat
                                             y_grad)
   for got, want in zip((value,) + grads, (want_value,) + want_grads):
     np.testing.assert_allclose(got, want, **TOLERANCE)
-  monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 2 * 4 * 4 + 1)  # one pixel short: XLA's
+  monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 4 * 4 + 1)  # one pixel short: XLA's
   assert strided(lambda x, k: layers.conv(x, k, 2, 1), x, kernel) > 0
