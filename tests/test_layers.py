@@ -455,8 +455,8 @@ def test_one_channel_conv_is_tap_sums_and_matches_lax(size, padding):
   assert _convolutions(lambda x, k: layers.conv(x, k, 1, padding), x, kernel) == 0
   _assert_conv_matches_lax(x, kernel, 1, padding, 75)
   penalty = lambda op, x, k: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, k))))(x) ** 2)  # R1 / WGAN-GP
-  got = jax.grad(lambda x, k: penalty(lambda x, k: layers.conv(x, k, 1, padding), x, k), (0, 1))(x, kernel)
-  want = jax.grad(lambda x, k: penalty(_lax_conv(1, padding), x, k), (0, 1))(x, kernel)
+  got = jax.jit(jax.grad(lambda x, k: penalty(lambda x, k: layers.conv(x, k, 1, padding), x, k), (0, 1)))(x, kernel)
+  want = jax.jit(jax.grad(lambda x, k: penalty(_lax_conv(1, padding), x, k), (0, 1)))(x, kernel)
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
