@@ -394,6 +394,10 @@ def _conv_transpose_bwd(strides, padding, output_padding, precision, residuals, 
   kernel_as_conv = kernel_HWIO.transpose(0, 1, 3, 2)  # the conv from C_out back to C_in
   # A negative output_padding cropped rows off the high side: the conv pads them back as zeros.
   conv_padding = tuple((p, p + max(-op, 0)) for p, op in zip(padding, output_padding))
+  if _space_to_depth_applies(y_grad, kernel_as_conv, strides, conv_padding) and x_NHWC.shape[1:3] == (
+      y_grad.shape[1] // 2, y_grad.shape[2] // 2):
+    x_grad, kernel_vjp = jax.vjp(lambda k: _space_to_depth_conv(y_grad, k, precision), kernel_as_conv)
+    return x_grad, kernel_vjp(x_NHWC)[0].transpose(0, 1, 3, 2).astype(kernel_HWIO.dtype)
   x_grad = _conv(y_grad, kernel_as_conv, strides, conv_padding, precision)
   # The strided conv may reach fewer rows than x has only when output_padding >= stride.
   x_grad = x_grad[:, :x_NHWC.shape[1], :x_NHWC.shape[2]]
@@ -631,15 +635,50 @@ def _conv_padded(x_NHWC, kernel_HWIO, strides, padding, precision):
     # (batch 32, 256 channels).
     taps = kernel_HWIO[padding[0][0]:padding[0][0] + h, padding[1][0]:padding[1][0] + w]
     return jnp.dot(x_NHWC.reshape(n, -1), taps.reshape(-1, c_out), precision=precision).reshape(n, 1, 1, c_out)
+  if strides == (1, 1) and _tap_sums_apply(x_NHWC, kernel_HWIO, precision):
+    return _conv_tap_sums(x_NHWC, kernel_HWIO, padding, precision)
+  if strides == (1, 1) and _winograd_3x3_applies(x_NHWC, kernel_HWIO, padding, precision):
+    return winograd.correlate(x_NHWC, kernel_HWIO, winograd.F4_3)
   if strides == (1, 1):
     return conv_stride1(x_NHWC, kernel_HWIO, padding, precision)
-  if k_h * k_w >= LARGE_KERNEL_TAPS and n * out_h * out_w <= c_out * IM2COL_MAX_PIXELS_PER_CHANNEL:
+  kernel_bound = n * out_h * out_w <= c_out * IM2COL_MAX_PIXELS_PER_CHANNEL
+  if k_h * k_w >= LARGE_KERNEL_TAPS and kernel_bound:
     return _conv_im2col(x_NHWC, kernel_HWIO, strides, padding, precision)
   symmetric = tuple(low for low, high in padding if low == high)
   if (len(symmetric) == 2 and _winograd_applies(x_NHWC, kernel_HWIO, strides, symmetric, precision)
       and h % 2 == 0 and w % 2 == 0):
     return _winograd_conv(x_NHWC, kernel_HWIO)
+  if k_h * k_w >= IM2COL_MIN_TAPS and kernel_bound:
+    return _conv_im2col(x_NHWC, kernel_HWIO, strides, padding, precision)
+  if _space_to_depth_applies(x_NHWC, kernel_HWIO, strides, padding):
+    return _space_to_depth_conv(x_NHWC, kernel_HWIO, precision)
   return _conv(x_NHWC, kernel_HWIO, strides, padding, precision)
+
+
+# A 4x4 stride-2 padding-1 conv is, after a space-to-depth of its padded input, a 2x2-tap stride-1 conv over 4x
+# the channels (as for Winograd above, without the transforms). Where few channels meet large maps (pix2pix at
+# 256x256, batch 1: 128x128x64 -> 64x64x128, 256x256x6 -> 128x128x64), XLA's kernel gradient of the strided
+# conv (an rhs-dilated conv) runs at a few GFLOP/s; that of the stride-1 conv does not. Forward + both
+# gradients, one core, loaded machine, XLA's strided forms -> this: 172 -> 29 ms, 78 -> 24 ms, 42 -> 18 ms
+# (PyTorch 83, 64, 42 ms); pix2pix_facades' step 1.11x. Transposed convs take it for their gradients (the adjoint
+# conv's). Per-example output maps of 64x64 or more only: DCGAN's 64x64 step at batch 64 (outputs 32x32 and 16x16,
+# 64-128 channels) ran 0.98x with it (one A/B, load ~12), so its layers keep XLA's strided forms.
+SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS = 4096  # per example
+SPACE_TO_DEPTH_MAX_CHANNELS = 64
+
+
+def _space_to_depth_applies(x_NHWC: Array, kernel_HWIO: Array, strides, padding) -> bool:
+  _, h, w, _ = x_NHWC.shape
+  return (tuple(kernel_HWIO.shape[:2]) == (4, 4) and tuple(strides) == (2, 2)
+          and tuple(map(tuple, padding)) == ((1, 1), (1, 1))
+          and h % 2 == 0 and w % 2 == 0 and min(kernel_HWIO.shape[2:]) <= SPACE_TO_DEPTH_MAX_CHANNELS
+          and (h // 2) * (w // 2) >= SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS)
+
+
+def _space_to_depth_conv(x_NHWC: Array, kernel_HWIO: Array, precision) -> Array:
+  """conv(x, kernel, strides=2, padding=1) for a 4x4 kernel and even H, W, as a 2x2-tap stride-1 conv."""
+  x = _space_to_depth(jnp.pad(x_NHWC, ((0, 0), (1, 1), (1, 1), (0, 0))))
+  return conv_stride1(x, _space_to_depth_kernel(kernel_HWIO), ((0, 0), (0, 0)), precision)
 
 
 # A strided conv with a large kernel whose output has no more pixels (N * H_out * W_out) than channels is
@@ -651,6 +690,49 @@ def _conv_padded(x_NHWC, kernel_HWIO, strides, padding, precision):
 # WGAN-GP's double backward. That step, im2col against the old forms interleaved in one process: 1.11x
 # (loaded machine). Not at 2 pixels per channel: SpecGAN's digits step (8x4x128 -> 4x2x256, batch 64) 0.96x.
 IM2COL_MAX_PIXELS_PER_CHANNEL = 1
+# The same holds for pix2pix's 4x4 stride-2 convs at batch 1 on the U-Net's small, wide maps (32x32 -> 16x16 to
+# 4x4 -> 2x2, 256-512 -> 512 channels: 256 output pixels or fewer), where XLA's conv and its gradients copy the
+# 4 MB-16 MB kernel into other layouts. Forward + both gradients, one core, loaded machine, XLA's forms -> im2col:
+# 46 -> 25, 36 -> 15, 25 -> 5, 48 -> 7 ms (PyTorch 40, 28, 17, 29 ms). After Winograd, which keeps its layers.
+IM2COL_MIN_TAPS = 16
+
+
+def _conv_tap_sums(x_NHWC: Array, kernel_HWIO: Array, padding, precision) -> Array:
+  """A stride-1 conv to one channel as one matmul to the taps, then the taps' shifted sum (plain jnp ops,
+  differentiated by JAX: the gradients are the shifts' pads and two more matmuls)."""
+  k_h, k_w, c_in, _ = kernel_HWIO.shape
+  x = jnp.pad(x_NHWC, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+  out_h, out_w = x.shape[1] - k_h + 1, x.shape[2] - k_w + 1
+  taps = jnp.dot(x, kernel_HWIO[..., 0].reshape(k_h * k_w, c_in).T, precision=precision)  # (N, H', W', kH * kW)
+  return sum(taps[:, a:a + out_h, b:b + out_w, a * k_w + b:a * k_w + b + 1] for a in range(k_h) for b in range(k_w))
+
+
+# XLA:CPU's conv to one channel is a matrix-vector product per tap, and its kernel gradient a 1-channel
+# "batch" conv, both slow. pix2pix's PatchGAN output layer (31x31x512 -> 30x30x1, 4x4), forward + both
+# gradients, one core, loaded machine: XLA's 87 ms (PyTorch 29 ms) -> tap sums 12 ms. Kernels up to 16 taps
+# (SRGAN's 9x9 -> RGB, 81 taps into 3 channels, was faster with XLA's conv).
+TAP_SUMS_MAX_TAPS = 16
+
+
+def _tap_sums_apply(x_NHWC: Array, kernel_HWIO: Array, precision) -> bool:
+  k_h, k_w, _, c_out = kernel_HWIO.shape
+  return c_out == 1 and 1 < k_h * k_w <= TAP_SUMS_MAX_TAPS and x_NHWC.shape[1] >= k_h and x_NHWC.shape[2] >= k_w
+
+
+# CycleGAN's residual blocks (reflection-padded, so VALID 3x3 convs) at 256 channels on 64x64 maps hold most of
+# its arithmetic; Winograd F(4, 3) does it with 4x fewer multiplications. Forward + both gradients, 66x66x256 ->
+# 64x64x256, batch 1, one core, loaded machine: XLA's 379 ms, F(4, 3) 206 ms, F(2, 3) 299 ms (PyTorch 555 ms).
+# Only VALID convs with 256 channels or more each side on at least 64x64 outputs: the one layer measured.
+WINOGRAD_3X3_MIN_CHANNELS = 256
+WINOGRAD_3X3_MIN_OUTPUT_PIXELS = 4096
+
+
+def _winograd_3x3_applies(x_NHWC: Array, kernel_HWIO: Array, padding, precision) -> bool:
+  n, h, w, _ = x_NHWC.shape
+  return (jax.default_backend() == "cpu" and precision is None and x_NHWC.dtype == jnp.float32
+          and kernel_HWIO.dtype == jnp.float32 and tuple(kernel_HWIO.shape[:2]) == (3, 3)
+          and tuple(map(tuple, padding)) == ((0, 0), (0, 0)) and min(kernel_HWIO.shape[2:]) >= WINOGRAD_3X3_MIN_CHANNELS
+          and (h - 2) % 4 == 0 and (w - 2) % 4 == 0 and n * (h - 2) * (w - 2) >= WINOGRAD_3X3_MIN_OUTPUT_PIXELS)
 
 
 def _conv_im2col(x_NHWC: Array, kernel_HWIO: Array, strides, padding, precision) -> Array:

@@ -114,7 +114,8 @@ def test_kernel_bound_strided_convs_take_im2col_and_equal_lax():
   assert layers.IM2COL_MAX_PIXELS_PER_CHANNEL == 1
   assert not _has_conv(fast, x, kernel)
   assert _has_conv(fast, x, kernel[..., :15])  # one channel fewer than output pixels: XLA's conv
-  assert _has_conv(lambda x, k: layers.conv(x, k, 2, 1), x, jnp.ones((4, 4, 3, 16)))  # 16 taps: as before
+  # Fewer taps than IM2COL_MIN_TAPS (4x4, pix2pix's kernel-bound layers) keep XLA's conv.
+  assert _has_conv(lambda x, k: layers.conv(x, k, 2, 1), x, jnp.ones((3, 3, 3, 16)))
   _assert_values_and_gradients_equal(fast, reference, x, kernel)
   _assert_penalty_gradients_equal(fast, reference, x, kernel)
 

@@ -412,3 +412,103 @@ def test_nearest_upsample_conv_module_keeps_the_plain_conv_kernel_and_refuses_wh
     layers.nearest_upsample_conv(x, jnp.zeros((3, 3, 2, 4)), 3)
   with pytest.raises(ValueError, match="stride 1 after upsampling"):
     layers.NearestUpsampleConv(4, 3, strides=2, padding=1).init(jax.random.key(0), x)
+
+
+# ---------------------------------------------------------------------------
+# The 256x256 translation steps' forms: im2col for kernel-bound 4x4 convs, tap sums for one output channel,
+# Winograd F(4, 3) for CycleGAN's residual convs. Each equals lax's conv, values and gradients.
+
+
+def _lax_conv(stride, padding):
+  return lambda x, k: lax.conv_general_dilated(x, k, (stride, stride), [(padding, padding)] * 2,
+                                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _assert_conv_matches_lax(x, kernel, stride, padding, seed, tolerance=TOLERANCE):
+  fast = lambda x, k: layers.conv(x, k, stride, padding)
+  y_grad = _random(_lax_conv(stride, padding)(x, kernel).shape, seed)
+  value, grads = _value_and_grads(fast, x, kernel, y_grad)
+  want_value, want_grads = _value_and_grads(_lax_conv(stride, padding), x, kernel, y_grad)
+  for got, want in zip((value,) + grads, (want_value,) + want_grads):
+    np.testing.assert_allclose(got, want, **tolerance)
+
+
+def _convolutions(fn, *args) -> str:
+  return str(jax.make_jaxpr(fn)(*args)).count("conv_general_dilated")
+
+
+def test_kernel_bound_4x4_strided_conv_is_im2col_and_matches_lax():
+  # pix2pix's 4x4 -> 2x2 layer at batch 1 in miniature: 4 output pixels, 6 output channels.
+  x = jnp.asarray(_random((1, 4, 4, 5), 70), jnp.float32)
+  kernel = jnp.asarray(_random((4, 4, 5, 6), 71, 0.3), jnp.float32)
+  assert _convolutions(lambda x, k: layers.conv(x, k, 2, 1), x, kernel) == 0
+  _assert_conv_matches_lax(x, kernel, 2, 1, 72)
+  wide = jnp.ones((1, 8, 8, 5))  # 16 output pixels for 6 channels: XLA's strided conv
+  assert _convolutions(lambda x, k: layers.conv(x, k, 2, 1), wide, kernel) == 1
+
+
+@pytest.mark.parametrize("size,padding", [((7, 6), 1), ((5, 5), 0)])
+def test_one_channel_conv_is_tap_sums_and_matches_lax(size, padding):
+  # The PatchGAN's output layer (4x4 kernel to one score per patch).
+  x = jnp.asarray(_random((2,) + size + (5,), 73), jnp.float32)
+  kernel = jnp.asarray(_random((4, 4, 5, 1), 74, 0.3), jnp.float32)
+  assert _convolutions(lambda x, k: layers.conv(x, k, 1, padding), x, kernel) == 0
+  _assert_conv_matches_lax(x, kernel, 1, padding, 75)
+  penalty = lambda op, x, k: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, k))))(x) ** 2)  # R1 / WGAN-GP
+  got = jax.jit(jax.grad(lambda x, k: penalty(lambda x, k: layers.conv(x, k, 1, padding), x, k), (0, 1)))(x, kernel)
+  want = jax.jit(jax.grad(lambda x, k: penalty(_lax_conv(1, padding), x, k), (0, 1)))(x, kernel)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_residual_3x3_conv_takes_winograd_f4_3_and_matches_lax(monkeypatch):
+  # Thresholds lowered to tiny shapes: a VALID 3x3 conv, 10x14 -> 8x12 (tiles of 4), 6 -> 7 channels.
+  monkeypatch.setattr(layers, "WINOGRAD_3X3_MIN_CHANNELS", 6)
+  monkeypatch.setattr(layers, "WINOGRAD_3X3_MIN_OUTPUT_PIXELS", 2 * 8 * 12)
+  x = jnp.asarray(_random((2, 10, 14, 6), 76), jnp.float32)
+  kernel = jnp.asarray(_random((3, 3, 6, 7), 77, 0.3), jnp.float32)
+  assert _convolutions(lambda x, k: layers.conv(x, k, 1, 0), x, kernel) == 0
+  _assert_conv_matches_lax(x, kernel, 1, 0, 78, dict(rtol=0, atol=3e-5 * 3))
+  for other in [(1, 10, 14, 6), (2, 11, 14, 6)]:  # a grid below the threshold; a side that is not 4k + 2
+    assert _convolutions(lambda x, k: layers.conv(x, k, 1, 0), jnp.ones(other), kernel) == 1
+  assert _convolutions(lambda x, k: layers.conv(x, k, 1, 1), x, kernel) == 1  # zero padding: XLA's
+
+
+def test_winograd_f4_3_rounding_at_a_cyclegan_residual_conv_is_float32_sized():
+  # 256 channels as in resnet_9blocks (at 16x16 rather than 64x64): Winograd vs float64, beside XLA's conv.
+  rng = np.random.default_rng(79)
+  x = rng.standard_normal((1, 18, 18, 256))
+  kernel = 0.02 * rng.standard_normal((3, 3, 256, 256))
+  exact = sum(np.einsum("nhwc,cd->nhwd", x[:, a:a + 16, b:b + 16], kernel[a, b]) for a in range(3) for b in range(3))
+  x32, kernel32 = jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32)
+  from gans import winograd
+  got = np.asarray(jax.jit(lambda x, k: winograd.correlate(x, k, winograd.F4_3))(x32, kernel32), np.float64)
+  direct = np.asarray(jax.jit(_lax_conv(1, 0))(x32, kernel32), np.float64)
+  winograd_error, direct_error = np.abs(got - exact).max(), np.abs(direct - exact).max()
+  # F(4, 3)'s transforms (entries up to 4 in magnitude at the points +-1/2) round more than F(4, 2)'s 10x bound
+  # allows: measured 13x XLA's error here (3.2e-5 against 2.5e-6), under 1e-5 of the largest output.
+  assert winograd_error < 20 * direct_error, (winograd_error, direct_error)
+  assert winograd_error < 1e-5 * np.abs(exact).max(), winograd_error / np.abs(exact).max()
+
+
+def test_narrow_4x4_strided_conv_on_a_large_map_is_a_space_to_depth_conv_and_matches_lax(monkeypatch):
+  # pix2pix's 256x256 outer layers in miniature (threshold lowered to an 8x8 input): a stride-1 conv after a
+  # space-to-depth, forward and gradients, and the transposed conv's gradients through it.
+  monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 4 * 4)  # per example
+  x = jnp.asarray(_random((2, 8, 8, 3), 80), jnp.float32)
+  kernel = jnp.asarray(_random((4, 4, 3, 5), 81, 0.3), jnp.float32)
+  strided = lambda fn, *args: str(jax.make_jaxpr(jax.grad(lambda *a: jnp.sum(fn(*a) ** 2), (0, 1)))(*args)).count(
+      "window_strides=(2, 2)")
+  assert strided(lambda x, k: layers.conv(x, k, 2, 1), x, kernel) == 0
+  _assert_conv_matches_lax(x, kernel, 2, 1, 82)
+  y = jnp.asarray(_random((2, 4, 4, 5), 83), jnp.float32)
+  transposed = jnp.asarray(_random((4, 4, 5, 3), 84, 0.3), jnp.float32)
+  assert strided(lambda y, k: layers.conv_transpose(y, k, 2, 1), y, transposed) == 0
+  y_grad = _random((2, 8, 8, 3), 85)
+  value, grads = _value_and_grads(lambda y, k: layers.conv_transpose(y, k, 2, 1), y, transposed, y_grad)
+  want_value, want_grads = _value_and_grads(lambda y, k: layers.conv_transpose_reference(y, k, 2, 1), y, transposed,
+                                            y_grad)
+  for got, want in zip((value,) + grads, (want_value,) + want_grads):
+    np.testing.assert_allclose(got, want, **TOLERANCE)
+  monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 4 * 4 + 1)  # one pixel short: XLA's
+  assert strided(lambda x, k: layers.conv(x, k, 2, 1), x, kernel) > 0
