@@ -156,9 +156,10 @@ def _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision):
 # contracts 81 * 32 inputs into 3 outputs at a time, a skinny matmul; blocked by 4 it is a 3x3-tap conv from
 # 16 * 32 to 16 * 3 channels, with 1.77x the multiplications (the blocked kernel's structural zeros) but 3.7x
 # faster (forward, batch 16, one core's CPU time: 14.9 ms against 55 ms; PyTorch's conv2d took 0.45x XLA's
-# time, loaded wall time). srgan_photos' whole step, one core, CPU time: 1.10x (430 against 473 ms). Forward
-# only: the input gradient has 3 input channels and 32 outputs, which XLA's conv runs well, and the kernel
-# gradient through the blocked form was no faster (241 against 238 ms, loaded wall time). Output-side tap sums
+# time, loaded wall time). srgan_photos' whole step, one core, CPU time: 1.10x (430 against 473 ms). Not the
+# input gradient: it has 3 input channels and 32 outputs, which XLA's conv runs well. The kernel gradient takes
+# the blocked form too (`_conv_stride1_kernel_grad`): the step 1.075x more (385 against 414 ms, one core's CPU
+# time, interleaved, load 6; an earlier wall-time A/B of the whole VJP saw no gain). Output-side tap sums
 # (one matmul to 81 * 3 channels, then 81 shifted adds) were slower than XLA's conv. The only other user,
 # CycleGAN's last 7x7 -> RGB: forward 2x faster, forward with VJP equal (263.8 against 264.7 ms CPU time at
 # 256 px, batch 1).
@@ -230,7 +231,7 @@ def conv_stride1(x_NHWC: Array, kernel_HWIO: Array, padding: tuple[tuple[int, in
 
   Forward and input gradient are each a stride-1 conv in `_conv_stride1_plain`'s form (XLA's own, or a
   matmul where the kernel exceeds the map), the forward blocked where it has few output channels and a large
-  kernel (`_output_block`); the kernel gradient is XLA's own.
+  kernel (`_output_block`); the kernel gradient is XLA's own, of the forward's form.
   `padding` is ((low_h, high_h), (low_w, high_w)); negative values crop.
   """
   return _conv_stride1_forward(x_NHWC, kernel_HWIO, padding, precision)
@@ -250,13 +251,30 @@ def _conv_stride1_bwd(padding, precision, residuals, y_grad):
       y_grad, kernel_HWIO[::-1, ::-1].transpose(0, 1, 3, 2),
       ((t_h - 1 - padding[0][0], x_NHWC.shape[1] - y_grad.shape[1] + padding[0][0]),
        (t_w - 1 - padding[1][0], x_NHWC.shape[2] - y_grad.shape[2] + padding[1][0])), precision)
+  return x_grad, _conv_stride1_kernel_grad(x_NHWC, y_grad, kernel_HWIO, padding, precision)
+
+
+def _conv_stride1_kernel_grad(x_NHWC, y_grad, kernel_HWIO, padding, precision):
+  """XLA's kernel gradient of the forward's form: the plain conv's, or the blocked conv's (`_output_block`).
+
+  XLA's kernel gradient of a plain conv with few output channels and a large kernel is as skinny a matmul as
+  its forward (SRGAN's last layer, 9x9, 32 -> 3 channels at 48x48, batch 16: 81 * 32 outputs per 3-column
+  row); through the blocked forward it is a 3x3-tap kernel gradient from 16 * 32 to 16 * 3 channels, then the
+  taps' gather transposed (a sum): 15.0 against 56.3 ms (one core's CPU time, loaded machine). The input
+  gradient (3 -> 32 channels, which XLA's conv runs well) through the blocked form was no faster (28.5 ms for
+  both gradients against 28.0).
+  """
   # XLA's kernel gradient (a matmul for a matmul-form forward). A hand-made matmul over the taps' shifted
   # copies was faster under an older XLA; under xla_cpu_compiler_options it was 1.4-7x slower at SRGAN's and
   # CycleGAN's layers (3x3, 64 channels, 24x24, batch 16: 22 ms vs 4.4 ms). The kernel itself as the vjp
   # point: see _strided_conv_kernel_grad.
-  _, kernel_vjp = jax.vjp(lambda k: _conv_stride1_plain(x_NHWC, k, padding, precision),
-                          kernel_HWIO.astype(y_grad.dtype))
-  return x_grad, kernel_vjp(y_grad)[0].astype(kernel_HWIO.dtype)
+  block = _output_block(x_NHWC, kernel_HWIO, padding)
+  if block:
+    form = lambda k: _conv_stride1_blocked(x_NHWC, k, padding, precision, block)
+  else:
+    form = lambda k: _conv_stride1_plain(x_NHWC, k, padding, precision)
+  _, kernel_vjp = jax.vjp(form, kernel_HWIO.astype(y_grad.dtype))
+  return kernel_vjp(y_grad)[0].astype(kernel_HWIO.dtype)
 
 
 conv_stride1.defvjp(_conv_stride1_fwd, _conv_stride1_bwd)
