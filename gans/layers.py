@@ -158,9 +158,10 @@ def _conv_stride1_plain(x_NHWC, kernel_HWIO, padding, precision):
 # contracts 81 * 32 inputs into 3 outputs at a time, a skinny matmul; blocked by 4 it is a 3x3-tap conv from
 # 16 * 32 to 16 * 3 channels, with 1.77x the multiplications (the blocked kernel's structural zeros) but 3.7x
 # faster (forward, batch 16, one core's CPU time: 14.9 ms against 55 ms; PyTorch's conv2d took 0.45x XLA's
-# time, loaded wall time). srgan_photos' whole step, one core, CPU time: 1.10x (430 against 473 ms). Forward
-# only: the input gradient has 3 input channels and 32 outputs, which XLA's conv runs well, and the kernel
-# gradient through the blocked form was no faster (241 against 238 ms, loaded wall time). Output-side tap sums
+# time, loaded wall time). srgan_photos' whole step, one core, CPU time: 1.10x (430 against 473 ms). Not the
+# input gradient: it has 3 input channels and 32 outputs, which XLA's conv runs well. The kernel gradient takes
+# the blocked form too (`_conv_stride1_kernel_grad`): the step 1.075x more (385 against 414 ms, one core's CPU
+# time, interleaved, load 6; an earlier wall-time A/B of the whole VJP saw no gain). Output-side tap sums
 # (one matmul to 81 * 3 channels, then 81 shifted adds) were slower than XLA's conv. The only other user,
 # CycleGAN's last 7x7 -> RGB: forward 2x faster, forward with VJP equal (263.8 against 264.7 ms CPU time at
 # 256 px, batch 1).
@@ -232,7 +233,7 @@ def conv_stride1(x_NHWC: Array, kernel_HWIO: Array, padding: tuple[tuple[int, in
 
   Forward and input gradient are each a stride-1 conv in `_conv_stride1_plain`'s form (XLA's own, or a
   matmul where the kernel exceeds the map), the forward blocked where it has few output channels and a large
-  kernel (`_output_block`); the kernel gradient is XLA's own.
+  kernel (`_output_block`); the kernel gradient is XLA's own, of the forward's form.
   `padding` is ((low_h, high_h), (low_w, high_w)); negative values crop.
   """
   return _conv_stride1_forward(x_NHWC, kernel_HWIO, padding, precision)
@@ -252,13 +253,30 @@ def _conv_stride1_bwd(padding, precision, residuals, y_grad):
       y_grad, kernel_HWIO[::-1, ::-1].transpose(0, 1, 3, 2),
       ((t_h - 1 - padding[0][0], x_NHWC.shape[1] - y_grad.shape[1] + padding[0][0]),
        (t_w - 1 - padding[1][0], x_NHWC.shape[2] - y_grad.shape[2] + padding[1][0])), precision)
+  return x_grad, _conv_stride1_kernel_grad(x_NHWC, y_grad, kernel_HWIO, padding, precision)
+
+
+def _conv_stride1_kernel_grad(x_NHWC, y_grad, kernel_HWIO, padding, precision):
+  """XLA's kernel gradient of the forward's form: the plain conv's, or the blocked conv's (`_output_block`).
+
+  XLA's kernel gradient of a plain conv with few output channels and a large kernel is as skinny a matmul as
+  its forward (SRGAN's last layer, 9x9, 32 -> 3 channels at 48x48, batch 16: 81 * 32 outputs per 3-column
+  row); through the blocked forward it is a 3x3-tap kernel gradient from 16 * 32 to 16 * 3 channels, then the
+  taps' gather transposed (a sum): 15.0 against 56.3 ms (one core's CPU time, loaded machine). The input
+  gradient (3 -> 32 channels, which XLA's conv runs well) through the blocked form was no faster (28.5 ms for
+  both gradients against 28.0).
+  """
   # XLA's kernel gradient (a matmul for a matmul-form forward). A hand-made matmul over the taps' shifted
   # copies was faster under an older XLA; under xla_cpu_compiler_options it was 1.4-7x slower at SRGAN's and
   # CycleGAN's layers (3x3, 64 channels, 24x24, batch 16: 22 ms vs 4.4 ms). The kernel itself as the vjp
   # point: see _strided_conv_kernel_grad.
-  _, kernel_vjp = jax.vjp(lambda k: _conv_stride1_plain(x_NHWC, k, padding, precision),
-                          kernel_HWIO.astype(y_grad.dtype))
-  return x_grad, kernel_vjp(y_grad)[0].astype(kernel_HWIO.dtype)
+  block = _output_block(x_NHWC, kernel_HWIO, padding)
+  if block:
+    form = lambda k: _conv_stride1_blocked(x_NHWC, k, padding, precision, block)
+  else:
+    form = lambda k: _conv_stride1_plain(x_NHWC, k, padding, precision)
+  _, kernel_vjp = jax.vjp(form, kernel_HWIO.astype(y_grad.dtype))
+  return kernel_vjp(y_grad)[0].astype(kernel_HWIO.dtype)
 
 
 conv_stride1.defvjp(_conv_stride1_fwd, _conv_stride1_bwd)
@@ -417,15 +435,36 @@ def _conv_fwd(x_NHWC, kernel_HWIO, strides, padding, precision):
   return _conv(x_NHWC, kernel_HWIO, strides, padding, precision), (x_NHWC, kernel_HWIO)
 
 
+# The input gradient of a 3x3 stride-2 padding-1 conv (SRGAN's D, CycleGAN's downsampling) as `_conv_im2col`'s
+# adjoint: one matmul of y_grad with the transposed kernel to the 9 taps' columns, then their strided sum (pads
+# with interior zeros, added in one fusion). Its multiplications are exact, where the sub-pixel transposed conv's
+# 2x2 taps to 4 phases hold 7 structural zeros in 16 and its border blocks more (4x the work at 3x3 -> 6x6).
+# SRGAN's D layers at batch 16 (input gradient alone, one core's CPU time, loaded machine), sub-pixel -> this:
+# 48x48 32 -> 32 channels 4.17 -> 3.23 ms, 24x24 64 -> 64 4.11 -> 2.68, 12x12 128 -> 128 4.46 -> 2.17, 6x6
+# 256 -> 256 6.62 -> 2.21 (XLA's own input-dilated gradient: 4.52, 2.55, 2.30, 2.97). CycleGAN at batch 1:
+# 128x128 128 -> 256 43.2 -> 28.5, but 256x256 64 -> 128 45.9 -> 52.9, whose 9.4M-float columns no longer fit
+# this machine's 32 MB L3: hence the size limit on the columns (N * H_out * W_out * 9 * C_in elements).
+IM2COL_INPUT_GRAD_MAX_COLUMNS = 6_000_000
+
+
+def _im2col_input_grad_applies(x_NHWC, kernel_HWIO, y_grad, strides, padding) -> bool:
+  return (tuple(kernel_HWIO.shape[:2]) == (3, 3) and tuple(strides) == (2, 2)
+          and tuple(map(tuple, _padding_pairs(padding))) == ((1, 1), (1, 1)) and math.prod(y_grad.shape[:3]) * 9 * x_NHWC.shape[3] <= IM2COL_INPUT_GRAD_MAX_COLUMNS)
+
+
 def _conv_bwd(strides, padding, precision, residuals, y_grad):
   x_NHWC, kernel_HWIO = residuals
-  # output_padding restores x's size: rows of x past the last window get no gradient (positive), a high padding
-  # larger than the low one crops the transposed conv's output (negative).
-  lows = tuple(low for low, _ in _padding_pairs(padding))
-  output_padding = tuple(size - (out - 1) * s + 2 * low - k for size, out, low, k, s in
-                         zip(x_NHWC.shape[1:3], y_grad.shape[1:3], lows, kernel_HWIO.shape[:2], strides))
-  x_grad = _conv_transpose(y_grad, kernel_HWIO.transpose(0, 1, 3, 2), strides, lows, output_padding,
-                           precision)
+  if _im2col_input_grad_applies(x_NHWC, kernel_HWIO, y_grad, strides, padding):
+    _, x_vjp = jax.vjp(lambda x: _conv_im2col(x, kernel_HWIO.astype(x.dtype), strides, padding, precision), x_NHWC)
+    x_grad, = x_vjp(y_grad.astype(x_NHWC.dtype))
+  else:
+    # output_padding restores x's size: rows of x past the last window get no gradient (positive), a high padding
+    # larger than the low one crops the transposed conv's output (negative).
+    lows = tuple(low for low, _ in _padding_pairs(padding))
+    output_padding = tuple(size - (out - 1) * s + 2 * low - k for size, out, low, k, s in
+                           zip(x_NHWC.shape[1:3], y_grad.shape[1:3], lows, kernel_HWIO.shape[:2], strides))
+    x_grad = _conv_transpose(y_grad, kernel_HWIO.transpose(0, 1, 3, 2), strides, lows, output_padding,
+                             precision)
   kernel_grad = _strided_conv_kernel_grad(x_NHWC, y_grad, kernel_HWIO, strides, padding, precision)
   return x_grad, kernel_grad.astype(kernel_HWIO.dtype)
 

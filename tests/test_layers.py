@@ -250,6 +250,7 @@ CONV_CASES = [
     (4, 4, 4, 1, 1),  # PatchGAN's stride-1 layer on a 4x4 map: the kernel exceeds the 3x3 output gradient
     (2, 2, 4, 2, 1),  # pix2pix's innermost down: one window of the padded input (a matmul)
     (8, 4, 5, 2, 2),  # SpecGAN's 8x4 -> 4x2: its input gradient is the col2im-form transposed conv
+    (8, 6, 3, 2, 1),  # SRGAN's D: 3x3 stride 2 padding 1, its input gradient im2col's adjoint
 ]
 
 
@@ -340,14 +341,34 @@ def test_conv_stride1_output_blocking_matches_xla(size, kernel_size, padding, bl
   _assert_conv_stride1_matches_xla(x, kernel, padding, 58)
 
 
+def test_strided_conv_input_gradient_form_is_chosen_by_shape(monkeypatch):
+  # 3x3 stride-2 padding-1 convs take im2col's adjoint as their input gradient while its columns stay small;
+  # past the limit (and for other kernels) the sub-pixel transposed conv. Both equal lax's gradients.
+  x = jnp.asarray(_random((2, 8, 6, 3), 62), jnp.float32)
+  kernel = jnp.asarray(_random((3, 3, 3, 4), 63, 0.3), jnp.float32)
+  y_grad = _random((2, 4, 3, 4), 64)
+  assert layers._im2col_input_grad_applies(x, kernel, y_grad, (2, 2), (1, 1))
+  assert not layers._im2col_input_grad_applies(x, kernel[:2], y_grad, (2, 2), (1, 1))
+  reference = lambda x, k: lax.conv_general_dilated(x, k, (2, 2), [(1, 1), (1, 1)],
+                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  _, want = _value_and_grads(reference, x, kernel, y_grad)
+  _, im2col = _value_and_grads(lambda x, k: layers.conv(x, k, 2, 1), x, kernel, y_grad)
+  monkeypatch.setattr(layers, "IM2COL_INPUT_GRAD_MAX_COLUMNS", 2 * 4 * 3 * 9 * 3 - 1)
+  assert not layers._im2col_input_grad_applies(x, kernel, y_grad, (2, 2), (1, 1))
+  _, subpixel = _value_and_grads(lambda x, k: layers.conv(x, k, 2, 1), x, kernel, y_grad)
+  for got in (im2col, subpixel):
+    for g, w in zip(got, want):
+      np.testing.assert_allclose(g, w, **TOLERANCE)
+
+
 # ---------------------------------------------------------------------------
 # Second order: gradient penalties (WGAN-GP, R1) differentiate through the input gradient.
 
 
-@pytest.mark.parametrize("transposed", [False, True])
-def test_gradient_of_input_gradient_matches_lax(transposed):
+@pytest.mark.parametrize("transposed,kernel_size", [(False, 4), (True, 4), (False, 3)])
+def test_gradient_of_input_gradient_matches_lax(transposed, kernel_size):
   x = jnp.asarray(_random((2, 5, 6, 3), 60), jnp.float32)
-  kernel = jnp.asarray(_random((4, 4, 3, 2), 61, 0.3), jnp.float32)
+  kernel = jnp.asarray(_random((kernel_size, kernel_size, 3, 2), 61, 0.3), jnp.float32)
   if transposed:
     fast = lambda x, k: layers.conv_transpose(x, k, 2, 1)
     reference = lambda x, k: layers.conv_transpose_reference(x, k, 2, 1)
