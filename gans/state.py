@@ -84,7 +84,7 @@ class GanVariant(NamedTuple):
   # before them with the step's key; `due` names the phases this step runs (StackGAN's stages generate
   # different pictures); every phase's loss gets the returned dict as its batch. pix2pix: the jittered pair
   # and G(A) with its VJP, so D and G learn from one G forward pass, as the official code's iteration
-  # (`common.replay` differentiates through it). Only for variants whose phases read one batch once per step.
+  # (`common.forward_once`; `Prepared.replay` differentiates through it). Only for variants whose phases read one batch once per step.
   prepare: Callable[..., dict] | None = None
 
 

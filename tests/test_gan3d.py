@@ -7,7 +7,7 @@ import pytest
 import experiments
 from gans import run, steps
 from gans.data import voxels
-from gans.variants import gan3d
+from gans.variants import common, gan3d
 from tests.test_training import tiny_config
 
 
@@ -29,7 +29,7 @@ def test_paper_networks_have_the_paper_shapes():
 
 
 def test_discriminator_accuracy_counts_both_batches():
-  accuracy = gan3d.discriminator_accuracy(jnp.array([1.0, -1.0, 2.0, 3.0]), jnp.array([-1.0, -2.0, 0.5, 1.0]))
+  accuracy = common.discriminator_accuracy(jnp.array([1.0, -1.0, 2.0, 3.0]), jnp.array([-1.0, -2.0, 0.5, 1.0]))
   assert float(accuracy) == pytest.approx(0.5 * (3 / 4 + 2 / 4))
 
 

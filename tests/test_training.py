@@ -158,7 +158,7 @@ def test_batch_multiple_reads_merged_batches_and_lr_multiple_scales_the_update()
 
 def test_the_g_phase_learns_through_the_prepared_fakes_as_through_its_own_forward_pass():
   """common.standard_training with n_critic 1: G runs once per step (prepare), G's loss and gradient through those
-  fakes (common.replay) equal a G forward pass of the G phase's own with the same latents."""
+  fakes (Prepared.replay) equal a G forward pass of the G phase's own with the same latents."""
   config = tiny_config("dcgan_digits")
   setup = run.Setup(config, num_devices=1)
   params, model_state = setup.initial_state.params, setup.initial_state.model_state

@@ -6,7 +6,7 @@ penalty or R1) and the generator phase. Both read the modules through
 `apply_module`, which threads mutable collections (BatchNorm statistics)
 through `model_state` explicitly.
 """
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -46,7 +46,7 @@ def data_shape(data_config) -> tuple[int, ...]:
 
 
 def real_data(batch) -> jax.Array:
-  for name in ("image", "audio"):
+  for name in ("image", "audio", "voxels"):
     if name in batch:
       return batch[name]
   return batch["x"]
@@ -79,6 +79,23 @@ def _replay_bwd(vjp_fn, outputs_grad):
 
 
 replay.defvjp(_replay_fwd, _replay_bwd)
+
+
+class Prepared(NamedTuple):
+  """A forward pass done once per step (GanVariant.prepare), with its VJP and auxiliary outputs (e.g. updated
+  BatchNorm statistics). D's phase reads `outputs` as constants; G's phase calls `replay(params)`, which is
+  differentiable in params through the stored VJP, so the pass is not redone."""
+  outputs: Any
+  vjp: Callable
+  aux: Any
+
+  def replay(self, params):
+    return replay(params, self.outputs, self.vjp)
+
+
+def forward_once(fn: Callable, params) -> Prepared:
+  """`fn(params) -> (outputs, aux)` run once with its VJP."""
+  return Prepared(*jax.vjp(fn, params, has_aux=True))
 
 
 def init_module(module: nn.Module, key: jax.Array, *args, **kwargs):
@@ -121,11 +138,12 @@ def latent_sampler(model_config) -> Callable:
 
 
 def standard_training(generator: nn.Module, discriminator: nn.Module, model_config,
-                      n_critic: int = 1, d_rng: str | None = None) -> tuple[tuple[Phase, ...], Callable | None]:
+                      n_critic: int = 1, d_rng: str | None = None,
+                      d_accuracy_threshold: float | None = None) -> tuple[tuple[Phase, ...], Callable | None]:
   """(phases, prepare) of an unconditional GAN with `model_config.loss`: its GanVariant fields.
 
   The D phase, then the G phase. With one D update per step (n_critic 1) G runs once per step (`prepare`): D
-  learns on that batch of fakes and G through it (`replay`), as the DCGAN reference's iteration. With
+  learns on that batch of fakes and G through it (`Prepared.replay`), as the DCGAN reference's iteration. With
   n_critic > 1 every D update draws its own fakes and the G update its own (WGAN-GP's Algorithm 1), so there
   is no prepare.
   Optional regularisers on the D phase: `gp_weight` (WGAN-GP's lambda) and
@@ -133,6 +151,8 @@ def standard_training(generator: nn.Module, discriminator: nn.Module, model_conf
   model_state["hyperparameters"] (see `standard_hyperparameters`), so vectorised sweeps may vary them.
   `d_rng` names the random stream a stochastic D draws from (WaveGAN's phase shuffle); each D
   call of a phase gets its own key.
+  `d_accuracy_threshold` (3D-GAN's adaptive training): D's update applies only when its accuracy on the step's
+  batch (`discriminator_accuracy`) is below the threshold, decided inside jit (metrics "accuracy", "updated").
   """
   adversarial = losses.get_adversarial_loss(model_config.loss)
   pack = model_config.get("pack", 1)
@@ -147,9 +167,8 @@ def standard_training(generator: nn.Module, discriminator: nn.Module, model_conf
 
   def prepare(params, model_state, batch, key, due):
     del due  # both phases read the fakes
-    fake, fake_vjp, g_collections = jax.vjp(
-        lambda g_params: generate(g_params, model_state, key, real_data(batch).shape[0]), params["g"], has_aux=True)
-    return {**batch, "fake": fake, "fake_vjp": fake_vjp, "g_collections": g_collections}
+    n = real_data(batch).shape[0]
+    return {**batch, "fake": forward_once(lambda g_params: generate(g_params, model_state, key, n), params["g"])}
 
   def discriminate(params, d_collections, x, key=None):
     rngs = {} if d_rng is None else {"rngs": {d_rng: key}}
@@ -164,12 +183,15 @@ def standard_training(generator: nn.Module, discriminator: nn.Module, model_conf
     z_key, penalty_key = jax.random.split(key)
     real_key, fake_key, penalty_d_key = d_keys(key, 3)
     # G's BatchNorm statistics advance once per step, in the G phase, as in the DCGAN reference.
-    fake = batch["fake"] if "fake" in batch else generate(params["g"], model_state, z_key, real.shape[0])[0]
+    fake = batch["fake"].outputs if "fake" in batch else generate(params["g"], model_state, z_key, real.shape[0])[0]
     # Real and fake batches go through D separately, so D's BatchNorm never mixes them.
     real_logits, d_collections = discriminate(params, model_state["d"], real, real_key)
     fake_logits, d_collections = discriminate(params, d_collections, fake, fake_key)
     loss = adversarial.d(real_logits, fake_logits)
     metrics = losses.logit_metrics(real_logits, fake_logits)
+    if d_accuracy_threshold is not None:
+      metrics["accuracy"] = discriminator_accuracy(real_logits, fake_logits)
+      metrics["updated"] = (metrics["accuracy"] < d_accuracy_threshold).astype(jnp.float32)
     d_fn = lambda x: discriminate(params, d_collections, x, penalty_d_key)[0]
     if gp_weight:
       metrics["gradient_penalty"] = losses.gradient_penalty(d_fn, real, fake, penalty_key)
@@ -181,14 +203,21 @@ def standard_training(generator: nn.Module, discriminator: nn.Module, model_conf
 
   def g_loss(params, model_state, batch, key):
     if "fake" in batch:
-      fake, g_collections = replay(params["g"], batch["fake"], batch["fake_vjp"]), batch["g_collections"]
+      fake, g_collections = batch["fake"].replay(params["g"]), batch["fake"].aux
     else:
       fake, g_collections = generate(params["g"], model_state, key, real_data(batch).shape[0])
     fake_logits, _ = discriminate(params, model_state["d"], fake, d_keys(key, 1)[0])
     return adversarial.g(fake_logits), ({"fake_logits": jnp.mean(fake_logits)}, {**model_state, "g": g_collections})
 
-  phases = (Phase("d_main", d_loss, updates=("d",), repeats=n_critic), Phase("g_main", g_loss, updates=("g",)))
+  adaptive = {} if d_accuracy_threshold is None else {"apply_if": "updated"}
+  phases = (Phase("d_main", d_loss, updates=("d",), repeats=n_critic, **adaptive),
+            Phase("g_main", g_loss, updates=("g",)))
   return phases, prepare if n_critic == 1 else None
+
+
+def discriminator_accuracy(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """Fraction of the real and the fake batch D classifies right (logit > 0: real), the two weighted equally."""
+  return 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
 
 
 def loss_weight(model_state, name: str, compiled: float):

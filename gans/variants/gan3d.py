@@ -9,20 +9,20 @@ logit. The paper's sigmoid + cross-entropy is `loss` = "minimax" / "non_saturati
 
 The paper's adaptive training: D is updated only when its accuracy on the batch is below
 `d_accuracy_threshold` (80%): the D phase measures the accuracy of its own forward pass (reals with logit
-> 0, fakes with logit < 0) and the trainer applies the update through `Phase.apply_if`, inside jit.
+> 0, fakes with logit < 0) and the trainer applies the update through `Phase.apply_if`, inside jit
+(`common.standard_training`'s `d_accuracy_threshold`).
 
 The 3D convs are gans.layers3d's (space-to-depth forms on the CPU, benchmarks/conv3d.py). Weights
 N(0, 0.02^2) and batch-norm scales N(1, 0.02^2), as DCGAN (the paper's code builds on it).
 """
 import math
-from typing import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gans import layers3d, losses
-from gans.state import GanVariant, Phase
+from gans import layers3d
+from gans.state import GanVariant
 from gans.variants import common
 
 _init = nn.initializers.normal(0.02)
@@ -79,48 +79,6 @@ class Discriminator(nn.Module):
     return (logits, hidden) if features else logits
 
 
-def discriminator_accuracy(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-  """Fraction of the real and the fake batch D classifies right (logit > 0: real), the two weighted equally."""
-  return 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
-
-
-def make_training(generator, discriminator, model) -> tuple[tuple[Phase, ...], Callable]:
-  """(phases, prepare): G runs once per step (`prepare`); D learns on its output when its accuracy calls for
-  it, G through it (common.replay), as the reference's iteration."""
-  adversarial = losses.get_adversarial_loss(model.loss)
-  threshold = model.d_accuracy_threshold
-
-  def prepare(params, model_state, batch, key, due):
-    del due  # both phases read the fakes
-    def generate(g_params):
-      z = common.gaussian_latents(key, batch["voxels"].shape[0], model.z_dim)
-      return common.apply_module(generator, g_params, model_state["g"], z, train=True)
-    fake, fake_vjp, g_collections = jax.vjp(generate, params["g"], has_aux=True)
-    return {**batch, "fake": fake, "fake_vjp": fake_vjp, "g_collections": g_collections}
-
-  def d_loss(params, model_state, batch, key):
-    del key
-    real_logits, d_collections = common.apply_module(discriminator, params["d"], model_state["d"], batch["voxels"],
-                                                     train=True)
-    fake_logits, d_collections = common.apply_module(discriminator, params["d"], d_collections, batch["fake"],
-                                                     train=True)
-    accuracy = discriminator_accuracy(real_logits, fake_logits)
-    metrics = {"accuracy": accuracy, "updated": (accuracy < threshold).astype(jnp.float32),
-               "real_logits": jnp.mean(real_logits), "fake_logits": jnp.mean(fake_logits)}
-    return adversarial.d(real_logits, fake_logits), (metrics, {**model_state, "d": d_collections})
-
-  def g_loss(params, model_state, batch, key):
-    del key
-    fake = common.replay(params["g"], batch["fake"], batch["fake_vjp"])
-    fake_logits, _ = common.apply_module(discriminator, params["d"], model_state["d"], fake, train=True)
-    # G's batch statistics advance once per step, with the one G forward pass.
-    return adversarial.g(fake_logits), ({"fake_logits": jnp.mean(fake_logits)},
-                                        {**model_state, "g": batch["g_collections"]})
-
-  return (Phase("d_main", d_loss, updates=("d",), apply_if="updated"),
-          Phase("g_main", g_loss, updates=("g",))), prepare
-
-
 def pooled_features(hidden: list) -> jax.Array:
   """Each activation [N, S, S, S, C] max-pooled to 2^3 cells and flattened, concatenated: [N, sum 8 C] (the
   paper pools its 2nd-4th layers with kernels 8, 4, 2)."""
@@ -151,7 +109,9 @@ def make(config) -> GanVariant:
   form = model.get("conv_form", None) or None
   generator = Generator(resolution=shape[0], base_channels=model.g_channels, form=form)
   discriminator = Discriminator(base_channels=model.d_channels, form=form)
-  phases, prepare = make_training(generator, discriminator, model)
+  # The paper's adaptive training: D learns only when its accuracy on the step's batch is below the threshold.
+  phases, prepare = common.standard_training(generator, discriminator, model,
+                                             d_accuracy_threshold=model.d_accuracy_threshold)
   return GanVariant(
       init=common.init_generator_discriminator(generator, discriminator, model.z_dim, shape),
       phases=phases,

@@ -178,26 +178,22 @@ def make(config) -> GanVariant:
     return common.apply_module(discriminator, params["d"], d_collections, x, train=True)
 
   def prepare(params, model_state, batch, key, due):
-    """G(LR) once per step with its VJP: D learns on it, G (pretraining or SRGAN) through it (common.replay)."""
+    """G(LR) once per step with its VJP: D learns on it, G (pretraining or SRGAN) through it (Prepared.replay)."""
     del key, due  # every phase reads G(LR)
-    sr, sr_vjp, g_collections = jax.vjp(
-        lambda g_params: super_resolve({"g": g_params}, model_state, low_resolution(batch), True), params["g"],
-        has_aux=True)
-    return {"image": batch["image"], "sr": sr, "sr_vjp": sr_vjp, "g_collections": g_collections}
-
-  def super_resolved(params, batch):
-    return common.replay(params["g"], batch["sr"], batch["sr_vjp"])
+    sr = common.forward_once(lambda g_params: super_resolve({"g": g_params}, model_state, low_resolution(batch), True),
+                             params["g"])
+    return {"image": batch["image"], "sr": sr}
 
   def pretrain_loss(params, model_state, batch, key):
     del key
-    loss = mse(super_resolved(params, batch), batch["image"])
-    return loss, ({"mse": loss}, {**model_state, "g": batch["g_collections"]})
+    loss = mse(batch["sr"].replay(params["g"]), batch["image"])
+    return loss, ({"mse": loss}, {**model_state, "g": batch["sr"].aux})
 
   def d_loss(params, model_state, batch, key):
     del key
     hr = batch["image"]
     real_logits, d_collections = discriminate(params, model_state["d"], hr)
-    fake_logits, d_collections = discriminate(params, d_collections, jax.lax.stop_gradient(batch["sr"]))
+    fake_logits, d_collections = discriminate(params, d_collections, batch["sr"].outputs)
     real_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.ones_like(real_logits)))
     fake_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.zeros_like(fake_logits)))
     metrics = {"real": real_loss, "fake": fake_loss, "real_logits": jnp.mean(real_logits),
@@ -206,7 +202,7 @@ def make(config) -> GanVariant:
 
   def g_loss(params, model_state, batch, key):
     del key
-    hr, sr = batch["image"], super_resolved(params, batch)
+    hr, sr = batch["image"], batch["sr"].replay(params["g"])
     content = content_of(model_state)(sr, hr)
     metrics, loss = {"content": content}, content
     if adversarial:
@@ -215,7 +211,7 @@ def make(config) -> GanVariant:
       loss = loss + common.loss_weight(model_state, "adversarial_weight", model.adversarial_weight) * \
           metrics["adversarial"]
     # G's batch statistics advance once per step, with the one G forward pass.
-    return loss, (metrics, {**model_state, "g": batch["g_collections"]})
+    return loss, (metrics, {**model_state, "g": batch["sr"].aux})
 
   def sample(params, model_state, key, n, source=None):
     del key

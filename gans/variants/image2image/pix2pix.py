@@ -4,7 +4,7 @@ Objective (models/pix2pix_model.py): G = U-Net with dropout as its noise and bat
 PatchGAN on the input and output concatenated along channels (conditional), vanilla (BCE-with-logits) GAN
 loss; D's loss halved, 0.5 * (GAN(D(A, G(A)), fake) + GAN(D(A, B), real)); G's loss GAN(D(A, G(A)), real) +
 lambda_L1 (100) * L1(G(A), B). D is updated before G, each once per step, both on one G(A): `prepare`
-jitters the pair and runs G once per step, D learns on its output and G through it (`common.replay`), as the
+jitters the pair and runs G once per step, D learns on its output and G through it (`common.forward_once`), as the
 official iteration. Adam 2e-4, beta1 0.5, the linear decay (config.optim.*.schedule).
 
 `model.objective` selects the rows of the paper's Table 1: "l1" (no D at all), "gan" (D sees only the
@@ -80,13 +80,12 @@ def make(config) -> GanVariant:
 
   def prepare(params, model_state, batch, key, due):
     """The step's jittered pair and G(A) with its VJP (dropout and batch statistics of train mode), once for
-    both phases: D learns on this G(A), G through it (common.replay), as the official iteration."""
+    both phases: D learns on this G(A), G through it (Prepared.replay), as the official iteration."""
     del due  # every phase reads G(A)
     a, b = training.random_jitter(jax.random.fold_in(key, 0), [batch["a"], batch["b"]], crop_size, flip)
     translate = lambda g_params: common.apply_module(generator, g_params, model_state["g"], a, train=True,
                                                      rngs={"dropout": jax.random.fold_in(key, 1)})
-    fake, fake_vjp, g_collections = jax.vjp(translate, params["g"], has_aux=True)
-    return {"a": a, "b": b, "fake": fake, "fake_vjp": fake_vjp, "g_collections": g_collections}
+    return {"a": a, "b": b, "fake": common.forward_once(translate, params["g"])}
 
   def d_input(a, b):
     return jnp.concatenate([a, b], axis=-1) if conditional else b
@@ -95,7 +94,7 @@ def make(config) -> GanVariant:
     return common.apply_module(discriminator, params["d"], d_collections, x, train=True)
 
   def d_loss(params, model_state, batch, key):
-    a, fake = batch["a"], jax.lax.stop_gradient(batch["fake"])
+    a, fake = batch["a"], batch["fake"].outputs
     fake_scores, d_collections = discriminate(params, model_state["d"], d_input(a, fake))
     real_scores, d_collections = discriminate(params, d_collections, d_input(a, batch["b"]))
     fake_loss = training.gan_loss(fake_scores, False, model.gan_mode)
@@ -105,7 +104,7 @@ def make(config) -> GanVariant:
 
   def g_loss(params, model_state, batch, key):
     a, b = batch["a"], batch["b"]
-    fake = common.replay(params["g"], batch["fake"], batch["fake_vjp"])
+    fake = batch["fake"].replay(params["g"])
     loss, metrics = 0.0, {}
     if adversarial:
       scores, _ = discriminate(params, model_state["d"], d_input(a, fake))
@@ -115,7 +114,7 @@ def make(config) -> GanVariant:
       metrics["l1"] = training.l1(fake, b)
       loss += model.lambda_l1 * metrics["l1"]
     # G's batch statistics advance once per step, with the one G forward pass.
-    return loss, (metrics, {**model_state, "g": batch["g_collections"]})
+    return loss, (metrics, {**model_state, "g": batch["fake"].aux})
 
   def sample(params, model_state, key, n, source=None):
     if source is None:

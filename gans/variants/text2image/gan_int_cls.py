@@ -325,14 +325,12 @@ def make(config) -> GanVariant:
 
   def prepare(params, model_state, batch, key, due):
     """Once per GAN step: the captions' embeddings (the frozen encoder) and G(z, h) with its VJP; D learns on these
-    fakes and G through them (common.replay), as the reference's iteration. Encoder steps read the batch as is."""
+    fakes and G through them (Prepared.replay), as the reference's iteration. Encoder steps read the batch as is."""
     if "g_main" not in due:
       return batch
     embedding = embed(params, batch)
-    fake, fake_vjp, g_collections = jax.vjp(
-        lambda g_params: generate({"g": g_params}, model_state, key, embedding), params["g"], has_aux=True)
-    return {**batch, "sentence_embedding": embedding, "fake": fake, "fake_vjp": fake_vjp,
-            "g_collections": g_collections}
+    fake = common.forward_once(lambda g_params: generate({"g": g_params}, model_state, key, embedding), params["g"])
+    return {**batch, "sentence_embedding": embedding, "fake": fake}
 
   def d_loss(params, model_state, batch, key):
     del key
@@ -341,13 +339,13 @@ def make(config) -> GanVariant:
     real_wrong = None
     if objective.endswith("cls"):
       real_wrong, d_collections = discriminate(params, d_collections, real, wrong(embedding))
-    fake_right, d_collections = discriminate(params, d_collections, batch["fake"], embedding)
+    fake_right, d_collections = discriminate(params, d_collections, batch["fake"].outputs, embedding)
     loss, metrics = discriminator_loss(objective, real_right, real_wrong, fake_right)
     return loss, (metrics, {**model_state, "d": d_collections})
 
   def g_loss(params, model_state, batch, key):
-    embedding, g_collections = batch["sentence_embedding"], batch["g_collections"]
-    fake = common.replay(params["g"], batch["fake"], batch["fake_vjp"])
+    embedding, g_collections = batch["sentence_embedding"], batch["fake"].aux
+    fake = batch["fake"].replay(params["g"])
     fake_right, _ = discriminate(params, model_state["d"], fake, embedding)
     fake_interpolated = None
     if objective.startswith("gan-int"):

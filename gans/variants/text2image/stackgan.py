@@ -172,7 +172,7 @@ def make(config) -> GanVariant:
 
   def prepare(params, model_state, batch, key, due):
     """Once per GAN step: the captions' embeddings and the training stage's G forward pass with its VJP (Stage-II's
-    runs the frozen Stage-I G inside); D learns on its pictures and G through them (common.replay), as the
+    runs the frozen Stage-I G inside); D learns on its pictures and G through them (Prepared.replay), as the
     official iteration. Encoder steps read the batch as is."""
     if "g_stage1" in due:
       group = "g1"
@@ -188,12 +188,11 @@ def make(config) -> GanVariant:
     else:
       return batch
     embedding = encoding.embed(params, batch)
-    generated, generated_vjp, g_stats = jax.vjp(forward, params[group], has_aux=True)
-    return {**batch, "generated": generated, "generated_vjp": generated_vjp, "g_stats": g_stats}
+    return {**batch, "generated": common.forward_once(forward, params[group])}
 
   def d_stage1(params, model_state, batch, key):
     del key
-    fake, mu, _ = batch["generated"]
+    fake, mu, _ = batch["generated"].outputs
     real = layers.downsample_box(batch["image"], factor)  # the Stage-I view of a Stage-II-sized picture
     logits, d1 = d_terms(stage1_d, params["d1"], model_state["d1"], real, fake, mu)
     loss, metrics = discriminator_loss(logits["real"], logits["wrong"], logits["fake"])
@@ -201,15 +200,15 @@ def make(config) -> GanVariant:
 
   def g_stage1(params, model_state, batch, key):
     del key
-    fake, mu, logvar = common.replay(params["g1"], batch["generated"], batch["generated_vjp"])
+    fake, mu, logvar = batch["generated"].replay(params["g1"])
     fake_logits, _ = g_terms(stage1_d, params["d1"], model_state["d1"], fake, jax.lax.stop_gradient(mu))
     loss, metrics = generator_loss(fake_logits, None, mu, logvar, kl_coefficient(model_state))
     # G's statistics advance once per step, with the prepared forward pass.
-    return loss, (metrics, {**model_state, **batch["g_stats"]})
+    return loss, (metrics, {**model_state, **batch["generated"].aux})
 
   def d_stage2(params, model_state, batch, key):
     del key
-    fake, mu, _ = batch["generated"]
+    fake, mu, _ = batch["generated"].outputs
     logits, d2 = d_terms(stage2_d, params["d2"], model_state["d2"], batch["image"], fake, mu)
     loss, metrics = discriminator_loss(logits["real"], logits["wrong"], logits["fake"], logits["uncond_real"],
                                        logits["uncond_fake"])
@@ -217,10 +216,10 @@ def make(config) -> GanVariant:
 
   def g_stage2(params, model_state, batch, key):
     del key
-    fake, mu, logvar = common.replay(params["g2"], batch["generated"], batch["generated_vjp"])
+    fake, mu, logvar = batch["generated"].replay(params["g2"])
     fake_logits, uncond = g_terms(stage2_d, params["d2"], model_state["d2"], fake, jax.lax.stop_gradient(mu))
     loss, metrics = generator_loss(fake_logits, uncond, mu, logvar, kl_coefficient(model_state))
-    return loss, (metrics, {**model_state, **batch["g_stats"], "stage": jnp.int32(2)})
+    return loss, (metrics, {**model_state, **batch["generated"].aux, "stage": jnp.int32(2)})
 
   def both_stages(params, model_state, key, embedding):
     """(stage-1 pictures upsampled to data.resolution, stage-2 pictures), BatchNorm in eval mode."""
