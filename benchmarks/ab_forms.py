@@ -59,7 +59,8 @@ def main(_):
     module, constant = _module_and_name(name)
     if not hasattr(module, constant):
       raise SystemExit(f"{module.__name__} has no constant {constant}")
-    settings[name] = type(getattr(module, constant))(value)
+    kind = type(getattr(module, constant))
+    settings[name] = bool(int(value)) if kind is bool else kind(value)  # bool("0") would be True
   sides = {"old": build_with(config, settings), "new": build_with(config, {})}
   if FLAGS.torch:
     torch = train_step.torch_step(config)
