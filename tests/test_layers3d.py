@@ -66,16 +66,17 @@ def test_bad_shapes_are_refused_with_the_reason():
     layers3d.conv3d(jnp.zeros((1, 4, 4, 4, 1)), jnp.zeros((4, 4, 4, 1, 1)), form="winograd")
 
 
+@pytest.mark.parametrize("c_in,c_out", [(5, 3), (3, 5)])  # the "shifted_smaller" forms shift either side
 @pytest.mark.parametrize("padding", [0, 1])
-def test_kernel_gradient_forms_of_the_benchmark_equal_lax(padding):
+def test_kernel_gradient_forms_of_the_benchmark_equal_lax(padding, c_in, c_out):
   # benchmarks/conv3d_kernel_grad.py times these forms against each other: they must compute the same thing.
   from benchmarks import conv3d_kernel_grad  # pylint: disable=import-outside-toplevel
   keys = jax.random.split(jax.random.key(2), 2)
   pads = ((padding, padding),) * 3
-  x = jax.random.normal(keys[0], (2, 3, 4, 3, 5))
-  y_grad = jax.random.normal(keys[1], (2, 2 + 2 * padding, 3 + 2 * padding, 2 + 2 * padding, 3))
+  x = jax.random.normal(keys[0], (2, 3, 4, 3, c_in))
+  y_grad = jax.random.normal(keys[1], (2, 2 + 2 * padding, 3 + 2 * padding, 2 + 2 * padding, c_out))
   want = conv3d_kernel_grad.lax_kernel_grad(x, y_grad, pads)
-  assert want.shape == (2, 2, 2, 5, 3)
+  assert want.shape == (2, 2, 2, c_in, c_out)
   for form, fn in conv3d_kernel_grad.FORMS.items():
     np.testing.assert_allclose(fn(x, y_grad, pads), want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))),
                                err_msg=form)
