@@ -6,7 +6,8 @@ Builds the experiment's jitted step (benchmarks/train_step.py's) twice: once wit
 set to the given (old) values while it compiles, once with the code's own values, then times the two (and the
 PyTorch reference with --torch) in alternating blocks and prints one JSON line: each side's median seconds per
 step and new_over_old = old seconds / new seconds (above 1: the new forms are faster). Names are the lower-case
-module constants of gans/layers.py (e.g. IM2COL_MIN_TAPS as im2col_min_taps).
+module constants of gans/layers.py (e.g. IM2COL_MIN_TAPS as im2col_min_taps), or of gans/layers3d.py with the
+prefix layers3d. (e.g. --old=layers3d.phases_max_side=0).
 """
 import json
 import os
@@ -20,7 +21,7 @@ from absl import app, flags
 
 import experiments
 from benchmarks import train_step
-from gans import layers
+from gans import layers, layers3d
 
 flags.DEFINE_list("old", [], "NAME=VALUE settings of gans.layers constants for the old step.")
 flags.DEFINE_integer("ab_blocks", 5, "Alternating blocks per side.")
@@ -28,15 +29,22 @@ flags.DEFINE_integer("calls", 1, "Calls per block.")
 FLAGS = flags.FLAGS
 
 
+def _module_and_name(name: str):
+  """"layers3d.NAME" -> (gans.layers3d, NAME); "NAME" -> (gans.layers, NAME)."""
+  if name.startswith("layers3d."):
+    return layers3d, name[len("layers3d."):]
+  return layers, name
+
+
 def build_with(config, settings: dict):
-  saved = {name: getattr(layers, name) for name in settings}
+  saved = {name: getattr(*_module_and_name(name)) for name in settings}
   try:
     for name, value in settings.items():
-      setattr(layers, name, value)
+      setattr(*_module_and_name(name), value)
     return train_step.jax_step(config)[0]
   finally:
     for name, value in saved.items():
-      setattr(layers, name, value)
+      setattr(*_module_and_name(name), value)
 
 
 def main(_):
@@ -46,9 +54,13 @@ def main(_):
   settings = {}
   for item in FLAGS.old:
     name, value = item.split("=")
-    if not hasattr(layers, name.upper()):
-      raise SystemExit(f"gans.layers has no constant {name.upper()}")
-    settings[name.upper()] = type(getattr(layers, name.upper()))(value)
+    prefix, _, constant = name.rpartition(".")
+    name = f"{prefix}.{constant.upper()}" if prefix else constant.upper()
+    module, constant = _module_and_name(name)
+    if not hasattr(module, constant):
+      raise SystemExit(f"{module.__name__} has no constant {constant}")
+    kind = type(getattr(module, constant))
+    settings[name] = bool(int(value)) if kind is bool else kind(value)  # bool("0") would be True
   sides = {"old": build_with(config, settings), "new": build_with(config, {})}
   if FLAGS.torch:
     torch = train_step.torch_step(config)

@@ -15,7 +15,17 @@ that do the same contraction as matrix products, at gan3d_shapes' six layers (ba
     grid (its garbage positions get zero weight); one matrix product as above;
   * "depth_taps_pretransposed": the input and cotangent transposed once, outside the conv, to the layouts
     XLA's kernel-gradient conv wants (C_in, H, W, N D') and (H', W', N D', C_out), one 2D conv per depth tap
-    with no transpose inserted by XLA.
+    with no transpose inserted by XLA;
+  * "patches_ndhwc": the eight shifted views concatenated on the channel axis in NDHWC, (M, 8 C_in), no
+    transpose, and one matrix product with the (M, C_out) cotangent contracted on the first axis of both;
+  * "shifted_smaller": the flat channel-first rows as in "flat_offsets", but only the side with fewer channels
+    shifted and stacked (kernel[tap] = sum_t x[t + o] y[t] = sum_t x[t] y[t - o]), contracted on the last axes;
+  * "shifted_smaller_ndhwc": the same with (S, C) rows in NDHWC order (no transpose at all), the shifted side
+    concatenated on channels, contracted on the first axes.
+
+None of these beat "depth_taps" (README, 3D-GAN): XLA:CPU builds the shifted copies slowly (a concatenation
+fused with slices and pads), and which matmul orientation is fast depends on the shape (YNNPACK and Eigen
+each 2-5x apart between contracting the first or the last axes).
 
 Each form is checked against lax's kernel gradient before timing. Compiled with
 gans.layers.xla_cpu_compiler_options(), as the trainer does. Pin to one core for low noise:
@@ -85,6 +95,63 @@ def flat_offsets(x_NDHWC, y_grad, padding):
   return kernel.reshape(_TAPS + (c_in, y_grad.shape[-1]))
 
 
+def _contract_first(columns, y_rows):  # (M, K) x (M, C_out) -> (K, C_out), contracted on the first axis of both
+  return lax.dot_general(columns, y_rows, (((0,), (0,)), ((), ())))
+
+
+def patches_ndhwc(x_NDHWC, y_grad, padding):
+  x = _padded(x_NDHWC, padding)
+  c_in, (od, oh, ow) = x.shape[-1], y_grad.shape[1:4]
+  columns = jnp.concatenate([x[:, a:a + od, b:b + oh, c:c + ow] for a in range(2) for b in range(2)
+                             for c in range(2)], axis=-1)  # (N, D', H', W', 8 C_in), no transpose
+  kernel = _contract_first(columns.reshape(-1, 8 * c_in), y_grad.reshape(-1, y_grad.shape[-1]))
+  return kernel.reshape(_TAPS + (c_in, y_grad.shape[-1]))
+
+
+def _flat_rows(x_NDHWC, y_grad, padding):
+  """x padded, channel-first, flat (C_in, S); y_grad zero-padded to x's grid, (C_out, S); the taps' offsets."""
+  x = _padded(x_NDHWC, padding)
+  n, d, h, w, c_in = x.shape
+  od, oh, ow = y_grad.shape[1:4]
+  y_full = jnp.pad(y_grad, ((0, 0), (0, d - od), (0, h - oh), (0, w - ow), (0, 0)))
+  offsets = [a * h * w + b * w + c for a in range(2) for b in range(2) for c in range(2)]
+  return x.reshape(-1, c_in).T, _cotangent_rows(y_full), offsets
+
+
+def _shift(rows, offset):  # rows[:, t] -> rows[:, t - offset] (zeros in front), same length
+  return jnp.pad(rows, ((0, 0), (offset, 0)))[:, :rows.shape[1]]
+
+
+def shifted_smaller(x_NDHWC, y_grad, padding):
+  """kernel[tap] = sum_t x[t + o] y[t] = sum_t x[t] y[t - o]: shift the side with fewer channels, one matmul."""
+  x_rows, y_rows, offsets = _flat_rows(x_NDHWC, y_grad, padding)
+  c_in, c_out = x_rows.shape[0], y_rows.shape[0]
+  if c_out <= c_in:
+    shifted = jnp.concatenate([_shift(y_rows, o) for o in offsets])  # (8 C_out, S)
+    kernel = _contract_rows(x_rows, shifted).reshape(c_in, 8, c_out).transpose(1, 0, 2)
+  else:
+    x_ext = jnp.pad(x_rows, ((0, 0), (0, offsets[-1])))
+    shifted = jnp.concatenate([x_ext[:, o:o + x_rows.shape[1]] for o in offsets])  # (8 C_in, S)
+    kernel = _contract_rows(shifted, y_rows)
+  return kernel.reshape(_TAPS + (c_in, c_out))
+
+
+def shifted_smaller_ndhwc(x_NDHWC, y_grad, padding):
+  """`shifted_smaller` with no transpose: (S, C) rows, the shifted side concatenated on channels, one matmul
+  contracted on the first axis of both."""
+  x_rows, y_rows, offsets = _flat_rows(x_NDHWC, y_grad, padding)
+  x_rows, y_rows = x_rows.T, y_rows.T  # transposes of transposes: (S, C_in), (S, C_out), no copy
+  (size, c_in), c_out = x_rows.shape, y_rows.shape[1]
+  if c_out <= c_in:
+    shifted = jnp.concatenate([jnp.pad(y_rows, ((o, 0), (0, 0)))[:size] for o in offsets], axis=1)  # (S, 8 C_out)
+    kernel = _contract_first(x_rows, shifted).reshape(c_in, 8, c_out).transpose(1, 0, 2)
+  else:
+    x_ext = jnp.pad(x_rows, ((0, offsets[-1]), (0, 0)))
+    shifted = jnp.concatenate([x_ext[o:o + size] for o in offsets], axis=1)  # (S, 8 C_in)
+    kernel = _contract_first(shifted, y_rows)
+  return kernel.reshape(_TAPS + (c_in, c_out))
+
+
 def depth_taps_pretransposed(x_NDHWC, y_grad, padding):
   x = _padded(x_NDHWC, padding)
   n, _, h, w, c_in = x.shape
@@ -97,7 +164,8 @@ def depth_taps_pretransposed(x_NDHWC, y_grad, padding):
 
 
 FORMS = {"depth_taps": depth_taps, "im2col": im2col, "flat_offsets": flat_offsets,
-         "depth_taps_pretransposed": depth_taps_pretransposed}
+         "depth_taps_pretransposed": depth_taps_pretransposed, "patches_ndhwc": patches_ndhwc,
+         "shifted_smaller": shifted_smaller, "shifted_smaller_ndhwc": shifted_smaller_ndhwc}
 
 
 def lax_kernel_grad(x_NDHWC, y_grad, padding):
@@ -112,6 +180,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--rounds", type=int, default=7)
+  parser.add_argument("--forms", default=",".join(FORMS), help="Comma-separated forms to time.")
   args = parser.parse_args()
   key = jax.random.key(0)
   for name, side, c_in, c_out, pad in SHAPES_LAYERS:
@@ -121,7 +190,7 @@ def main() -> None:
     y_grad = jax.random.normal(jax.random.key(1), (args.batch_size, out, out, out, c_out))
     want = lax_kernel_grad(x, y_grad, padding)
     fns = {form: jax.jit(functools.partial(fn, padding=padding), compiler_options=layers.xla_cpu_compiler_options())
-           for form, fn in FORMS.items()}
+           for form, fn in FORMS.items() if form in args.forms.split(",")}
     for form, fn in fns.items():
       error = float(jnp.max(jnp.abs(fn(x, y_grad) - want)) / jnp.max(jnp.abs(want)))
       assert error < 1e-4, f"{form} differs from lax's kernel gradient by {error:.1e} at {name}"

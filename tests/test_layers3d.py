@@ -16,9 +16,11 @@ def _vjp_all(fn, x, kernel, cotangent_key):
 # (C_in, C_out) chosen so the forward pass and both gradients unroll each side's depth taps (the side with fewer
 # channels) in both layers: after the space-to-depth the conv has 8 C_in inputs and C_out outputs, the
 # transposed conv C_in and 8 C_out.
+@pytest.mark.parametrize("phases_max_side", [0, 64])  # the transposed sub-voxel conv: one conv / by phases
 @pytest.mark.parametrize("channels", [(16, 1), (1, 16)])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_fast_form_equals_lax_values_and_gradients(channels, transposed):
+def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_max_side, monkeypatch):
+  monkeypatch.setattr(layers3d, "PHASES_MAX_SIDE", phases_max_side)
   c_in, c_out = channels
   keys = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(keys[0], (2, 4, 2, 6, c_in))
@@ -43,6 +45,18 @@ def test_transposed_conv_is_the_adjoint_of_the_conv():
   np.testing.assert_allclose(left, right, rtol=1e-5)
 
 
+def test_subvoxel_by_phases_equals_the_cropped_subvoxel_conv():
+  # Each of the 8 output phases (channel block r of the adjoint kernel) lands where depth-to-space puts it.
+  keys = jax.random.split(jax.random.key(3), 2)
+  x = jax.random.normal(keys[0], (2, 3, 2, 4, 5))
+  adjoint_kernel = jax.random.normal(keys[1], (2, 2, 2, 5, 8 * 3))
+  cropped = layers3d.depth_to_space_3d(
+      layers3d.conv_stride1_3d(x, adjoint_kernel, ((1, 1),) * 3))[:, 1:-1, 1:-1, 1:-1]
+  by_phases = layers3d._subvoxel_cropped(x, adjoint_kernel, None)  # pylint: disable=protected-access
+  assert by_phases.shape == cropped.shape == (2, 6, 4, 8, 3)
+  np.testing.assert_allclose(by_phases, cropped, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(cropped))))
+
+
 def test_bad_shapes_are_refused_with_the_reason():
   with pytest.raises(ValueError, match="4x4x4 kernels"):
     layers3d.conv3d(jnp.zeros((1, 4, 4, 4, 1)), jnp.zeros((3, 3, 3, 1, 1)))
@@ -52,16 +66,17 @@ def test_bad_shapes_are_refused_with_the_reason():
     layers3d.conv3d(jnp.zeros((1, 4, 4, 4, 1)), jnp.zeros((4, 4, 4, 1, 1)), form="winograd")
 
 
+@pytest.mark.parametrize("c_in,c_out", [(5, 3), (3, 5)])  # the "shifted_smaller" forms shift either side
 @pytest.mark.parametrize("padding", [0, 1])
-def test_kernel_gradient_forms_of_the_benchmark_equal_lax(padding):
+def test_kernel_gradient_forms_of_the_benchmark_equal_lax(padding, c_in, c_out):
   # benchmarks/conv3d_kernel_grad.py times these forms against each other: they must compute the same thing.
   from benchmarks import conv3d_kernel_grad  # pylint: disable=import-outside-toplevel
   keys = jax.random.split(jax.random.key(2), 2)
   pads = ((padding, padding),) * 3
-  x = jax.random.normal(keys[0], (2, 3, 4, 3, 5))
-  y_grad = jax.random.normal(keys[1], (2, 2 + 2 * padding, 3 + 2 * padding, 2 + 2 * padding, 3))
+  x = jax.random.normal(keys[0], (2, 3, 4, 3, c_in))
+  y_grad = jax.random.normal(keys[1], (2, 2 + 2 * padding, 3 + 2 * padding, 2 + 2 * padding, c_out))
   want = conv3d_kernel_grad.lax_kernel_grad(x, y_grad, pads)
-  assert want.shape == (2, 2, 2, 5, 3)
+  assert want.shape == (2, 2, 2, c_in, c_out)
   for form, fn in conv3d_kernel_grad.FORMS.items():
     np.testing.assert_allclose(fn(x, y_grad, pads), want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))),
                                err_msg=form)
