@@ -18,6 +18,7 @@ negative). EVAL: also the configured metrics at the end (trains the caption clas
 import ast
 import copy
 import json
+import os
 import sys
 
 import jax
@@ -74,7 +75,7 @@ def stage_stats(setup, state, host):
   stage1, stage2 = rows[0::2].reshape((-1,) + rows.shape[2:]), rows[1::2].reshape((-1,) + rows.shape[2:])
   real = host["image"][0]
   corr = np.corrcoef(stage1.reshape(-1), stage2.reshape(-1))[0, 1]
-  report.save_png(sys.argv[3].replace(".jsonl", ".png"), sampling.grid_picture(rows[:8]))
+  report.save_png(os.path.abspath(sys.argv[3]).replace(".jsonl", ".png"), sampling.grid_picture(rows[:8]))
   return {"stage2_mean": float(stage2.mean()), "stage1_mean": float(stage1.mean()), "real_mean": float(real.mean()),
           "stage2_batch_std": float(stage2.std(0).mean()), "stage1_batch_std": float(stage1.std(0).mean()),
           "real_batch_std": float(real.std(0).mean()), "corr_stage2_stage1": float(corr),
