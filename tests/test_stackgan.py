@@ -101,6 +101,12 @@ def changed_groups(before, after):
                  for a, b in zip(jax.tree.leaves(before[group]), jax.tree.leaves(after[group])))}
 
 
+def unchanged_parameters(before, after):
+  """The paths of the parameters (whole arrays) that an update left exactly as they were."""
+  return [jax.tree_util.keystr(path) for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(before)[0],
+                                                             jax.tree.leaves(after)) if np.all(np.asarray(a) == np.asarray(b))]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   """(config, straight workdir, interrupted workdir) of 3 steps, Stage-II from step 1: once straight, once stopped
@@ -128,6 +134,9 @@ def test_stage1_trains_first_then_stays_frozen_while_stage2_trains(trained):
   # Two Stage-II steps left every Stage-I parameter bitwise as it was; Stage-I's BatchNorm statistics moved
   # (train mode inside STAGE2_G, as the official netG.train()), and the run now samples Stage-II pictures.
   assert changed_groups(after_stage1.params, final.params) == {"g2", "d2"}
+  # Every Stage-II parameter is optimised (none masked or left out of its group): each array moved.
+  assert unchanged_parameters(after_stage1.params["g2"], final.params["g2"]) == []
+  assert unchanged_parameters(after_stage1.params["d2"], final.params["d2"]) == []
   assert "g1" in changed_groups(after_stage1.model_state, final.model_state)
   assert int(final.model_state["stage"]) == 2
   records = [json.loads(line) for line in open(os.path.join(straight, "metrics.jsonl"))]
