@@ -114,7 +114,6 @@ def main():
   print("phases", phase_names, "start", start, flush=True)
   train_step = setup.train_step(phase_names)
   phases = [(i, p) for i, p in enumerate(variant.phases) if p.name in phase_names]
-  g2_module = variant.modules["g2"]
 
   @jax.jit
   def probe(state, batches):
@@ -132,7 +131,7 @@ def main():
         return phase.loss({**params, group: p}, state.model_state, prepared, key)
       (loss, (metrics, _)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params[group])
       result[phase.name] = {"loss": loss, "metrics": metrics, "grads": grads}
-    fake, mu, logvar = prepared["generated"]
+    fake, mu, logvar = prepared["generated"].outputs
     d2 = variant.modules["d2"]
     d2_vars = {"params": params["d2"], **state.model_state["d2"]}
     def g_adv_of_image(img):
