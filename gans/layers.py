@@ -645,15 +645,17 @@ def _conv_transpose_any(x_NHWC, kernel_HWIO, strides, padding, output_padding, p
 # gradients, batch 1, one core, loaded machine, current forms -> col2im on an IHWO kernel (-> col2im on an HWIO
 # kernel, copies included; PyTorch 1 thread): 2x2 1024 -> 512 105 -> 23 (72; 91) ms, 4x4 1024 -> 512 129 -> 38
 # (96; 118), 8x8 1024 -> 512 203 -> 90 (138; 220), 16x16 1024 -> 256 274 -> 144 (164; 256); but 32x32 512 -> 128
-# 157 -> 220 and 64x64 256 -> 64 164 -> 234 (Winograd, sub-pixel): hence the pixels-per-channel rule.
-COL2IM_IHWO_MAX_PIXELS_PER_CHANNEL = 1
+# 157 -> 220 and 64x64 256 -> 64 164 -> 234 (Winograd, sub-pixel). With the rule at N * H * W <= C_in,
+# pix2pix_facades' step ran 1.177x, pix2pix_edges2fashion's (batch 32) 0.971x (its 4x4 -> 8x8 512 -> 128 at one
+# pixel per channel took it; load ~12): hence at least 4 input channels per input pixel (facades' layers have 4+).
+COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL = 4
 
 
 def conv_transpose_ihwo(x_NHWC: Array, kernel_IHWO: Array, strides: IntPair = 1, padding: IntPair = 0,
                         output_padding: IntPair = 0, precision: Optional[lax.Precision] = None) -> Array:
   """`conv_transpose` with the kernel stored (C_in, kH, kW, C_out) (= kernel_HWIO.transpose(2, 0, 1, 3)).
 
-  Kernel-bound layers (N * H * W <= COL2IM_IHWO_MAX_PIXELS_PER_CHANNEL * C_in) take the col2im form on the kernel
+  Kernel-bound layers (C_in >= COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL * N * H * W) take the col2im form on the kernel
   as stored, differentiated by JAX (matmuls and pads only); the others transpose it to (kH, kW, C_in, C_out) for
   `conv_transpose`'s forms.
   """
@@ -667,7 +669,7 @@ def conv_transpose_ihwo(x_NHWC: Array, kernel_IHWO: Array, strides: IntPair = 1,
   _check_channels(x_NHWC, jax.ShapeDtypeStruct(kernel_HWIO_shape, kernel_IHWO.dtype))
   for axis in range(2):  # validates and raises on empty outputs
     _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO_shape[axis], strides[axis], padding[axis], output_padding[axis])
-  if math.prod(x_NHWC.shape[:3]) <= COL2IM_IHWO_MAX_PIXELS_PER_CHANNEL * x_NHWC.shape[3]:
+  if x_NHWC.shape[3] >= COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL * math.prod(x_NHWC.shape[:3]):
     return _conv_transpose_col2im_ihwo(x_NHWC, kernel_IHWO, strides, padding, output_padding, precision)
   return _conv_transpose_any(x_NHWC, kernel_IHWO.transpose(1, 2, 0, 3), strides, padding, output_padding,
                              precision)
@@ -900,7 +902,7 @@ class ConvTranspose(_Convolution):
 class ConvTransposeIHWO(ConvTranspose):
   """`ConvTranspose` whose "kernel" parameter is stored (C_in, kH, kW, C_out): `conv_transpose_ihwo`.
 
-  For layers whose fast form reads the kernel so (see COL2IM_IHWO_MAX_PIXELS_PER_CHANNEL). `kernel_init` draws the
+  For layers whose fast form reads the kernel so (see COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL). `kernel_init` draws the
   (kH, kW, C_in, C_out) kernel as for ConvTranspose (the same values from the same key), stored transposed. A
   PyTorch ConvTranspose2d weight (C_in, C_out, kH, kW) converts by `.transpose(0, 2, 3, 1)`.
   """

@@ -162,14 +162,14 @@ def test_conv_transpose_matches_lax_conv_transpose_values_and_grads(h, w, kernel
     np.testing.assert_allclose(got, want, **TOLERANCE)
 
 
-@pytest.mark.parametrize("col2im_max_pixels_per_channel", [0, 10**9], ids=["transposed-to-hwio", "col2im"])
+@pytest.mark.parametrize("col2im_min_channels_per_pixel", [10**9, 0], ids=["transposed-to-hwio", "col2im"])
 @pytest.mark.parametrize("channels", CHANNELS, ids=lambda c: f"c{c[0]}-{c[1]}")
 @pytest.mark.parametrize("h,w,kernel_size,stride,padding,output_padding", CONV_TRANSPOSE_CASES)
 def test_conv_transpose_ihwo_matches_lax_conv_transpose_values_and_grads(h, w, kernel_size, stride, padding,
                                                                          output_padding, channels,
-                                                                         col2im_max_pixels_per_channel, monkeypatch):
+                                                                         col2im_min_channels_per_pixel, monkeypatch):
   # Both of its paths on every case: the col2im form on the stored kernel, and the transpose to conv_transpose.
-  monkeypatch.setattr(layers, "COL2IM_IHWO_MAX_PIXELS_PER_CHANNEL", col2im_max_pixels_per_channel)
+  monkeypatch.setattr(layers, "COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL", col2im_min_channels_per_pixel)
   x, kernel = _operands(h, w, kernel_size, *channels, seed=13)
   kernel_IHWO = kernel.transpose(2, 0, 1, 3)
   reference = lambda x, k: layers.conv_transpose_reference(x, k.transpose(1, 2, 0, 3), stride, padding, output_padding)
@@ -183,10 +183,10 @@ def test_conv_transpose_ihwo_matches_lax_conv_transpose_values_and_grads(h, w, k
 
 
 def test_conv_transpose_ihwo_takes_col2im_only_where_kernel_bound():
-  # N * H * W input pixels against C_in: pix2pix's 16x16 -> 32x32 at 1024 channels is, its 32x32 -> 64x64 at 512 not.
+  # C_in against N * H * W input pixels: pix2pix's 16x16 -> 32x32 at 1024 channels is, 8x8 at batch 32 and 512 not.
   forms = lambda x, k: str(jax.make_jaxpr(lambda x, k: layers.conv_transpose_ihwo(x, k, 2, 1))(x, k))
   kernel_bound = forms(jnp.zeros((1, 16, 16, 1024)), jnp.zeros((1024, 4, 4, 256)))
-  sub_pixel = forms(jnp.zeros((1, 32, 32, 256)), jnp.zeros((256, 4, 4, 8)))
+  sub_pixel = forms(jnp.zeros((32, 4, 4, 512)), jnp.zeros((512, 4, 4, 128)))
   assert "custom_vjp_call" not in kernel_bound and "dot_general" in kernel_bound
   assert "custom_vjp_call" in sub_pixel
 

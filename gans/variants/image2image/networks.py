@@ -17,6 +17,8 @@ Facts of the official code kept here:
     LeakyReLU overwrites the skip tensor. The parent's ReLU makes it equal to a plain skip at the output.
   * Transposed convolutions go through gans.layers (PyTorch semantics, fast forms); `fast_layers=False`
     computes the same convolutions with XLA's own operators instead (lax.conv_transpose), for parity tests.
+    The U-Net's store their kernels (C_in, kH, kW, C_out) (layers.ConvTransposeIHWO, in both paths): its
+    inner layers are kernel-bound, and that layout is the one their fast form reads and writes.
 Initialisation is the official init_weights('normal', 0.02): conv kernels N(0, 0.02^2), biases 0, batch-norm
 scales N(1, 0.02^2).
 """
