@@ -155,7 +155,9 @@ def adam(module: nn.Module, learning_rate: float = 2e-4) -> torch.optim.Optimize
 
 # The references' memory format. NCHW is PyTorch's faster form here (unlike DCGAN's, SpecGAN's and SRGAN's
 # references): channels_last against NCHW, both steps interleaved in one process (2 threads, allocator tuned,
-# loaded 2-core machine, load 9-13): pix2pix_facades 0.89x, pix2pix_edges2fashion 0.68x.
+# loaded 2-core machine, load 9-13): pix2pix_facades 0.89x, pix2pix_edges2fashion 0.68x. cyclegan_edges2fashion
+# ran 2.5x faster in channels_last in one short run (3 blocks, load 8-18, both forms ~50x slower than idle), not
+# trusted: to be measured on an idle machine before torch_cyclegan's default changes.
 CHANNELS_LAST = False
 
 
