@@ -49,8 +49,12 @@ class ImagePool:
     return torch.cat(returned, 0)
 
 
-def make_torch_cyclegan_step(config, seed: int = 0) -> Callable[[], dict]:
-  """step() -> {"d_loss", "g_loss"}: one CycleGAN iteration on a fixed random unpaired batch."""
+def make_torch_cyclegan_step(config, seed: int = 0,
+                             channels_last: bool = torch_pix2pix.CHANNELS_LAST) -> Callable[[], dict]:
+  """step() -> {"d_loss", "g_loss"}: one CycleGAN iteration on a fixed random unpaired batch.
+
+  `channels_last`: networks and batch in torch.channels_last memory (see torch_pix2pix.CHANNELS_LAST).
+  """
   torch.manual_seed(seed)
   model, channels = config.model, config.data.channels
   side = config.data.get("crop_size", 0) or config.data.resolution
@@ -59,6 +63,8 @@ def make_torch_cyclegan_step(config, seed: int = 0) -> Callable[[], dict]:
   d_a, d_b = (torch_pix2pix.discriminator(channels, model) for _ in range(2))
   for net in (g_ab, g_ba, d_a, d_b):
     net.apply(torch_pix2pix.init_normal)
+    if channels_last:  # before the optimizers take the parameters
+      net.to(memory_format=torch.channels_last)
   opt_g = torch.optim.Adam(list(g_ab.parameters()) + list(g_ba.parameters()), lr=2e-4, betas=(0.5, 0.999))
   opt_d = torch.optim.Adam(list(d_a.parameters()) + list(d_b.parameters()), lr=2e-4, betas=(0.5, 0.999))
   pool_a, pool_b = ImagePool(model.pool_size, seed), ImagePool(model.pool_size, seed + 1)
@@ -66,6 +72,8 @@ def make_torch_cyclegan_step(config, seed: int = 0) -> Callable[[], dict]:
   lambda_a, lambda_b, lambda_idt = model.lambda_a, model.lambda_b, model.lambda_identity
   real_a = torch.rand(batch, channels, side, side) * 2 - 1
   real_b = torch.rand(batch, channels, side, side) * 2 - 1
+  if channels_last:
+    real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in (real_a, real_b))
 
   def gan_loss(scores, real: bool):
     return mse(scores, torch.full_like(scores, 1.0 if real else 0.0))

@@ -479,10 +479,16 @@ def _conv_transpose_col2im(x_NHWC, kernel_HWIO, strides, padding, output_padding
   the crop throws away (SpecGAN-at-8-kHz's 4x2 -> 8x4 layers, kernel 5, stride 2: 2.7x the multiplications
   of this form), and for a single input pixel (DCGAN's z -> 4x4), where the sum is a reshape.
   """
+  return _conv_transpose_col2im_ihwo(x_NHWC, kernel_HWIO.transpose(2, 0, 1, 3), strides, padding, output_padding,
+                                     precision)
+
+
+def _conv_transpose_col2im_ihwo(x_NHWC, kernel_IHWO, strides, padding, output_padding, precision):
+  """`_conv_transpose_col2im` with the kernel laid out (C_in, kH, kW, C_out): its matmul's own layout."""
   n, h, w, c_in = x_NHWC.shape
-  k_h, k_w, _, c_out = kernel_HWIO.shape
+  _, k_h, k_w, c_out = kernel_IHWO.shape
   (s_h, s_w), (p_h, p_w), (op_h, op_w) = strides, padding, output_padding
-  cols = jnp.dot(x_NHWC.reshape(n * h * w, c_in), kernel_HWIO.transpose(2, 0, 1, 3).reshape(c_in, -1),
+  cols = jnp.dot(x_NHWC.reshape(n * h * w, c_in), kernel_IHWO.reshape(c_in, -1),
                  precision=precision).reshape(n, h, w, k_h, k_w, c_out)
   if h == w == 1:
     y = cols.reshape(n, k_h, k_w, c_out)
@@ -627,6 +633,46 @@ def _conv_transpose_any(x_NHWC, kernel_HWIO, strides, padding, output_padding, p
   if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision, output_padding, transposed=True):
     return _winograd_conv_transpose(x_NHWC, kernel_HWIO)
   return _conv_transpose(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
+
+
+# A transposed conv whose input has no more pixels (N * H * W) than input channels is kernel-bound: pix2pix's U-Net
+# at 256x256, batch 1, from 2x2 -> 4x4 to 16x16 -> 32x32 at 1024 input channels, with 8-32 MB kernels. There the
+# col2im form (one matmul of the input pixels with every tap, then the taps' shifted sum) wins if the kernel is
+# stored (C_in, kH, kW, C_out) (`conv_transpose_ihwo`, `ConvTransposeIHWO`): its forward reads that as the
+# (C_in, kH*kW*C_out) matrix it needs, its input gradient reads it transposed and its kernel gradient comes out in
+# it, so no derivative copies the kernel into another layout (the sub-pixel forward, the strided-conv input
+# gradient and XLA's kernel gradient each did, 50-135 ms per copy in the loaded step's profile). Forward + both
+# gradients, batch 1, one core, loaded machine, current forms -> col2im on an IHWO kernel (-> col2im on an HWIO
+# kernel, copies included; PyTorch 1 thread): 2x2 1024 -> 512 105 -> 23 (72; 91) ms, 4x4 1024 -> 512 129 -> 38
+# (96; 118), 8x8 1024 -> 512 203 -> 90 (138; 220), 16x16 1024 -> 256 274 -> 144 (164; 256); but 32x32 512 -> 128
+# 157 -> 220 and 64x64 256 -> 64 164 -> 234 (Winograd, sub-pixel). With the rule at N * H * W <= C_in,
+# pix2pix_facades' step ran 1.177x, pix2pix_edges2fashion's (batch 32) 0.971x (its 4x4 -> 8x8 512 -> 128 at one
+# pixel per channel took it; load ~12): hence at least 4 input channels per input pixel (facades' layers have 4+).
+COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL = 4
+
+
+def conv_transpose_ihwo(x_NHWC: Array, kernel_IHWO: Array, strides: IntPair = 1, padding: IntPair = 0,
+                        output_padding: IntPair = 0, precision: Optional[lax.Precision] = None) -> Array:
+  """`conv_transpose` with the kernel stored (C_in, kH, kW, C_out) (= kernel_HWIO.transpose(2, 0, 1, 3)).
+
+  Kernel-bound layers (C_in >= COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL * N * H * W) take the col2im form on the kernel
+  as stored, differentiated by JAX (matmuls and pads only); the others transpose it to (kH, kW, C_in, C_out) for
+  `conv_transpose`'s forms.
+  """
+  if kernel_IHWO.ndim != 4:
+    raise ValueError(f"expected a (C_in, kH, kW, C_out) kernel, got shape {kernel_IHWO.shape}")
+  kernel_HWIO_shape = kernel_IHWO.shape[1:3] + kernel_IHWO.shape[:1] + kernel_IHWO.shape[3:]
+  strides, padding = _pair(strides, "strides"), _pair(padding, "padding")
+  output_padding = _pair(output_padding, "output_padding")
+  if min(output_padding) < 0:
+    raise ValueError(f"padding and output_padding must be >= 0, got {padding}, {output_padding}")
+  _check_channels(x_NHWC, jax.ShapeDtypeStruct(kernel_HWIO_shape, kernel_IHWO.dtype))
+  for axis in range(2):  # validates and raises on empty outputs
+    _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO_shape[axis], strides[axis], padding[axis], output_padding[axis])
+  if x_NHWC.shape[3] >= COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL * math.prod(x_NHWC.shape[:3]):
+    return _conv_transpose_col2im_ihwo(x_NHWC, kernel_IHWO, strides, padding, output_padding, precision)
+  return _conv_transpose_any(x_NHWC, kernel_IHWO.transpose(1, 2, 0, 3), strides, padding, output_padding,
+                             precision)
 
 
 def conv(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padding: IntPair = 0,
@@ -851,6 +897,25 @@ class ConvTranspose(_Convolution):
 
   def _convolve(self, x_NHWC: Array, kernel: Array) -> Array:
     return conv_transpose(x_NHWC, kernel, self.strides, self.padding, self.output_padding, self.precision)
+
+
+class ConvTransposeIHWO(ConvTranspose):
+  """`ConvTranspose` whose "kernel" parameter is stored (C_in, kH, kW, C_out): `conv_transpose_ihwo`.
+
+  For layers whose fast form reads the kernel so (see COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL). `kernel_init` draws the
+  (kH, kW, C_in, C_out) kernel as for ConvTranspose (the same values from the same key), stored transposed. A
+  PyTorch ConvTranspose2d weight (C_in, C_out, kH, kW) converts by `.transpose(0, 2, 3, 1)`.
+  """
+
+  @nn.compact
+  def __call__(self, x_NHWC: Array) -> Array:
+    k_h, k_w = _pair(self.kernel_size, "kernel_size")
+    init = lambda key, shape, dtype: self.kernel_init(key, (k_h, k_w, shape[0], shape[3]), dtype).transpose(2, 0, 1, 3)
+    kernel = self.param("kernel", init, (x_NHWC.shape[-1], k_h, k_w, self.features), self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+    x_NHWC, kernel, bias = nn.dtypes.promote_dtype(x_NHWC, kernel, bias, dtype=self.dtype)
+    y = conv_transpose_ihwo(x_NHWC, kernel, self.strides, self.padding, self.output_padding, self.precision)
+    return y if bias is None else y + bias
 
 
 class Conv(_Convolution):

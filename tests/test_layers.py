@@ -162,6 +162,47 @@ def test_conv_transpose_matches_lax_conv_transpose_values_and_grads(h, w, kernel
     np.testing.assert_allclose(got, want, **TOLERANCE)
 
 
+@pytest.mark.parametrize("col2im_min_channels_per_pixel", [10**9, 0], ids=["transposed-to-hwio", "col2im"])
+@pytest.mark.parametrize("channels", CHANNELS, ids=lambda c: f"c{c[0]}-{c[1]}")
+@pytest.mark.parametrize("h,w,kernel_size,stride,padding,output_padding", CONV_TRANSPOSE_CASES)
+def test_conv_transpose_ihwo_matches_lax_conv_transpose_values_and_grads(h, w, kernel_size, stride, padding,
+                                                                         output_padding, channels,
+                                                                         col2im_min_channels_per_pixel, monkeypatch):
+  # Both of its paths on every case: the col2im form on the stored kernel, and the transpose to conv_transpose.
+  monkeypatch.setattr(layers, "COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL", col2im_min_channels_per_pixel)
+  x, kernel = _operands(h, w, kernel_size, *channels, seed=13)
+  kernel_IHWO = kernel.transpose(2, 0, 1, 3)
+  reference = lambda x, k: layers.conv_transpose_reference(x, k.transpose(1, 2, 0, 3), stride, padding, output_padding)
+  y_grad = _random(jax.eval_shape(reference, jnp.zeros(x.shape), jnp.zeros(kernel_IHWO.shape)).shape, 5)
+  fast = lambda x, k: layers.conv_transpose_ihwo(x, k, stride, padding, output_padding)
+  value, grads = _value_and_grads(fast, x, kernel_IHWO, y_grad)
+  want_value, want_grads = _value_and_grads(reference, x, kernel_IHWO, y_grad)
+  np.testing.assert_allclose(value, want_value, **TOLERANCE)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(got, want, **TOLERANCE)
+
+
+def test_conv_transpose_ihwo_takes_col2im_only_where_kernel_bound():
+  # C_in against N * H * W input pixels: pix2pix's 16x16 -> 32x32 at 1024 channels is, 8x8 at batch 32 and 512 not.
+  forms = lambda x, k: str(jax.make_jaxpr(lambda x, k: layers.conv_transpose_ihwo(x, k, 2, 1))(x, k))
+  kernel_bound = forms(jnp.zeros((1, 16, 16, 1024)), jnp.zeros((1024, 4, 4, 256)))
+  sub_pixel = forms(jnp.zeros((32, 4, 4, 512)), jnp.zeros((512, 4, 4, 128)))
+  assert "custom_vjp_call" not in kernel_bound and "dot_general" in kernel_bound
+  assert "custom_vjp_call" in sub_pixel
+
+
+def test_conv_transpose_ihwo_module_is_conv_transpose_with_the_kernel_stored_transposed():
+  x = jnp.asarray(_random((2, 3, 5, 3), 4), jnp.float32)
+  ours = layers.ConvTransposeIHWO(4, 4, 2, 1, bias_init=nn.initializers.normal(1.0))
+  plain = layers.ConvTranspose(4, 4, 2, 1, bias_init=nn.initializers.normal(1.0))
+  params, plain_params = ours.init(jax.random.key(0), x)["params"], plain.init(jax.random.key(0), x)["params"]
+  assert params["kernel"].shape == (3, 4, 4, 4)
+  # The same initial values from the same key, stored (C_in, kH, kW, C_out).
+  np.testing.assert_array_equal(params["kernel"], plain_params["kernel"].transpose(2, 0, 1, 3))
+  np.testing.assert_array_equal(params["bias"], plain_params["bias"])
+  np.testing.assert_allclose(ours.apply({"params": params}, x), plain.apply({"params": plain_params}, x), **TOLERANCE)
+
+
 def _flax_padding(kernel_size, padding, output_padding):
   """flax.linen.ConvTranspose pads the stride-dilated input: PyTorch's p is (k-1-p, k-1-p+output_padding)."""
   return tuple((k - 1 - p, k - 1 - p + op)

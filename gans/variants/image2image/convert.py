@@ -11,7 +11,8 @@ arguments are the official constructors' (norm_layer given as get_norm_layer's n
 
 Layouts: Conv2d.weight (out, in, kh, kw) -> kernel (kh, kw, in, out); ConvTranspose2d.weight (in, out, kh, kw)
 -> gans.layers' scatter-form kernel (kh, kw, in, out) (no flip: layers.ConvTranspose has PyTorch's
-semantics, padding crops the full output, output_padding extends it); BatchNorm weight/bias -> scale/bias,
+semantics, padding crops the full output, output_padding extends it), stored (in, kh, kw, out) in the U-Net's
+layers (layers.ConvTransposeIHWO, the layout of its fast form); BatchNorm weight/bias -> scale/bias,
 running_mean/running_var -> batch_stats mean/var; num_batches_tracked is not needed.
 """
 import flax.linen as nn
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from gans import layers
 from gans.variants.image2image import networks
 
 CLASSES = ("UnetGenerator", "ResnetGenerator", "NLayerDiscriminator", "PixelDiscriminator")
@@ -53,13 +55,16 @@ def build_official(class_name: str, *, input_nc: int = 3, output_nc: int = 3, ng
   return module, (1, side, side, input_nc)
 
 
-def _transposed_conv_paths(module: nn.Module, input_shape) -> tuple[set, dict]:
-  """(paths of the transposed convs, variable shapes) of `module`, found by tracing its init."""
-  paths = set()
+def _transposed_conv_paths(module: nn.Module, input_shape) -> tuple[dict, dict]:
+  """({path of each transposed conv: its kernel stored (in, kh, kw, out)?}, variable shapes) of `module`, found
+  by tracing its init."""
+  paths = {}
 
   def record(next_fn, args, kwargs, context):
-    if type(context.module).__name__.endswith("ConvTranspose"):
-      paths.add(tuple(context.module.path))
+    if isinstance(context.module, layers.ConvTransposeIHWO):
+      paths[tuple(context.module.path)] = True
+    elif type(context.module).__name__.endswith("ConvTranspose"):
+      paths[tuple(context.module.path)] = getattr(context.module, "ihwo", False)
     return next_fn(*args, **kwargs)
 
   with nn.intercept_methods(record):
@@ -73,10 +78,12 @@ def torch_name(path: tuple[str, ...]) -> str:
   return ".".join(parts + [_FLAX_TO_TORCH_LEAF[path[-1]]])
 
 
-def _converted(path, value: np.ndarray, transposed: bool) -> np.ndarray:
+def _converted(path, value: np.ndarray, transposed: bool, ihwo: bool = False) -> np.ndarray:
   if path[-1] != "kernel":
     return value
-  return value.transpose(2, 3, 0, 1) if transposed else value.transpose(2, 3, 1, 0)
+  if transposed:
+    return value.transpose(0, 2, 3, 1) if ihwo else value.transpose(2, 3, 0, 1)
+  return value.transpose(2, 3, 1, 0)
 
 
 def variables_from_state_dict(shapes: dict, state_dict, prefix: str, network: str, convert,
@@ -115,7 +122,8 @@ def convert_state_dict(module: nn.Module, input_shape, state_dict, prefix: str =
   transposed_paths, shapes = _transposed_conv_paths(module, input_shape)
   return variables_from_state_dict(
       shapes, state_dict, prefix, type(module).__name__,
-      lambda path, value: _converted(path, value, path[:-1] in transposed_paths), "the constructor arguments")
+      lambda path, value: _converted(path, value, path[:-1] in transposed_paths,
+                                     transposed_paths.get(path[:-1], False)), "the constructor arguments")
 
 
 def load_official(class_name: str, state_dict, prefix: str = "", **official_kwargs) -> tuple[nn.Module, dict]:

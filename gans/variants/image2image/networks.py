@@ -17,6 +17,8 @@ Facts of the official code kept here:
     LeakyReLU overwrites the skip tensor. The parent's ReLU makes it equal to a plain skip at the output.
   * Transposed convolutions go through gans.layers (PyTorch semantics, fast forms); `fast_layers=False`
     computes the same convolutions with XLA's own operators instead (lax.conv_transpose), for parity tests.
+    The U-Net's store their kernels (C_in, kH, kW, C_out) (layers.ConvTransposeIHWO, in both paths): its
+    inner layers are kernel-bound, and that layout is the one their fast form reads and writes.
 Initialisation is the official init_weights('normal', 0.02): conv kernels N(0, 0.02^2), biases 0, batch-norm
 scales N(1, 0.02^2).
 """
@@ -72,10 +74,16 @@ class _ReferenceConvTranspose(nn.Module):
   padding: int
   output_padding: int = 0
   use_bias: bool = True
+  ihwo: bool = False  # the kernel stored (C_in, kH, kW, C_out), as layers.ConvTransposeIHWO
 
   @nn.compact
   def __call__(self, x_NHWC):
-    kernel = self.param("kernel", _init, (self.kernel_size, self.kernel_size, x_NHWC.shape[-1], self.features))
+    shape = (self.kernel_size, self.kernel_size, x_NHWC.shape[-1], self.features)
+    if self.ihwo:
+      kernel = self.param("kernel", lambda key, _: _init(key, shape).transpose(2, 0, 1, 3),
+                          (shape[2], shape[0], shape[1], shape[3])).transpose(1, 2, 0, 3)
+    else:
+      kernel = self.param("kernel", _init, shape)
     y = layers.conv_transpose_reference(x_NHWC, kernel, self.strides, self.padding, self.output_padding)
     return y + self.param("bias", nn.initializers.zeros_init(), (self.features,)) if self.use_bias else y
 
@@ -91,12 +99,14 @@ def conv(fast: bool, features: int, kernel: int, stride: int = 1, padding: int =
 
 
 def conv_transpose(fast: bool, features: int, kernel: int, stride: int, padding: int, output_padding: int = 0,
-                   use_bias: bool = True, name: str | None = None) -> nn.Module:
-  """PyTorch's ConvTranspose2d; kernel in gans.layers' scatter form (kH, kW, C_in, C_out)."""
+                   use_bias: bool = True, name: str | None = None, ihwo: bool = False) -> nn.Module:
+  """PyTorch's ConvTranspose2d; kernel in gans.layers' scatter form (kH, kW, C_in, C_out), or with `ihwo` stored
+  (C_in, kH, kW, C_out) (layers.ConvTransposeIHWO)."""
   if fast:
-    return layers.ConvTranspose(features, kernel, strides=stride, padding=padding, output_padding=output_padding,
-                                use_bias=use_bias, kernel_init=_init, name=name)
-  return _ReferenceConvTranspose(features, kernel, stride, padding, output_padding, use_bias, name=name)
+    module = layers.ConvTransposeIHWO if ihwo else layers.ConvTranspose
+    return module(features, kernel, strides=stride, padding=padding, output_padding=output_padding,
+                  use_bias=use_bias, kernel_init=_init, name=name)
+  return _ReferenceConvTranspose(features, kernel, stride, padding, output_padding, use_bias, ihwo, name=name)
 
 
 def pad(x_NHWC: jax.Array, width: int, padding_type: str) -> jax.Array:
@@ -129,18 +139,18 @@ class UnetSkipConnectionBlock(nn.Module):
       h = conv(fast, inner_nc, 4, 2, 1, use_bias, name="model_0")(x_NHWC)
       h = inner("model_1")(h, train)
       # The outermost transposed conv keeps its bias whatever the norm.
-      h = conv_transpose(fast, outer_nc, 4, 2, 1, name="model_3")(nn.relu(h))
+      h = conv_transpose(fast, outer_nc, 4, 2, 1, name="model_3", ihwo=True)(nn.relu(h))
       self.sow("intermediates", "pre_tanh", h)
       return jnp.tanh(h)
     skip = nn.leaky_relu(x_NHWC, 0.2)  # the in-place LeakyReLU has overwritten the skip (module docstring)
     h = conv(fast, inner_nc, 4, 2, 1, use_bias, name="model_1")(skip)
     if len(self.levels) == 1:  # innermost: no norm before the up path
-      h = conv_transpose(fast, outer_nc, 4, 2, 1, use_bias=use_bias, name="model_3")(nn.relu(h))
+      h = conv_transpose(fast, outer_nc, 4, 2, 1, use_bias=use_bias, name="model_3", ihwo=True)(nn.relu(h))
       h = norm_layer(self.norm, train, "model_4")(h)
     else:
       h = norm_layer(self.norm, train, "model_2")(h)
       h = inner("model_3")(h, train)
-      h = conv_transpose(fast, outer_nc, 4, 2, 1, use_bias=use_bias, name="model_5")(nn.relu(h))
+      h = conv_transpose(fast, outer_nc, 4, 2, 1, use_bias=use_bias, name="model_5", ihwo=True)(nn.relu(h))
       h = norm_layer(self.norm, train, "model_6")(h)
       if use_dropout:
         h = nn.Dropout(0.5, deterministic=not train)(h)
