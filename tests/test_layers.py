@@ -341,6 +341,32 @@ def test_conv_stride1_output_blocking_matches_xla(size, kernel_size, padding, bl
   _assert_conv_stride1_matches_xla(x, kernel, padding, 58)
 
 
+@pytest.mark.parametrize("size,kernel_size,padding,block", [
+    ((6, 6), (9, 9), ((4, 4), (4, 4)), 2),  # "same" padding, blocked by 2
+    ((5, 10), (9, 9), ((5, 4), (2, 4)), 2),  # 6 x 8 output, asymmetric padding
+    ((7, 9), (9, 9), ((4, 4), (4, 4)), 0),  # odd output: XLA's conv
+    ((8, 8), (7, 7), ((3, 3), (3, 3)), 0),  # fewer than 81 taps: XLA's conv
+])
+def test_conv_stride1_input_blocking_matches_xla(size, kernel_size, padding, block):
+  # Few input channels and a large kernel: forward and input gradient are convs between 2x2 pixel blocks
+  # (SRGAN's first layer, and its last layer's input gradient, whose y_grad has 3 channels).
+  x = jnp.asarray(_random((2,) + size + (3,), 59), jnp.float32)
+  kernel = jnp.asarray(_random(kernel_size + (3, 5), 60, 0.3), jnp.float32)
+  assert layers._input_block(x, kernel, padding) == block
+  assert layers._output_block(x, kernel, padding) == 0
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 61)
+
+
+def test_conv_stride1_input_gradient_of_few_output_channels_is_blocked():
+  # The last SRGAN layer's shape (9x9, 5 -> 3 channels): its input gradient is a conv with 3 input channels.
+  x = jnp.asarray(_random((2, 8, 8, 5), 62), jnp.float32)
+  kernel = jnp.asarray(_random((9, 9, 5, 3), 63, 0.3), jnp.float32)
+  padding = ((4, 4), (4, 4))
+  y_grad = jnp.asarray(_random((2, 8, 8, 3), 64), jnp.float32)
+  assert layers._input_block(y_grad, kernel[::-1, ::-1].transpose(0, 1, 3, 2), padding) == 2
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 65)
+
+
 def test_strided_conv_input_gradient_form_is_chosen_by_shape(monkeypatch):
   # 3x3 stride-2 padding-1 convs take im2col's adjoint as their input gradient while its columns stay small;
   # past the limit (and for other kernels) the sub-pixel transposed conv. Both equal lax's gradients.
