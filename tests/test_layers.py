@@ -367,6 +367,24 @@ def test_conv_stride1_input_gradient_of_few_output_channels_is_blocked():
   _assert_conv_stride1_matches_xla(x, kernel, padding, 65)
 
 
+@pytest.mark.parametrize("kernel_size,padding,applies", [
+    ((3, 3), ((1, 1), (1, 1)), True),  # SRGAN's D's first layer
+    ((3, 2), ((2, 0), (1, 1)), True),  # asymmetric
+    ((5, 5), ((2, 2), (2, 2)), False),  # more than 16 taps: XLA's conv
+    ((3, 3), ((3, 0), (1, 1)), False),  # low padding past the kernel: the gradient conv crops
+])
+def test_conv_stride1_input_gradient_to_few_channels_as_tap_sums(kernel_size, padding, applies):
+  x = jnp.asarray(_random((2, 7, 6, 3), 66), jnp.float32)
+  kernel = jnp.asarray(_random(kernel_size + (3, 5), 67, 0.3), jnp.float32)
+  t_h, t_w = kernel_size
+  y_shape = lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")).shape
+  grad_padding = ((t_h - 1 - padding[0][0], x.shape[1] - y_shape[1] + padding[0][0]),
+                  (t_w - 1 - padding[1][0], x.shape[2] - y_shape[2] + padding[1][0]))
+  y_grad = jnp.zeros(y_shape)
+  assert layers._input_grad_tap_sums_apply(y_grad, kernel[::-1, ::-1].transpose(0, 1, 3, 2), grad_padding) == applies
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 68)
+
+
 def test_strided_conv_input_gradient_form_is_chosen_by_shape(monkeypatch):
   # 3x3 stride-2 padding-1 convs take im2col's adjoint as their input gradient while its columns stay small;
   # past the limit (and for other kernels) the sub-pixel transposed conv. Both equal lax's gradients.
