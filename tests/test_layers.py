@@ -385,6 +385,19 @@ def test_conv_stride1_input_gradient_to_few_channels_as_tap_sums(kernel_size, pa
   _assert_conv_stride1_matches_xla(x, kernel, padding, 68)
 
 
+@pytest.mark.parametrize("kernel_size,padding,applies", [
+    ((3, 3), ((1, 1), (1, 1)), True),  # SRGAN's D's first layer
+    ((2, 3), ((0, 1), (2, 0)), True),  # asymmetric
+    ((5, 5), ((2, 2), (2, 2)), False),  # more than 16 taps
+    ((3, 3), ((1, -1), (1, 1)), False),  # cropping
+])
+def test_conv_stride1_forward_from_few_channels_as_planar_im2col(kernel_size, padding, applies):
+  x = jnp.asarray(_random((2, 7, 6, 3), 69), jnp.float32)
+  kernel = jnp.asarray(_random(kernel_size + (3, 5), 70, 0.3), jnp.float32)
+  assert layers._planar_im2col_applies(x, kernel, padding) == applies
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 71)
+
+
 def test_strided_conv_input_gradient_form_is_chosen_by_shape(monkeypatch):
   # 3x3 stride-2 padding-1 convs take im2col's adjoint as their input gradient while its columns stay small;
   # past the limit (and for other kernels) the sub-pixel transposed conv. Both equal lax's gradients.
