@@ -25,6 +25,8 @@ from gans import layers
 
 flags.DEFINE_string("experiment", "srgan_photos", "An SRGAN experiment.")
 flags.DEFINE_integer("calls", 5, "Calls per timing block.")
+flags.DEFINE_bool("channels_last", True, "PyTorch's tensors in channels_last memory (benchmarks/torch_srgan.py's form).")
+flags.DEFINE_string("only", "", "Time only the layers whose name starts with this.")
 FLAGS = flags.FLAGS
 MODES = ("forward", "input_grad", "kernel_grad")
 
@@ -60,13 +62,14 @@ def ours(batch, side, c_in, c_out, kernel, stride, mode):
 
 def torch_conv(batch, side, c_in, c_out, kernel, stride, mode):
   import torch  # pylint: disable=import-outside-toplevel
-  x = torch.randn(batch, c_in, side, side, requires_grad=mode == "input_grad")
-  w = (0.05 * torch.randn(c_out, c_in, kernel, kernel)).requires_grad_(mode == "kernel_grad")
+  memory = torch.channels_last if FLAGS.channels_last else torch.contiguous_format
+  x = torch.randn(batch, c_in, side, side).to(memory_format=memory).requires_grad_(mode == "input_grad")
+  w = (0.05 * torch.randn(c_out, c_in, kernel, kernel)).to(memory_format=memory).requires_grad_(mode == "kernel_grad")
 
   def step():
     y = torch.nn.functional.conv2d(x, w, stride=stride, padding=kernel // 2)
     if mode != "forward":
-      y.backward(torch.ones_like(y))
+      y.backward(torch.ones_like(y).to(memory_format=memory))
   return step
 
 
@@ -84,6 +87,8 @@ def main(argv) -> None:
   config = experiments.get_config(FLAGS.experiment)
   batch = config.train.batch_size
   for name, side, c_in, c_out, kernel, stride, input_grad in conv_shapes(config):
+    if not name.startswith(FLAGS.only):
+      continue
     cells = []
     for mode in MODES:
       if mode == "input_grad" and not input_grad:

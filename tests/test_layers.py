@@ -382,6 +382,63 @@ def test_conv_stride1_output_blocking_matches_xla(size, kernel_size, padding, bl
   _assert_conv_stride1_matches_xla(x, kernel, padding, 58)
 
 
+@pytest.mark.parametrize("size,kernel_size,padding,block", [
+    ((6, 6), (9, 9), ((4, 4), (4, 4)), 2),  # "same" padding, blocked by 2
+    ((5, 10), (9, 9), ((5, 4), (2, 4)), 2),  # 6 x 8 output, asymmetric padding
+    ((7, 9), (9, 9), ((4, 4), (4, 4)), 0),  # odd output: XLA's conv
+    ((8, 8), (7, 7), ((3, 3), (3, 3)), 0),  # fewer than 81 taps: XLA's conv
+])
+def test_conv_stride1_input_blocking_matches_xla(size, kernel_size, padding, block):
+  # Few input channels and a large kernel: forward and input gradient are convs between 2x2 pixel blocks
+  # (SRGAN's first layer, and its last layer's input gradient, whose y_grad has 3 channels).
+  x = jnp.asarray(_random((2,) + size + (3,), 59), jnp.float32)
+  kernel = jnp.asarray(_random(kernel_size + (3, 5), 60, 0.3), jnp.float32)
+  assert layers._input_block(x, kernel, padding) == block
+  assert layers._output_block(x, kernel, padding) == 0
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 61)
+
+
+def test_conv_stride1_input_gradient_of_few_output_channels_is_blocked():
+  # The last SRGAN layer's shape (9x9, 5 -> 3 channels): its input gradient is a conv with 3 input channels.
+  x = jnp.asarray(_random((2, 8, 8, 5), 62), jnp.float32)
+  kernel = jnp.asarray(_random((9, 9, 5, 3), 63, 0.3), jnp.float32)
+  padding = ((4, 4), (4, 4))
+  y_grad = jnp.asarray(_random((2, 8, 8, 3), 64), jnp.float32)
+  assert layers._input_block(y_grad, kernel[::-1, ::-1].transpose(0, 1, 3, 2), padding) == 2
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 65)
+
+
+@pytest.mark.parametrize("kernel_size,padding,applies", [
+    ((3, 3), ((1, 1), (1, 1)), True),  # SRGAN's D's first layer
+    ((3, 2), ((2, 0), (1, 1)), True),  # asymmetric
+    ((5, 5), ((2, 2), (2, 2)), False),  # more than 16 taps: XLA's conv
+    ((3, 3), ((3, 0), (1, 1)), False),  # low padding past the kernel: the gradient conv crops
+])
+def test_conv_stride1_input_gradient_to_few_channels_as_tap_sums(kernel_size, padding, applies):
+  x = jnp.asarray(_random((2, 7, 6, 3), 66), jnp.float32)
+  kernel = jnp.asarray(_random(kernel_size + (3, 5), 67, 0.3), jnp.float32)
+  t_h, t_w = kernel_size
+  y_shape = lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")).shape
+  grad_padding = ((t_h - 1 - padding[0][0], x.shape[1] - y_shape[1] + padding[0][0]),
+                  (t_w - 1 - padding[1][0], x.shape[2] - y_shape[2] + padding[1][0]))
+  y_grad = jnp.zeros(y_shape)
+  assert layers._input_grad_tap_sums_apply(y_grad, kernel[::-1, ::-1].transpose(0, 1, 3, 2), grad_padding) == applies
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 68)
+
+
+@pytest.mark.parametrize("kernel_size,padding,applies", [
+    ((3, 3), ((1, 1), (1, 1)), True),  # SRGAN's D's first layer
+    ((2, 3), ((0, 1), (2, 0)), True),  # asymmetric
+    ((5, 5), ((2, 2), (2, 2)), False),  # more than 16 taps
+    ((3, 3), ((1, -1), (1, 1)), False),  # cropping
+])
+def test_conv_stride1_forward_from_few_channels_as_planar_im2col(kernel_size, padding, applies):
+  x = jnp.asarray(_random((2, 7, 6, 3), 69), jnp.float32)
+  kernel = jnp.asarray(_random(kernel_size + (3, 5), 70, 0.3), jnp.float32)
+  assert layers._planar_im2col_applies(x, kernel, padding) == applies
+  _assert_conv_stride1_matches_xla(x, kernel, padding, 71)
+
+
 def test_strided_conv_input_gradient_form_is_chosen_by_shape(monkeypatch):
   # 3x3 stride-2 padding-1 convs take im2col's adjoint as their input gradient while its columns stay small;
   # past the limit (and for other kernels) the sub-pixel transposed conv. Both equal lax's gradients.
