@@ -95,8 +95,12 @@ def test_transposed_convs_to_few_channels_take_col2im_and_equal_lax():
   reference = lambda x, k: _lax_conv_transpose(x, k, (2, 2))
   assert layers.COL2IM_MAX_SUBPIXEL_CHANNELS == 4
   assert not _has_conv(fast, x, kernel)
-  assert _has_conv(fast, x, jnp.ones((5, 5, 3, 2)))  # 8 sub-pixel channels: the sub-pixel conv
-  assert _has_conv(lambda x, k: layers.conv_transpose(x, k, 2, 1), x, jnp.ones((4, 4, 3, 1)))  # 16 taps: as before
+  # The other forms on 8 input channels: from at most PLANAR_IM2COL_MAX_CHANNELS the stride-1 conv inside them
+  # is a matmul too (SRGAN's few-channel layers).
+  wide = jnp.ones((2, 6, 4, 8))
+  assert layers.PLANAR_IM2COL_MAX_CHANNELS < 8
+  assert _has_conv(fast, wide, jnp.ones((5, 5, 8, 2)))  # 8 sub-pixel channels: the sub-pixel conv
+  assert _has_conv(lambda x, k: layers.conv_transpose(x, k, 2, 1), wide, jnp.ones((4, 4, 8, 1)))  # 16 taps: as before
   _assert_values_and_gradients_equal(fast, reference, x, kernel)
   _assert_penalty_gradients_equal(fast, reference, x, kernel)
   # and as the input gradient of the "same" conv from one channel (D's first layer)
@@ -132,13 +136,14 @@ def test_same_padded_5x5_stride2_subpixel_convs_compute_only_the_output_blocks()
   kernel = jax.random.normal(jax.random.key(13), (5, 5, 3, 4))  # 16 sub-pixel channels: not col2im
   fast = lambda x, k: layers.conv_transpose_same(x, k, 2)
   reference = lambda x, k: _lax_conv_transpose(x, k, (2, 2))
-  assert _conv_output_shapes(fast, x, kernel) == ["2,4,3,16"]
+  # The shapes on 8 input channels: from at most PLANAR_IM2COL_MAX_CHANNELS the sub-pixel conv is a matmul.
+  assert _conv_output_shapes(fast, jnp.ones((2, 4, 3, 8)), jnp.ones((5, 5, 8, 4))) == ["2,4,3,16"]
   _assert_values_and_gradients_equal(fast, reference, x, kernel)
   _assert_penalty_gradients_equal(fast, reference, x, kernel)
   y = jax.random.normal(jax.random.key(14), (2, 8, 6, 4))  # D's conv from 4 to 3 channels, and an odd map
   d_kernel = kernel.transpose(0, 1, 3, 2)
   input_gradient = jax.grad(lambda y, k: jnp.sum(layers.conv_same(y, k, 2)))
-  assert "2,4,3,16" in _conv_output_shapes(input_gradient, y, d_kernel)
+  assert "2,4,3,16" in _conv_output_shapes(input_gradient, y, jnp.ones((5, 5, 4, 8)))  # to 8 channels
   for y in (y, y[:, :7, :5]):
     _assert_values_and_gradients_equal(lambda y, k: layers.conv_same(y, k, 2), lambda y, k: _lax_conv(y, k, (2, 2)),
                                        y, d_kernel)
