@@ -195,6 +195,8 @@ def test_the_generator_convolves_in_bfloat16(name):
     sample = lambda params, model_state: variant.sample(params, model_state, jax.random.key(0), 4)
     hlo = jax.jit(sample).lower(params, model_state).as_text()
     convolutions = _operand_types(hlo, "convolution")
+    if name == "dcgan":  # at the tiny test's widths (<= 4 channels) gans.layers computes its convs as matmuls
+      convolutions += _operand_types(hlo, "dot_general")
     assert convolutions and set(convolutions) == {element}, (dtype, convolutions)
     out = jax.eval_shape(sample, params, model_state)
     assert out.dtype == jnp.float32  # samples leave in float32 whatever the computation dtype

@@ -152,5 +152,9 @@ def test_a_fading_step_on_four_devices_gives_the_numbers_of_one():
   assert phases == ("d_main@16", "g_main@16") and float(metrics_1["g_main/alpha"]) == 0.5
   for name in metrics_1:
     np.testing.assert_allclose(metrics_4[name], metrics_1[name], rtol=1e-4, atol=1e-6, err_msg=name)
+  zero_gradient = "['g']['synthesis']['b4_epilogue0']['bias']"  # the bias before the first instance norm (above)
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(state_1.params), jax.tree.leaves(state_4.params)):
-    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+    if jax.tree_util.keystr(path) == zero_gradient:  # from 0, rounding noise only (1e-7, sign by summation order)
+      assert np.abs(a).max() < 1e-5 and np.abs(b).max() < 1e-5, (a, b)
+    else:
+      np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))

@@ -22,7 +22,7 @@ def _value_and_vjp(fn, args, cotangent_key):
   @jax.jit
   def run(*args):
     y, vjp = jax.vjp(fn, *args)
-    return y, vjp(jax.random.normal(cotangent_key, y.shape, y.dtype))
+    return y, vjp(jax.random.normal(cotangent_key, y.shape, jnp.float32).astype(y.dtype))  # float64 runs: the same
   return run(*args)
 
 
@@ -112,9 +112,13 @@ def test_dcgan_layers_use_winograd_and_match_the_direct_forms(monkeypatch, size,
                              (lambda x, k: layers.conv_transpose(x, k, 2, 1), direct_conv_transpose,
                               jax.random.normal(k4, (2, size, size, c_in)))]:
     y, grads = _value_and_vjp(ours, (x_in, kernel), k3)
-    want, want_grads = _value_and_vjp(direct, (x_in, kernel), k3)
-    for got, expected in zip((y, *grads), (want, *want_grads)):
-      _assert_close(got, expected)
+    with jax.enable_x64(True):
+      exact = _value_and_vjp(direct, (x_in.astype(jnp.float64), kernel.astype(jnp.float64)), k3)
+    # Against the float64 values, within 1e-5 of the largest entry (the bound README gives Winograd's layers):
+    # 3e-6 of it held against the float32 direct forms on one CPU, not on an AMD EPYC host (4.1e-6, from float64
+    # as from the direct forms).
+    for got, expected in zip((y, *grads), jax.tree.leaves(exact)):
+      _assert_close(got, expected, relative=1e-5)
   assert calls == winograd_calls
 
 
