@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-# The memory format of the reference's default: PyTorch's faster one here. benchmarks/torch_gan3d_formats.py at
+# The memory format of the reference's default: PyTorch's faster one here. benchmarks/torch_formats.py at
 # gan3d_shapes (batch 32, allocator tuned, load 9-10 on the shared 2 cores): channels_last_3d 1.06x faster than
 # NCDHW on one thread (3.63 against 3.86 s per step), 1.45x on two (4.34 against 6.30 s, oversubscribed).
 CHANNELS_LAST = True

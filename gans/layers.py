@@ -187,13 +187,17 @@ def _block_taps(size: int, low: int, block: int) -> tuple[np.ndarray, int, int]:
   return taps, padding, count
 
 
+def _stride1_output_size(x_NHWC, kernel_HWIO, padding) -> tuple[int, int]:
+  """(H_out, W_out) of the stride-1 conv with `padding` as ((low_h, high_h), (low_w, high_w))."""
+  return tuple(x_NHWC.shape[1 + axis] + sum(padding[axis]) - kernel_HWIO.shape[axis] + 1 for axis in range(2))
+
+
 def _output_block(x_NHWC, kernel_HWIO, padding) -> int:
   """The block size of `_conv_stride1_blocked` for this conv, or 0 where XLA's conv is used."""
   k_h, k_w, _, c_out = kernel_HWIO.shape
   if c_out > OUTPUT_BLOCK_MAX_CHANNELS or k_h * k_w < OUTPUT_BLOCK_MIN_TAPS or min(sum(padding, ())) < 0:
     return 0
-  out_h = x_NHWC.shape[1] + sum(padding[0]) - k_h + 1
-  out_w = x_NHWC.shape[2] + sum(padding[1]) - k_w + 1
+  out_h, out_w = _stride1_output_size(x_NHWC, kernel_HWIO, padding)
   return next((block for block in (4, 2) if out_h % block == 0 and out_w % block == 0), 0)
 
 
@@ -203,8 +207,7 @@ def _conv_stride1_blocked(x_NHWC, kernel_HWIO, padding, precision, block: int):
   k_h, k_w, _, c_out = kernel_HWIO.shape
   taps_h, pad_h, count_h = _block_taps(k_h, padding[0][0], block)
   taps_w, pad_w, count_w = _block_taps(k_w, padding[1][0], block)
-  blocks_h = (h + sum(padding[0]) - k_h + 1) // block
-  blocks_w = (w + sum(padding[1]) - k_w + 1) // block
+  blocks_h, blocks_w = (size // block for size in _stride1_output_size(x_NHWC, kernel_HWIO, padding))
   # Blocked kernel (d_h, d_w, (t_h, t_w, c_in), (r_h, r_w, c_out)): a gather of the taps, zero where none.
   kernel = jnp.einsum("dtra,eusb,abio->detuirso", taps_h, taps_w, kernel_HWIO, precision=lax.Precision.HIGHEST)
   kernel = kernel.reshape(count_h, count_w, block * block * c_in, block * block * c_out)
@@ -234,8 +237,7 @@ def _input_block(x_NHWC, kernel_HWIO, padding) -> int:
   k_h, k_w, c_in, _ = kernel_HWIO.shape
   if c_in > INPUT_BLOCK_MAX_CHANNELS or k_h * k_w < INPUT_BLOCK_MIN_TAPS or min(sum(padding, ())) < 0:
     return 0
-  out_h = x_NHWC.shape[1] + sum(padding[0]) - k_h + 1
-  out_w = x_NHWC.shape[2] + sum(padding[1]) - k_w + 1
+  out_h, out_w = _stride1_output_size(x_NHWC, kernel_HWIO, padding)
   return 2 if out_h % 2 == 0 and out_w % 2 == 0 else 0
 
 
@@ -688,18 +690,29 @@ def conv_transpose(x_NHWC: Array, kernel_HWIO: Array, strides: IntPair = 1, padd
   Returns:
     (N, H_out, W_out, C_out) with H_out = (H-1)*s_h - 2*p_h + kH + output_padding_h.
   """
+  strides, padding, output_padding = _transpose_arguments(strides, padding, output_padding)
+  return _conv_transpose_any(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
+
+
+def _transpose_arguments(strides, padding, output_padding) -> tuple[tuple[int, int], ...]:
+  """`conv_transpose`'s strides, padding and output_padding as checked pairs."""
   strides, padding = _pair(strides, "strides"), _pair(padding, "padding")
   output_padding = _pair(output_padding, "output_padding")
   if min(output_padding) < 0:
     raise ValueError(f"padding and output_padding must be >= 0, got {padding}, {output_padding}")
-  return _conv_transpose_any(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
+  return strides, padding, output_padding
+
+
+def _check_transpose_shapes(x_NHWC, kernel_HWIO, strides, padding, output_padding) -> None:
+  """Raises on mismatched channels or an empty output (kernel_HWIO may be a jax.ShapeDtypeStruct)."""
+  _check_channels(x_NHWC, kernel_HWIO)
+  for axis in range(2):
+    _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO.shape[axis], strides[axis], padding[axis], output_padding[axis])
 
 
 def _conv_transpose_any(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision):
   """`conv_transpose` after its argument checks; output_padding may be negative (a crop on the high side)."""
-  _check_channels(x_NHWC, kernel_HWIO)
-  for axis in range(2):  # validates and raises on empty outputs
-    _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO.shape[axis], strides[axis], padding[axis], output_padding[axis])
+  _check_transpose_shapes(x_NHWC, kernel_HWIO, strides, padding, output_padding)
   if x_NHWC.shape[1:3] == (1, 1):  # one matmul, differentiated as such
     return _conv_transpose_col2im(x_NHWC, kernel_HWIO, strides, padding, output_padding, precision)
   if _winograd_applies(x_NHWC, kernel_HWIO, strides, padding, precision, output_padding, transposed=True):
@@ -734,13 +747,9 @@ def conv_transpose_ihwo(x_NHWC: Array, kernel_IHWO: Array, strides: IntPair = 1,
   if kernel_IHWO.ndim != 4:
     raise ValueError(f"expected a (C_in, kH, kW, C_out) kernel, got shape {kernel_IHWO.shape}")
   kernel_HWIO_shape = kernel_IHWO.shape[1:3] + kernel_IHWO.shape[:1] + kernel_IHWO.shape[3:]
-  strides, padding = _pair(strides, "strides"), _pair(padding, "padding")
-  output_padding = _pair(output_padding, "output_padding")
-  if min(output_padding) < 0:
-    raise ValueError(f"padding and output_padding must be >= 0, got {padding}, {output_padding}")
-  _check_channels(x_NHWC, jax.ShapeDtypeStruct(kernel_HWIO_shape, kernel_IHWO.dtype))
-  for axis in range(2):  # validates and raises on empty outputs
-    _AxisPlan(x_NHWC.shape[1 + axis], kernel_HWIO_shape[axis], strides[axis], padding[axis], output_padding[axis])
+  strides, padding, output_padding = _transpose_arguments(strides, padding, output_padding)
+  _check_transpose_shapes(x_NHWC, jax.ShapeDtypeStruct(kernel_HWIO_shape, kernel_IHWO.dtype), strides, padding,
+                          output_padding)
   if x_NHWC.shape[3] >= COL2IM_IHWO_MIN_CHANNELS_PER_PIXEL * math.prod(x_NHWC.shape[:3]):
     return _conv_transpose_col2im_ihwo(x_NHWC, kernel_IHWO, strides, padding, output_padding, precision)
   return _conv_transpose_any(x_NHWC, kernel_IHWO.transpose(1, 2, 0, 3), strides, padding, output_padding,

@@ -106,6 +106,15 @@ def _value_and_grads(fn, x, kernel, y_grad):
   return value, grads
 
 
+def _assert_same_values_and_grads(fast, reference, x, kernel, seed: int, tolerance=TOLERANCE):
+  """fast(x, kernel) and its gradients (against a random output gradient) equal reference's."""
+  y_grad = _random(jax.eval_shape(reference, jnp.zeros(np.shape(x)), jnp.zeros(np.shape(kernel))).shape, seed)
+  value, grads = _value_and_grads(fast, x, kernel, y_grad)
+  want_value, want_grads = _value_and_grads(reference, x, kernel, y_grad)
+  for got, want in zip((value,) + grads, (want_value,) + want_grads):
+    np.testing.assert_allclose(got, want, **tolerance)
+
+
 # ---------------------------------------------------------------------------
 # ConvTranspose
 
@@ -153,13 +162,8 @@ def test_conv_transpose_matches_lax_conv_transpose_values_and_grads(h, w, kernel
                                                                     output_padding, channels):
   x, kernel = _operands(h, w, kernel_size, *channels, seed=3)
   reference = lambda x, k: layers.conv_transpose_reference(x, k, stride, padding, output_padding)
-  y_grad = _random(jax.eval_shape(reference, jnp.zeros(x.shape), jnp.zeros(kernel.shape)).shape, 5)
   fast = lambda x, k: layers.conv_transpose(x, k, stride, padding, output_padding)
-  value, grads = _value_and_grads(fast, x, kernel, y_grad)
-  want_value, want_grads = _value_and_grads(reference, x, kernel, y_grad)
-  np.testing.assert_allclose(value, want_value, **TOLERANCE)
-  for got, want in zip(grads, want_grads):
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+  _assert_same_values_and_grads(fast, reference, x, kernel, 5)
 
 
 @pytest.mark.parametrize("col2im_min_channels_per_pixel", [10**9, 0], ids=["transposed-to-hwio", "col2im"])
@@ -173,13 +177,8 @@ def test_conv_transpose_ihwo_matches_lax_conv_transpose_values_and_grads(h, w, k
   x, kernel = _operands(h, w, kernel_size, *channels, seed=13)
   kernel_IHWO = kernel.transpose(2, 0, 1, 3)
   reference = lambda x, k: layers.conv_transpose_reference(x, k.transpose(1, 2, 0, 3), stride, padding, output_padding)
-  y_grad = _random(jax.eval_shape(reference, jnp.zeros(x.shape), jnp.zeros(kernel_IHWO.shape)).shape, 5)
   fast = lambda x, k: layers.conv_transpose_ihwo(x, k, stride, padding, output_padding)
-  value, grads = _value_and_grads(fast, x, kernel_IHWO, y_grad)
-  want_value, want_grads = _value_and_grads(reference, x, kernel_IHWO, y_grad)
-  np.testing.assert_allclose(value, want_value, **TOLERANCE)
-  for got, want in zip(grads, want_grads):
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+  _assert_same_values_and_grads(fast, reference, x, kernel_IHWO, 5)
 
 
 def test_conv_transpose_ihwo_takes_col2im_only_where_kernel_bound():
@@ -337,12 +336,7 @@ def _assert_conv_stride1_matches_xla(x, kernel, padding, seed: int):
   xla_conv = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), padding,
                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
   fast = lambda x, k: layers.conv_stride1(x, k, padding)
-  y_grad = _random(xla_conv(x, kernel).shape, seed)
-  value, grads = _value_and_grads(fast, x, kernel, y_grad)
-  want_value, want_grads = _value_and_grads(xla_conv, x, kernel, y_grad)
-  np.testing.assert_allclose(value, want_value, **TOLERANCE)
-  for got, want in zip(grads, want_grads):
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+  _assert_same_values_and_grads(fast, xla_conv, x, kernel, seed)
   return fast, xla_conv
 
 
@@ -545,11 +539,7 @@ def _lax_conv(stride, padding):
 
 def _assert_conv_matches_lax(x, kernel, stride, padding, seed, tolerance=TOLERANCE):
   fast = lambda x, k: layers.conv(x, k, stride, padding)
-  y_grad = _random(_lax_conv(stride, padding)(x, kernel).shape, seed)
-  value, grads = _value_and_grads(fast, x, kernel, y_grad)
-  want_value, want_grads = _value_and_grads(_lax_conv(stride, padding), x, kernel, y_grad)
-  for got, want in zip((value,) + grads, (want_value,) + want_grads):
-    np.testing.assert_allclose(got, want, **tolerance)
+  _assert_same_values_and_grads(fast, _lax_conv(stride, padding), x, kernel, seed, tolerance)
 
 
 def _convolutions(fn, *args) -> str:
@@ -623,11 +613,7 @@ def test_narrow_4x4_strided_conv_on_a_large_map_is_a_space_to_depth_conv_and_mat
   y = jnp.asarray(_random((2, 4, 4, 5), 83), jnp.float32)
   transposed = jnp.asarray(_random((4, 4, 5, 3), 84, 0.3), jnp.float32)
   assert strided(lambda y, k: layers.conv_transpose(y, k, 2, 1), y, transposed) == 0
-  y_grad = _random((2, 8, 8, 3), 85)
-  value, grads = _value_and_grads(lambda y, k: layers.conv_transpose(y, k, 2, 1), y, transposed, y_grad)
-  want_value, want_grads = _value_and_grads(lambda y, k: layers.conv_transpose_reference(y, k, 2, 1), y, transposed,
-                                            y_grad)
-  for got, want in zip((value,) + grads, (want_value,) + want_grads):
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+  _assert_same_values_and_grads(lambda y, k: layers.conv_transpose(y, k, 2, 1),
+                                lambda y, k: layers.conv_transpose_reference(y, k, 2, 1), y, transposed, 85)
   monkeypatch.setattr(layers, "SPACE_TO_DEPTH_MIN_OUTPUT_PIXELS", 4 * 4 + 1)  # one pixel short: XLA's
   assert strided(lambda x, k: layers.conv(x, k, 2, 1), x, kernel) > 0
