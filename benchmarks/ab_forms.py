@@ -11,16 +11,14 @@ prefix layers3d. (e.g. --old=layers3d.phases_max_side=0).
 """
 import json
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
 
 import experiments
-from benchmarks import train_step
+from benchmarks import timing, train_step
 from gans import layers, layers3d
 
 flags.DEFINE_list("old", [], "NAME=VALUE settings of gans.layers constants for the old step.")
@@ -66,16 +64,7 @@ def main(_):
     torch = train_step.torch_step(config)
     if torch is not None:
       sides["torch"] = torch
-  times = {name: [] for name in sides}
-  for step in sides.values():
-    step()
-  for _ in range(FLAGS.ab_blocks):
-    for name, step in sides.items():
-      start = time.perf_counter()
-      for _ in range(FLAGS.calls):
-        step()
-      times[name].append((time.perf_counter() - start) / FLAGS.calls)
-  medians = {name: statistics.median(t) for name, t in times.items()}
+  medians = timing.interleaved_medians(sides, FLAGS.ab_blocks, FLAGS.calls, warmups=1)
   result = {"experiment": FLAGS.experiment, "old": FLAGS.old, **{f"{k}_sec": round(v, 4) for k, v in medians.items()},
             "new_over_old": round(medians["old"] / medians["new"], 3)}
   if "torch" in medians:

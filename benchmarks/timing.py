@@ -30,3 +30,19 @@ def median_seconds(step, calls: int, blocks: int = 5) -> float:
       step()
     times.append((time.perf_counter() - start) / calls)
   return statistics.median(times)
+
+
+def interleaved_medians(steps: dict, blocks: int, calls: int, warmups: int = 2) -> dict:
+  """{name: median seconds per call} of each named step, timed in alternating blocks of `calls` calls (so that
+  load on a shared machine falls on all alike) after `warmups` untimed calls each (the first compiles)."""
+  for step in steps.values():
+    for _ in range(warmups):
+      step()
+  times = {name: [] for name in steps}
+  for _ in range(blocks):
+    for name, step in steps.items():
+      start = time.perf_counter()
+      for _ in range(calls):
+        step()
+      times[name].append((time.perf_counter() - start) / calls)
+  return {name: statistics.median(t) for name, t in times.items()}

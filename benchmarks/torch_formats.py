@@ -10,17 +10,17 @@ channels_last_speedup = contiguous seconds / channels_last seconds (above 1: cha
 """
 import json
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
 
 import experiments
+from benchmarks import timing
 
-flags.DEFINE_string("experiment", "gan3d_shapes", "An experiment of a variant below (REFERENCES).")
+flags.DEFINE_string("experiment", "gan3d_shapes",
+                    "An experiment whose PyTorch reference takes channels_last (reference_maker).")
 flags.DEFINE_integer("batch_size", 0, "Overrides the experiment's batch size when > 0.")
 flags.DEFINE_integer("blocks", 7, "Alternating blocks per format.")
 flags.DEFINE_integer("calls", 2, "Steps per block.")
@@ -36,7 +36,7 @@ def reference_maker(variant: str):
   if variant not in makers:
     raise ValueError(f"No PyTorch reference with a channels_last option for variant {variant!r}; "
                      f"choose an experiment of {sorted(makers)}.")
-  return lambda config, channels_last: makers[variant](config, channels_last=channels_last)
+  return makers[variant]
 
 
 def main(_):
@@ -44,18 +44,8 @@ def main(_):
   if FLAGS.batch_size:
     config.train.batch_size = FLAGS.batch_size
   make = reference_maker(config.variant)
-  steps = {"contiguous": make(config, False), "channels_last": make(config, True)}
-  times = {name: [] for name in steps}
-  for step in steps.values():
-    step()
-    step()
-  for _ in range(FLAGS.blocks):
-    for name, step in steps.items():
-      start = time.perf_counter()
-      for _ in range(FLAGS.calls):
-        step()
-      times[name].append((time.perf_counter() - start) / FLAGS.calls)
-  medians = {name: statistics.median(t) for name, t in times.items()}
+  steps = {"contiguous": make(config, channels_last=False), "channels_last": make(config, channels_last=True)}
+  medians = timing.interleaved_medians(steps, FLAGS.blocks, FLAGS.calls)
   print(json.dumps({"experiment": FLAGS.experiment, "batch_size": config.train.batch_size,
                     **{f"{name}_sec": round(t, 4) for name, t in medians.items()},
                     "channels_last_speedup": round(medians["contiguous"] / medians["channels_last"], 3)}))
