@@ -24,6 +24,7 @@ reference the tests compare with and as the form for GPUs and TPUs, whose librar
 benchmarks/conv3d.py measures both on the CPU side by side; `CPU_FORM` records its verdict.
 """
 import functools
+import math
 from typing import Any, Callable, Optional
 
 import flax.linen as nn
@@ -31,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gans import layers
+from gans import layers, winograd
 
 Array = jax.Array
 _NDHWC = ("NDHWC", "DHWIO", "NDHWC")
@@ -43,6 +44,11 @@ CPU_FORM = "space_to_depth"
 # (`_subvoxel_cropped`: no border positions computed and cropped) when its input's largest side is at most
 # this; above it the one sub-voxel conv was as fast or faster (batch 32, one core, benchmarks/conv3d_phases.py).
 PHASES_MAX_SIDE = 4
+# The depth taps' 2D convs (2x2 taps over H, W) with at least this many channels on both sides run as Winograd's
+# F(4, 2) (gans/winograd.py: 2.56x fewer multiplications, forward and both gradients), as DCGAN's 2x2-tap convs
+# after a space-to-depth do in gans/layers.py; grids of fewer than layers.WINOGRAD_MIN_GRID_PIXELS output pixels
+# keep XLA's conv there too.
+WINOGRAD_MIN_CHANNELS = 128
 
 
 def default_form() -> str:
@@ -63,8 +69,27 @@ def _check(x_NDHWC: Array, kernel_DHWIO: Array, form: Optional[str]) -> str:
   return form
 
 
+def _winograd_applies(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> bool:
+  # float32 on the CPU without an explicit precision, as gans.layers._winograd_applies (its comment says why).
+  # Output sides a multiple of 4 only, F(4, 2)'s tile: the sub-voxel convs' odd sides (D + 1) would compute
+  # padded tiles, (12 / 9)^2 = 1.78x the outputs at 9x9, and ran 0.6x the speed of XLA's conv at 8^3 (batch 8).
+  out_sides = [x_NHWC.shape[1 + i] + sum(padding_2d[i]) - 1 for i in range(2)]
+  return (jax.default_backend() == "cpu" and precision is None and x_NHWC.dtype == jnp.float32
+          and kernel_HWIO.dtype == jnp.float32 and tuple(kernel_HWIO.shape[:2]) == (2, 2)
+          and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS and all(side % 4 == 0 for side in out_sides)
+          and x_NHWC.shape[0] * math.prod(out_sides) >= layers.WINOGRAD_MIN_GRID_PIXELS)
+
+
+def _conv_2d(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> Array:
+  """The stride-1 2D conv of the depth taps: Winograd's F(4, 2) where it applies, else XLA's conv."""
+  if _winograd_applies(x_NHWC, kernel_HWIO, padding_2d, precision):
+    x = jnp.pad(x_NHWC, ((0, 0),) + tuple(padding_2d) + ((0, 0),))
+    return winograd.correlate(x, kernel_HWIO, winograd.F4_2)
+  return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision)
+
+
 def _depth_taps_2d(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision) -> Array:
-  """The stride-1 3D conv as 2D convs (XLA's, `gans.layers._conv_stride1_plain`) over (H, W), one depth tap
+  """The stride-1 3D conv as 2D convs (`_conv_2d`: Winograd or XLA's) over (H, W), one depth tap
   folded into channels per copy: XLA:CPU's own 3D convolution ran the 3D-GAN's layers 2-3x slower than this.
 
   The depth taps are unrolled on the side with fewer channels: with C_in <= C_out, the input's depth-shifted
@@ -81,10 +106,10 @@ def _depth_taps_2d(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precisio
   if c_in <= c_out:
     stacked = jnp.concatenate([x[:, t:t + out_depth] for t in range(taps)], axis=-1)  # (N, D', H, W, t C_in)
     kernel = kernel_DHWIO.transpose(1, 2, 0, 3, 4).reshape(*kernel_DHWIO.shape[1:3], taps * c_in, c_out)
-    y = layers._conv_stride1_plain(stacked.reshape(n * out_depth, h, w, taps * c_in), kernel, padding_2d, precision)
+    y = _conv_2d(stacked.reshape(n * out_depth, h, w, taps * c_in), kernel, padding_2d, precision)
     return y.reshape(n, out_depth, *y.shape[1:])
   kernel = kernel_DHWIO.transpose(1, 2, 3, 0, 4).reshape(*kernel_DHWIO.shape[1:3], c_in, taps * c_out)
-  per_tap = layers._conv_stride1_plain(x.reshape(n * depth, h, w, c_in), kernel, padding_2d, precision)
+  per_tap = _conv_2d(x.reshape(n * depth, h, w, c_in), kernel, padding_2d, precision)
   per_tap = per_tap.reshape(n, depth, *per_tap.shape[1:3], taps, c_out)
   return sum(per_tap[:, t:t + out_depth, :, :, t] for t in range(taps))
 

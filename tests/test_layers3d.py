@@ -80,3 +80,24 @@ def test_kernel_gradient_forms_of_the_benchmark_equal_lax(padding, c_in, c_out):
   for form, fn in conv3d_kernel_grad.FORMS.items():
     np.testing.assert_allclose(fn(x, y_grad, pads), want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))),
                                err_msg=form)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_winograd_depth_taps_equal_lax_values_and_gradients(transposed, monkeypatch):
+  # Output sides of 4 (conv3d's forward and kernel gradient, conv_transpose3d's input gradient take F(4, 2));
+  # the thresholds lowered so these small channel counts and grids qualify.
+  monkeypatch.setattr(layers3d, "WINOGRAD_MIN_CHANNELS", 1)
+  monkeypatch.setattr(layers3d.layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
+  calls = []
+  correlate = layers3d.winograd.correlate
+  monkeypatch.setattr(layers3d.winograd, "correlate", lambda *a: calls.append(a[0].shape) or correlate(*a))
+  keys = jax.random.split(jax.random.key(3), 3)
+  x = jax.random.normal(keys[0], (2, 4, 4, 4, 3) if transposed else (2, 8, 8, 8, 3))
+  kernel = jax.random.normal(keys[1], (4, 4, 4, 3, 5))
+  fast, plain = ((layers3d.conv_transpose3d, layers3d.conv_transpose3d_lax) if transposed
+                 else (layers3d.conv3d, layers3d.conv3d_lax))
+  got = _vjp_all(lambda a, k: fast(a, k, form="space_to_depth"), x, kernel, keys[2])
+  assert calls, "no depth-taps conv took Winograd's form"
+  want = _vjp_all(plain, x, kernel, keys[2])
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
