@@ -16,7 +16,8 @@ The fast form ("space_to_depth"), as the 2D Winograd path of gans/layers.py:
 Both are plain reshapes around one stride-1 convolution, `conv_stride1_3d`, whose forward pass, input gradient
 (for stride 1 an ordinary padded convolution, no input dilation) and kernel gradient are 2D convolutions over
 (H, W) with the depth taps unrolled into channels (`_depth_taps_2d`): XLA:CPU runs its 2D convolutions well
-and its 3D ones 2-3x slower. So no forward or backward pass needs an input-dilated or a 3D convolution;
+and its 3D ones 2-3x slower; the wide ones among those 2D convs run as Winograd's F(4, 2) (`_conv_2d`), as
+DCGAN's do in gans/layers.py. So no forward or backward pass needs an input-dilated or a 3D convolution;
 `lax.conv_transpose`'s forward and XLA's input gradient of a strided conv both use the former.
 
 The plain forms ("lax": `lax.conv_general_dilated` with stride 2, `lax.conv_transpose`) are kept as the
