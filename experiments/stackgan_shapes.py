@@ -8,15 +8,22 @@ Launch: python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_sh
         python launch.py --experiment=stackgan_shapes --workdir=/tmp/stackgan_shapes --mode=eval \
             --config.model.sample_stage=1          (the caption metrics of the Stage-I pictures, upsampled)
 Narrowed from the paper (64 -> 256, GF_DIM 128, DF_DIM 64, CONDITION_DIM 128, R_NUM 4, 1024-d char-CNN-RNN
-embeddings): 32 -> 64, GF_DIM = DF_DIM = 16 (Stage-I G's widest layer 128 channels), CONDITION_DIM 64, R_NUM 2,
-gan_int_cls_shapes's 128-d char-CNN-RNN trained first for 1000 steps, then 3000 Stage-I and 3000 Stage-II steps
-with the learning rate halved once, half-way through each stage (the paper halves every 50 / 100 of 600 epochs).
-Runtime: on the 2-core CPU shared with three other agents' benchmarks (load 8-13, commit a5655ef), the encoder
-and Stage-I ran at 2.1-3.1 steps/s and Stage-II at 0.7 steps/s (about 25 min to the end of Stage-I, then ~70 min).
+embeddings): 32 -> 64, GF_DIM = 32 and DF_DIM = 16 (the official 2:1 ratio; Stage-I G's widest layer 256
+channels), CONDITION_DIM 64, R_NUM 2, gan_int_cls_shapes's 128-d char-CNN-RNN trained first for 1000 steps, then
+3000 Stage-I and 3000 Stage-II steps with the learning rate halved once, half-way through each stage (the paper
+halves every 50 / 100 of 600 epochs).
+Why GF_DIM 32: at GF_DIM = DF_DIM = 16 Stage-II collapsed to one grey picture in every run (README, "Stage-II
+against Stage-I"); at 32 / 16 it did not in 1000 Stage-II steps (a probe from a Stage-I checkpoint at step 1300:
+G2's pictures darkened from +0.06 to -0.83 against the real -0.95, coloured shapes near Stage-I's, D2's fake
+logits -0.3 to -4.9 rather than running away).
+Runtime: at GF_DIM 16 on the 2-core CPU shared with three other agents' benchmarks (load 8-13, commit a5655ef), the
+encoder and Stage-I ran at 2.1-3.1 steps/s and Stage-II at 0.7 steps/s; at GF_DIM 32 (load 2-4) Stage-I ran at
+1.5-2.6 steps/s and Stage-II at 1.25 steps/s.
 Reproduces (meant to): the paper's Stage-II against Stage-I in miniature (more detail at the higher resolution, the
 caption's attributes kept): `caption_accuracy/*` of the final (Stage-II) pictures in eval.jsonl, and of the Stage-I
-ones with --config.model.sample_stage=1. Measured so far (README, "Stage-II against Stage-I"): Stage-I learns
-(step 4,000: count 0.66, position 0.22), Stage-II collapses to one grey picture at this size; not yet explained.
+ones with --config.model.sample_stage=1. Measured so far (README, "Stage-II against Stage-I"): Stage-I learns at
+GF_DIM 16 (step 4,000: count 0.66, position 0.22); Stage-II at GF_DIM 32 leaves the collapse; a full run with the
+caption metrics at GF_DIM 32 has not been made.
 """
 from experiments import common, stackgan_configs
 
@@ -25,7 +32,7 @@ STAGE1_STEPS, STAGE2_STEPS = 3000, 3000
 
 def get_config():
   config = stackgan_configs.stackgan_config(
-      resolution=64, stage1_resolution=32, g_channels=16, d_channels=16, condition_dim=64, r_num=2,
+      resolution=64, stage1_resolution=32, g_channels=32, d_channels=16, condition_dim=64, r_num=2,
       text_encoder="char_cnn_rnn", embedding_dim=128, stage1_steps=STAGE1_STEPS, stage2_steps=STAGE2_STEPS,
       stage1_decay_steps=STAGE1_STEPS // 2, stage2_decay_steps=STAGE2_STEPS // 2)
   common.use_captioned_shapes(config)
