@@ -18,9 +18,7 @@ pass (> 1: ours faster) and the sums over the layers. This is where a whole step
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -42,18 +40,12 @@ PAPER_LAYERS = ((4, 512, 256), (8, 256, 128), (16, 128, 64), (32, 64, 1))  # 64^
 CPU_LAYERS = ((4, 128, 64), (8, 64, 32), (16, 32, 1))  # 32^3, the paper's widths / 4 (twice gan3d_shapes')
 
 
-def _timed(fn, args) -> float:
-  start = time.perf_counter()
-  jax.block_until_ready(fn(*args))
-  return time.perf_counter() - start
-
-
 def _jax_candidate(op, form, x, kernel, cotangent):
   def loss(a, k, c):  # the cotangent is an argument: as a closed-over constant XLA would fold it for seconds
     return jnp.vdot(op(a, k, form=form), c)
   fn = jax.jit(jax.grad(loss, argnums=(0, 1)), compiler_options=layers.xla_cpu_compiler_options())
   jax.block_until_ready(fn(x, kernel, cotangent))  # compile
-  return fn, (x, kernel, cotangent)
+  return lambda: jax.block_until_ready(fn(x, kernel, cotangent))
 
 
 def _torch_candidate(transposed, x_shape, c_in, c_out):
@@ -65,7 +57,7 @@ def _torch_candidate(transposed, x_shape, c_in, c_out):
     y = op(x, w, stride=2, padding=1)
     y.backward(torch.ones_like(y))
     return y
-  return step, ()
+  return step
 
 
 def _layer(transposed: bool, size: int, c_in: int, c_out: int, batch_size: int):
@@ -140,11 +132,7 @@ def benchmark(shapes, batch_size: int, rounds: int) -> None:
       candidates = {form: _jax_candidate(op, form, x, kernel, cotangent) for form in layers3d.FORMS}
       if torch is not None:
         candidates["torch"] = _torch_candidate(transposed, x_shape, *kernel_shape[3:])
-      times = {form: [] for form in candidates}
-      for _ in range(rounds):
-        for form, (fn, args) in candidates.items():
-          times[form].append(_timed(fn, args))
-      medians = {form: statistics.median(t) for form, t in times.items()}
+      medians = timing.interleaved_medians(candidates, rounds, 1, warmups=0)  # the JAX candidates compiled
       shown = " ".join(f"{form}={1e3 * t:.1f}ms" for form, t in medians.items())
       ratio = medians["lax"] / medians["space_to_depth"]
       print(f"{name:34s} batch {batch_size}: {shown}  lax/space_to_depth={ratio:.2f}x", flush=True)

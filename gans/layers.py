@@ -624,14 +624,19 @@ WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MIN_GRID_PIXELS = 1024
 
 
-def _winograd_applies(x_NHWC: Array, kernel_HWIO: Array, strides, padding, precision,
-                      output_padding=(0, 0), transposed: bool = False) -> bool:
+def winograd_numerics_apply(x: Array, kernel: Array, precision) -> bool:
+  """Whether any Winograd form may replace a direct conv of these operands: float32 on the CPU, no precision."""
   # An explicit `precision` asks for the direct convolution's rounding. float32 only: in bfloat16 the
   # transforms' extra roundings doubled the error of the direct bfloat16 conv (relative to a float32 one,
   # 128 channels: 0.0059 vs 0.0029 forward, 0.0070 vs 0.0029 transposed), and Winograd is a CPU speed-up
   # while bfloat16 pays where accelerators have bfloat16 units, whose own convolutions are the fast form.
-  return (jax.default_backend() == "cpu" and precision is None and x_NHWC.dtype == jnp.float32
-          and kernel_HWIO.dtype == jnp.float32 and tuple(kernel_HWIO.shape[:2]) == (4, 4)
+  return (jax.default_backend() == "cpu" and precision is None and x.dtype == jnp.float32
+          and kernel.dtype == jnp.float32)
+
+
+def _winograd_applies(x_NHWC: Array, kernel_HWIO: Array, strides, padding, precision,
+                      output_padding=(0, 0), transposed: bool = False) -> bool:
+  return (winograd_numerics_apply(x_NHWC, kernel_HWIO, precision) and tuple(kernel_HWIO.shape[:2]) == (4, 4)
           and tuple(strides) == (2, 2) and tuple(padding) == (1, 1) and tuple(output_padding) == (0, 0)
           and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS
           and math.prod(x_NHWC.shape[:3]) // (1 if transposed else 4) >= WINOGRAD_MIN_GRID_PIXELS)
@@ -897,8 +902,7 @@ WINOGRAD_3X3_MIN_OUTPUT_PIXELS = 4096
 
 def _winograd_3x3_applies(x_NHWC: Array, kernel_HWIO: Array, padding, precision) -> bool:
   n, h, w, _ = x_NHWC.shape
-  return (jax.default_backend() == "cpu" and precision is None and x_NHWC.dtype == jnp.float32
-          and kernel_HWIO.dtype == jnp.float32 and tuple(kernel_HWIO.shape[:2]) == (3, 3)
+  return (winograd_numerics_apply(x_NHWC, kernel_HWIO, precision) and tuple(kernel_HWIO.shape[:2]) == (3, 3)
           and tuple(map(tuple, padding)) == ((0, 0), (0, 0)) and min(kernel_HWIO.shape[2:]) >= WINOGRAD_3X3_MIN_CHANNELS
           and (h - 2) % 4 == 0 and (w - 2) % 4 == 0 and n * (h - 2) * (w - 2) >= WINOGRAD_3X3_MIN_OUTPUT_PIXELS)
 

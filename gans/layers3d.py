@@ -71,12 +71,10 @@ def _check(x_NDHWC: Array, kernel_DHWIO: Array, form: Optional[str]) -> str:
 
 
 def _winograd_applies(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> bool:
-  # float32 on the CPU without an explicit precision, as gans.layers._winograd_applies (its comment says why).
   # Output sides a multiple of 4 only, F(4, 2)'s tile: the sub-voxel convs' odd sides (D + 1) would compute
   # padded tiles, (12 / 9)^2 = 1.78x the outputs at 9x9, and ran 0.6x the speed of XLA's conv at 8^3 (batch 8).
   out_sides = [x_NHWC.shape[1 + i] + sum(padding_2d[i]) - 1 for i in range(2)]
-  return (jax.default_backend() == "cpu" and precision is None and x_NHWC.dtype == jnp.float32
-          and kernel_HWIO.dtype == jnp.float32 and tuple(kernel_HWIO.shape[:2]) == (2, 2)
+  return (layers.winograd_numerics_apply(x_NHWC, kernel_HWIO, precision) and tuple(kernel_HWIO.shape[:2]) == (2, 2)
           and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS and all(side % 4 == 0 for side in out_sides)
           and x_NHWC.shape[0] * math.prod(out_sides) >= layers.WINOGRAD_MIN_GRID_PIXELS)
 
