@@ -224,10 +224,10 @@ def _train(runs: list[_Run], num_devices: int | None, started: float) -> list[Ga
       if train.eval_every and step % train.eval_every == 0 and step < train.steps:
         for k, run in enumerate(runs):
           run.reporter.evaluation(step, evaluation.evaluate_state(run.setup, run_state(state, k)))
-      if step % train.checkpoint_every == 0 and step < train.steps:
-        save(step)
-      if preempted(step):
-        save(step)
+      stop = preempted(step)  # every step on every process: the processes agree on the step through it
+      if stop or (step % train.checkpoint_every == 0 and step < train.steps):
+        save(step)  # once: a SIGTERM at a checkpoint step must not save that step again
+      if stop:
         raise Preempted(f"SIGTERM received: saved a checkpoint at step {step} in "
                         f"{', '.join(run.checkpointer.directory for run in runs)}; rerun the same command to resume.")
 
