@@ -101,3 +101,25 @@ def test_winograd_depth_taps_equal_lax_values_and_gradients(transposed, monkeypa
   want = _vjp_all(plain, x, kernel, keys[2])
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_hw_phases_equal_lax_values_and_gradients(transposed, monkeypatch):
+  # The transposed sub-voxel conv above PHASES_MAX_SIDE (8^3 inputs: conv_transpose3d's forward, conv3d's
+  # input gradient) by (H, W) phases, the thresholds lowered so these small channel counts qualify.
+  monkeypatch.setattr(layers3d, "WINOGRAD_MIN_CHANNELS", 1)
+  monkeypatch.setattr(layers3d, "HW_PHASES_MIN_CHANNELS", 1)
+  monkeypatch.setattr(layers3d.layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
+  calls = []
+  hw_phases = layers3d._subvoxel_hw_phases
+  monkeypatch.setattr(layers3d, "_subvoxel_hw_phases", lambda *a: calls.append(a[0].shape) or hw_phases(*a))
+  keys = jax.random.split(jax.random.key(4), 3)
+  x = jax.random.normal(keys[0], (2, 8, 8, 8, 3) if transposed else (2, 16, 16, 16, 3))
+  kernel = jax.random.normal(keys[1], (4, 4, 4, 3, 5))
+  fast, plain = ((layers3d.conv_transpose3d, layers3d.conv_transpose3d_lax) if transposed
+                 else (layers3d.conv3d, layers3d.conv3d_lax))
+  got = _vjp_all(lambda a, k: fast(a, k, form="space_to_depth"), x, kernel, keys[2])
+  assert calls, "no transposed sub-voxel conv took the (H, W) phases"
+  want = _vjp_all(plain, x, kernel, keys[2])
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
