@@ -16,7 +16,7 @@ The fast form ("space_to_depth"), as the 2D Winograd path of gans/layers.py:
 Both are plain reshapes around one stride-1 convolution, `conv_stride1_3d`, whose forward pass, input gradient
 (for stride 1 an ordinary padded convolution, no input dilation) and kernel gradient are 2D convolutions over
 (H, W) with the depth taps unrolled into channels (`_depth_taps_2d`): XLA:CPU runs its 2D convolutions well
-and its 3D ones 2-3x slower; the wide ones among those 2D convs run as Winograd's F(4, 2) (`_conv_2d`), as
+and its 3D ones 2-3x slower; the wide ones among those 2D convs run as Winograd's F(4, 2) or F(3, 2) (`_conv_2d`), as
 DCGAN's do in gans/layers.py. So no forward or backward pass needs an input-dilated or a 3D convolution;
 `lax.conv_transpose`'s forward and XLA's input gradient of a strided conv both use the former.
 
@@ -46,16 +46,15 @@ CPU_FORM = "space_to_depth"
 # this; above it the one sub-voxel conv was as fast or faster (batch 32, one core, benchmarks/conv3d_phases.py).
 PHASES_MAX_SIDE = 4
 # The depth taps' 2D convs (2x2 taps over H, W) with at least this many channels on both sides run as Winograd's
-# F(4, 2) (gans/winograd.py: 2.56x fewer multiplications, forward and both gradients), as DCGAN's 2x2-tap convs
-# after a space-to-depth do in gans/layers.py; grids of fewer than layers.WINOGRAD_MIN_GRID_PIXELS output pixels
-# keep XLA's conv there too.
+# F(4, 2) or F(3, 2) (gans/winograd.py: 2.56x or 2.25x fewer multiplications, forward and both gradients), as
+# DCGAN's 2x2-tap convs after a space-to-depth do in gans/layers.py; grids of fewer than
+# layers.WINOGRAD_MIN_GRID_PIXELS output pixels keep XLA's conv there too.
 WINOGRAD_MIN_CHANNELS = 128
-# Above PHASES_MAX_SIDE, inputs whose phase convs take Winograd with at least this many channels on both sides
-# run by (H, W) phases (`_subvoxel_hw_phases`): their 2D outputs are H x W, F(4, 2)'s tiles fit, where the one
-# sub-voxel conv's (H + 1) x (W + 1) do not. Measured per layer (batch 16, forward, interleaved medians): 8^3
-# 256 -> 128 1.41x (2D convs 512 -> 256), 16^3 256 -> 128 1.32x; at 256 -> 128 2D channels 0.95x (16^3 128 -> 64,
-# 32^3 128 -> 64), and without Winograd 0.50x (32^3 64 -> 1).
-HW_PHASES_MIN_CHANNELS = 256
+# ... and of the two plans, the one with fewer products per output pixel counting the tiles' padding, if that is
+# at most this many (the direct conv's is 4). F(4, 2) fits the sides that are multiples of 4 (1.56); the
+# sub-voxel convs' odd sides (D + 1) take F(3, 2): 1.78 at 9 and 33, 1.99 at 17 (padded to 18). F(4, 2) padded to
+# 12 at 9 (2.78) ran 0.6x the speed of XLA's conv (8^3, batch 8); F(3, 2) at 9 ran 1.43x, at 17 1.22x (README).
+WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = 2.0
 
 
 def default_form() -> str:
@@ -76,20 +75,28 @@ def _check(x_NDHWC: Array, kernel_DHWIO: Array, form: Optional[str]) -> str:
   return form
 
 
-def _winograd_applies(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> bool:
-  # Output sides a multiple of 4 only, F(4, 2)'s tile: the sub-voxel convs' odd sides (D + 1) would compute
-  # padded tiles, (12 / 9)^2 = 1.78x the outputs at 9x9, and ran 0.6x the speed of XLA's conv at 8^3 (batch 8).
+def _products_per_output(plan: winograd.Plan, out_sides: list) -> float:
+  tiles = math.prod(-(-side // plan.m) for side in out_sides)
+  return plan.tile ** 2 * tiles / math.prod(out_sides)
+
+
+def _winograd_plan(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> Optional[winograd.Plan]:
+  """The Winograd plan of a depth-taps 2D conv, or None for XLA's conv."""
   out_sides = [x_NHWC.shape[1 + i] + sum(padding_2d[i]) - 1 for i in range(2)]
-  return (layers.winograd_numerics_apply(x_NHWC, kernel_HWIO, precision) and tuple(kernel_HWIO.shape[:2]) == (2, 2)
-          and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS and all(side % 4 == 0 for side in out_sides)
-          and x_NHWC.shape[0] * math.prod(out_sides) >= layers.WINOGRAD_MIN_GRID_PIXELS)
+  if not (layers.winograd_numerics_apply(x_NHWC, kernel_HWIO, precision) and tuple(kernel_HWIO.shape[:2]) == (2, 2)
+          and min(kernel_HWIO.shape[2:]) >= WINOGRAD_MIN_CHANNELS
+          and x_NHWC.shape[0] * math.prod(out_sides) >= layers.WINOGRAD_MIN_GRID_PIXELS):
+    return None
+  plan = min((winograd.F4_2, winograd.F3_2), key=lambda plan: _products_per_output(plan, out_sides))
+  return plan if _products_per_output(plan, out_sides) <= WINOGRAD_MAX_PRODUCTS_PER_OUTPUT else None
 
 
 def _conv_2d(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> Array:
-  """The stride-1 2D conv of the depth taps: Winograd's F(4, 2) where it applies, else XLA's conv."""
-  if _winograd_applies(x_NHWC, kernel_HWIO, padding_2d, precision):
+  """The stride-1 2D conv of the depth taps: Winograd's F(4, 2) or F(3, 2) where one pays, else XLA's conv."""
+  plan = _winograd_plan(x_NHWC, kernel_HWIO, padding_2d, precision)
+  if plan is not None:
     x = jnp.pad(x_NHWC, ((0, 0),) + tuple(padding_2d) + ((0, 0),))
-    return winograd.correlate(x, kernel_HWIO, winograd.F4_2)
+    return winograd.correlate(x, kernel_HWIO, plan)
   return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision)
 
 
@@ -264,46 +271,11 @@ def _pad_space_to_depth(x_NDHWC: Array) -> Array:
   return space_to_depth_3d(jnp.pad(x_NDHWC, ((0, 0),) + _PAD1 + ((0, 0),)))
 
 
-def _subvoxel_hw_phases(x_NDHWC: Array, adjoint_kernel: Array, precision) -> Array:
-  """_subvoxel_cropped with phases over (H, W) only: each of the 4 (r_h, r_w) phases is one depth-taps conv
-  with both depth phases on its channels ((D + 1) depths, cropped), H x W outputs (F(4, 2)'s tiles fit)."""
-  n, d, h, w, _ = x_NDHWC.shape
-  c_out = adjoint_kernel.shape[-1] // 8
-  blocks = adjoint_kernel.reshape(*adjoint_kernel.shape[:4], 2, 2, 2, c_out)
-  phases = []
-  for r_h in (1, 0):
-    for r_w in (1, 0):
-      kernel = blocks[..., r_h, r_w, :].reshape(*adjoint_kernel.shape[:4], 2 * c_out)
-      padding = ((1, 1), (r_h, 1 - r_h), (r_w, 1 - r_w))
-      y = _depth_taps_2d(x_NDHWC, kernel, padding, precision)  # (N, D + 1, H, W, 2 C_out)
-      y = y.reshape(n, d + 1, h, w, 2, c_out).transpose(0, 1, 4, 2, 3, 5).reshape(n, 2 * d + 2, h, w, c_out)
-      phases.append(y[:, 1:-1])
-  y = jnp.stack(phases, axis=-2).reshape(n, 2 * d, h, w, 2, 2, c_out)
-  return y.transpose(0, 1, 2, 4, 3, 5, 6).reshape(n, 2 * d, 2 * h, 2 * w, c_out)
-
-
-def _hw_phases_take_winograd(x_NDHWC: Array, adjoint_kernel: Array, precision) -> bool:
-  """Whether _subvoxel_hw_phases's 2D convs (as _depth_taps_2d shapes them) run as Winograd with at least
-  HW_PHASES_MIN_CHANNELS channels on both sides: only then did the 4 phase convs beat the one sub-voxel conv."""
-  n, d, h, w, c_in = x_NDHWC.shape
-  c_phase = adjoint_kernel.shape[-1] // 4  # both depth phases of one (r_h, r_w) phase
-  taps = adjoint_kernel.shape[0]
-  if c_in <= c_phase:
-    x_2d, kernel_2d = (n * (d + 1), h, w, taps * c_in), (2, 2, taps * c_in, c_phase)
-  else:
-    x_2d, kernel_2d = (n * (d + 2), h, w, c_in), (2, 2, c_in, taps * c_phase)
-  return (min(kernel_2d[2:]) >= HW_PHASES_MIN_CHANNELS
-          and _winograd_applies(jax.ShapeDtypeStruct(x_2d, x_NDHWC.dtype),
-                                jax.ShapeDtypeStruct(kernel_2d, adjoint_kernel.dtype), ((0, 1), (0, 1)), precision))
-
-
 def _subvoxel_transposed(x_NDHWC: Array, adjoint_kernel: Array, precision) -> Array:
   """crop(depth_to_space(stride-1 conv with padding 1)): conv_transpose3d's forward and conv3d's input
-  gradient; by phases on small inputs (PHASES_MAX_SIDE), by (H, W) phases where Winograd pays for them."""
+  gradient; by phases on small inputs (PHASES_MAX_SIDE)."""
   if max(x_NDHWC.shape[1:4]) <= PHASES_MAX_SIDE:
     return _subvoxel_cropped(x_NDHWC, adjoint_kernel, precision)
-  if _hw_phases_take_winograd(x_NDHWC, adjoint_kernel, precision):
-    return _subvoxel_hw_phases(x_NDHWC, adjoint_kernel, precision)
   return depth_to_space_3d(_depth_taps_2d(x_NDHWC, adjoint_kernel, _PAD1, precision))[:, 1:-1, 1:-1, 1:-1]
 
 

@@ -59,6 +59,9 @@ class Plan:
 F4_2 = Plan(m=4, r=2, points=(0.0, 1.0, -1.0, 0.5))
 # F(2, 2): 1.78x fewer products, integer transforms; for maps whose side is 2 mod 4, which F(4, 2) would pad.
 F2_2 = Plan(m=2, r=2, points=(0.0, 1.0))
+# F(3, 2): 2.25x fewer products, small integer transforms; for maps whose side is a multiple of 3 (or just
+# under), which F(4, 2) would pad: the 3D sub-voxel convs' odd sides 9 and 33 (gans/layers3d.py).
+F3_2 = Plan(m=3, r=2, points=(0.0, 1.0, -1.0))
 # F(4, 3): 3x3 taps with 36 products per 16 outputs instead of 144 (4x fewer); the points +-1/2 rather than +-2
 # keep the transforms' entries small (gans/layers.py uses it for CycleGAN's 256-channel residual convs).
 F4_3 = Plan(m=4, r=3, points=(0.0, 1.0, -1.0, 0.5, -0.5))

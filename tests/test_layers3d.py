@@ -83,43 +83,23 @@ def test_kernel_gradient_forms_of_the_benchmark_equal_lax(padding, c_in, c_out):
 
 
 @pytest.mark.parametrize("transposed", [False, True])
-def test_winograd_depth_taps_equal_lax_values_and_gradients(transposed, monkeypatch):
-  # Output sides of 4 (conv3d's forward and kernel gradient, conv_transpose3d's input gradient take F(4, 2));
-  # the thresholds lowered so these small channel counts and grids qualify.
+@pytest.mark.parametrize("side,plan", [(4, "F4_2"), (8, "F3_2")])
+def test_winograd_depth_taps_equal_lax_values_and_gradients(transposed, side, plan, monkeypatch):
+  # Output sides of 4 (conv3d's forward and kernel gradient, conv_transpose3d's input gradient) take F(4, 2);
+  # at 8^3 the transposed sub-voxel conv's 9x9 outputs (conv_transpose3d's forward, conv3d's input gradient)
+  # take F(3, 2). The thresholds lowered so these small channel counts and grids qualify.
   monkeypatch.setattr(layers3d, "WINOGRAD_MIN_CHANNELS", 1)
   monkeypatch.setattr(layers3d.layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
-  calls = []
+  plans = []
   correlate = layers3d.winograd.correlate
-  monkeypatch.setattr(layers3d.winograd, "correlate", lambda *a: calls.append(a[0].shape) or correlate(*a))
+  monkeypatch.setattr(layers3d.winograd, "correlate", lambda *a: plans.append(a[2]) or correlate(*a))
   keys = jax.random.split(jax.random.key(3), 3)
-  x = jax.random.normal(keys[0], (2, 4, 4, 4, 3) if transposed else (2, 8, 8, 8, 3))
+  x = jax.random.normal(keys[0], (2, side, side, side, 3) if transposed else (2, 2 * side, 2 * side, 2 * side, 3))
   kernel = jax.random.normal(keys[1], (4, 4, 4, 3, 5))
   fast, plain = ((layers3d.conv_transpose3d, layers3d.conv_transpose3d_lax) if transposed
                  else (layers3d.conv3d, layers3d.conv3d_lax))
   got = _vjp_all(lambda a, k: fast(a, k, form="space_to_depth"), x, kernel, keys[2])
-  assert calls, "no depth-taps conv took Winograd's form"
-  want = _vjp_all(plain, x, kernel, keys[2])
-  for g, w in zip(got, want):
-    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
-
-
-@pytest.mark.parametrize("transposed", [False, True])
-def test_hw_phases_equal_lax_values_and_gradients(transposed, monkeypatch):
-  # The transposed sub-voxel conv above PHASES_MAX_SIDE (8^3 inputs: conv_transpose3d's forward, conv3d's
-  # input gradient) by (H, W) phases, the thresholds lowered so these small channel counts qualify.
-  monkeypatch.setattr(layers3d, "WINOGRAD_MIN_CHANNELS", 1)
-  monkeypatch.setattr(layers3d, "HW_PHASES_MIN_CHANNELS", 1)
-  monkeypatch.setattr(layers3d.layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
-  calls = []
-  hw_phases = layers3d._subvoxel_hw_phases
-  monkeypatch.setattr(layers3d, "_subvoxel_hw_phases", lambda *a: calls.append(a[0].shape) or hw_phases(*a))
-  keys = jax.random.split(jax.random.key(4), 3)
-  x = jax.random.normal(keys[0], (2, 8, 8, 8, 3) if transposed else (2, 16, 16, 16, 3))
-  kernel = jax.random.normal(keys[1], (4, 4, 4, 3, 5))
-  fast, plain = ((layers3d.conv_transpose3d, layers3d.conv_transpose3d_lax) if transposed
-                 else (layers3d.conv3d, layers3d.conv3d_lax))
-  got = _vjp_all(lambda a, k: fast(a, k, form="space_to_depth"), x, kernel, keys[2])
-  assert calls, "no transposed sub-voxel conv took the (H, W) phases"
+  assert getattr(layers3d.winograd, plan) in plans, f"no depth-taps conv took Winograd's {plan}"
   want = _vjp_all(plain, x, kernel, keys[2])
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
