@@ -43,7 +43,9 @@ def compiled(fn, x, adjoint_kernel, max_products_per_output=None):
   if max_products_per_output is not None:
     layers3d.WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = max_products_per_output
   try:
-    return jax.jit(fn, compiler_options=layers.xla_cpu_compiler_options()).lower(x, adjoint_kernel).compile()
+    # A new function object per call: jit's trace cache is keyed on the function, and would reuse the first trace.
+    fresh = lambda x, adjoint_kernel: fn(x, adjoint_kernel)  # noqa: E731
+    return jax.jit(fresh, compiler_options=layers.xla_cpu_compiler_options()).lower(x, adjoint_kernel).compile()
   finally:
     layers3d.WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = saved
 
