@@ -52,10 +52,10 @@ PHASES_MAX_SIDE = 4
 WINOGRAD_MIN_CHANNELS = 128
 # ... and of the two plans, the one with fewer products per output pixel counting the tiles' padding, if that is
 # at most this many (the direct conv's is 4). F(4, 2) fits the sides that are multiples of 4 (1.56); the
-# sub-voxel convs' odd sides (D + 1) take F(3, 2): 1.78 at 9 and 33, 1.99 at 17 (padded to 18). F(4, 2) padded to
-# 12 at 9 (2.78) ran 0.6x the speed of XLA's conv (8^3, batch 8); F(3, 2)'s forward at 9 ran 1.25x, at 17 0.97x
-# (idle, batch 16; its gradients at 17 not measured apart), the whole 64^3 step 1.074x (README).
-WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = 2.0
+# sub-voxel convs' odd sides (D + 1) take F(3, 2) at 9 and 33 (1.78), not at 17 (1.99, padded to 18). Measured
+# (README): F(4, 2) padded to 12 at 9 (2.78) ran 0.6x the speed of XLA's conv (8^3, batch 8); F(3, 2)'s forward
+# at 9 1.25x, at 17 0.97x (idle, batch 16); the 64^3 step (batch 16) with a limit of 2.0 ran 0.945x of 1.9's.
+WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = 1.9
 
 
 def default_form() -> str:
