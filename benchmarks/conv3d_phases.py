@@ -14,14 +14,13 @@ against the one conv with Winograd's F(3, 2) (layers3d.WINOGRAD_MAX_PRODUCTS_PER
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks import timing  # noqa: E402
 from gans import layers, layers3d  # noqa: E402
 
 # (input side, C_in, C_out) of the transposed convs: gan3d_shapes', and the paper's above side 4.
@@ -65,16 +64,8 @@ def main() -> None:
     else:  # F(4, 2) alone fits none of these convs' odd sides: at 1.6 they keep XLA's conv
       forms = {"one_conv": compiled(one_conv, x, adjoint_kernel, 1.6),
                "one_conv_f3_2": compiled(one_conv, x, adjoint_kernel)}
-    for fn in forms.values():
-      fn(x, adjoint_kernel).block_until_ready()
-      fn(x, adjoint_kernel).block_until_ready()
-    times = {name: [] for name in forms}
-    for _ in range(args.rounds):
-      for name, fn in forms.items():
-        start = time.perf_counter()
-        fn(x, adjoint_kernel).block_until_ready()
-        times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(t) for name, t in times.items()}
+    steps = {name: (lambda fn=fn: fn(x, adjoint_kernel).block_until_ready()) for name, fn in forms.items()}
+    medians = timing.interleaved_medians(steps, args.rounds, 1)
     shown = " ".join(f"{name}={1e3 * t:.1f}ms" for name, t in medians.items())
     other = list(forms)[1]
     print(f"{side}^3 {c_in}->{c_out} batch {args.batch_size}: {shown}  "

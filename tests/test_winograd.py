@@ -7,7 +7,7 @@ from jax import lax
 
 from gans import layers, winograd
 
-# The two plans the layers use, and a 3-tap one: nothing in the code is specific to 2 taps.
+# The plans the layers use, and a 3-tap one: nothing in the code is specific to 2 taps.
 PLANS = [winograd.F4_2, winograd.F3_2, winograd.F2_2, winograd.Plan(2, 3, (0.0, 1.0, -1.0))]
 
 
