@@ -16,14 +16,13 @@ Why GF_DIM 32: at GF_DIM = DF_DIM = 16 Stage-II collapsed to one grey picture in
 against Stage-I"); at 32 / 16 it did not in 1000 Stage-II steps (a probe from a Stage-I checkpoint at step 1300:
 G2's pictures darkened from +0.06 to -0.83 against the real -0.95, coloured shapes near Stage-I's, D2's fake
 logits -0.3 to -4.9 rather than running away).
-Runtime: at GF_DIM 16 on the 2-core CPU shared with three other agents' benchmarks (load 8-13, commit a5655ef), the
-encoder and Stage-I ran at 2.1-3.1 steps/s and Stage-II at 0.7 steps/s; at GF_DIM 32 (load 2-4) Stage-I ran at
-1.5-2.6 steps/s and Stage-II at 1.25 steps/s.
-Reproduces (meant to): the paper's Stage-II against Stage-I in miniature (more detail at the higher resolution, the
-caption's attributes kept): `caption_accuracy/*` of the final (Stage-II) pictures in eval.jsonl, and of the Stage-I
-ones with --config.model.sample_stage=1. Measured so far (README, "Stage-II against Stage-I"): Stage-I learns at
-GF_DIM 16 (step 4,000: count 0.66, position 0.22); Stage-II at GF_DIM 32 leaves the collapse; a full run with the
-caption metrics at GF_DIM 32 has not been made.
+Runtime: the default run at GF_DIM 32 took 1 h 49 min on the 2-core CPU, not idle (commit ea30f40): the encoder
+at 2.65 steps/s, Stage-I 44 min beside one-core benchmarks, Stage-II 60 min at 0.85-1.06 steps/s.
+Reproduces: the paper's Stage-II against Stage-I in miniature (more detail at the higher resolution, the
+caption's attributes kept): `caption_accuracy/*` and `caption_classifier_fid` of the final (Stage-II) pictures in
+eval.jsonl, and of the Stage-I ones with --config.model.sample_stage=1. Measured (README, "Stage-II against
+Stage-I", seed 0): Stage-II's classifier-FID 1117 against Stage-I's 1744, count 0.74 against 0.755 and position
+0.212 against 0.215 kept; kind, colour and size at chance in both stages (Stage-I did not learn them).
 """
 from experiments import common, stackgan_configs
 
