@@ -924,16 +924,6 @@ def _conv_im2col(x_NHWC: Array, kernel_HWIO: Array, strides, padding, precision)
   return y.reshape(n, out_h, out_w, c_out)
 
 
-# XLA:CPU removes `lax.optimization_barrier`s (its "cse_barrier_expander" pass) before it fuses, so a barrier
-# cannot keep a producer out of its consumers' fusions. `xla_cpu_compiler_options` turns that pass off, so that a
-# barrier does what it says: gans/layers3d.py's kernel gradient pads its input behind one, and without it XLA
-# fused the previous layer's batch norm, ReLU and depth-to-space into the transpose in front of the kernel
-# gradient's conv (100 ms of a 1.2 s gan3d_shapes step on one core; the step 1.06x faster there, unchanged within
-# noise on two idle threads; README, 3D-GAN). No other barrier is in the project's steps (jax's remat would add
-# some; none is used).
-KEEP_OPTIMIZATION_BARRIERS = True
-
-
 def xla_cpu_compiler_options() -> dict:
   """Compiler options for `jax.jit(..., compiler_options=...)` that make these convs faster on XLA:CPU.
 
@@ -943,17 +933,13 @@ def xla_cpu_compiler_options() -> dict:
   convolutions are faster, and YNNPACK's reductions are faster than the
   reduce-window trees (BatchNorm statistics); benchmarks/conv_transpose.py
   measures both. This keeps YNNPACK for matmuls and reductions and sends
-  convolutions to Eigen, and keeps optimization barriers through fusion
-  (`KEEP_OPTIMIZATION_BARRIERS`), for one jitted function only, without touching
-  XLA_FLAGS. Empty on other backends, where the options mean nothing.
+  convolutions to Eigen, for one jitted function only, without touching
+  XLA_FLAGS. Empty on other backends, where the option means nothing.
   """
   if jax.default_backend() != "cpu":
     return {}
-  options = {"xla_cpu_experimental_ynn_fusion_type":
-             "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
-  if KEEP_OPTIMIZATION_BARRIERS:
-    options["xla_disable_hlo_passes"] = "cse_barrier_expander"
-  return options
+  return {"xla_cpu_experimental_ynn_fusion_type":
+          "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
 default_kernel_init = nn.initializers.lecun_normal()

@@ -179,8 +179,8 @@ def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision,
   # XLA's kernel gradient of the 2D convs, on an input padded beforehand behind an optimization barrier: with
   # the padding inside the conv (XLA folds an explicit pad into it) XLA:CPU's kernel gradient of the
   # transposed layers took 3.6 s where this takes ~0.1 s (batch 32, 4^3, 64 -> 32 channels, loaded machine).
-  # The barrier also keeps the previous layer's batch norm and depth-to-space out of the transpose XLA puts in
-  # front of the conv (it holds through fusion under layers.xla_cpu_compiler_options, which the trainer uses).
+  # (XLA:CPU of jax 0.10 drops barriers before it fuses; keeping them, xla_disable_hlo_passes=cse_barrier_expander,
+  # did not pay on two threads: README, 3D-GAN, fifth session of 2026-12-01.)
   x_padded = jnp.pad(x_NDHWC, ((0, 0),) + tuple(padding) + ((0, 0),))
   if any(tuple(p) != (0, 0) for p in padding[1:]):
     x_padded = lax.optimization_barrier(x_padded)

@@ -103,21 +103,3 @@ def test_winograd_depth_taps_equal_lax_values_and_gradients(transposed, side, pl
   want = _vjp_all(plain, x, kernel, keys[2])
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
-
-
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU compiler option")
-@pytest.mark.parametrize("keep", [True, False])
-def test_trainer_compiler_options_keep_the_kernel_gradients_barrier(keep, monkeypatch):
-  # The kernel gradient pads its input behind an optimization barrier to keep the producer (batch norm,
-  # depth-to-space) out of the transpose in front of XLA's conv; XLA:CPU drops barriers before fusing unless
-  # layers.xla_cpu_compiler_options turns that pass off.
-  from gans import layers
-  monkeypatch.setattr(layers, "KEEP_OPTIMIZATION_BARRIERS", keep)
-  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 4, 8))
-  kernel = jax.random.normal(jax.random.key(1), (4, 4, 4, 8, 2))
-  kernel_grad = jax.grad(lambda k, a: jnp.sum(layers3d.conv_transpose3d(jnp.maximum(a, 0), k,
-                                                                         form="space_to_depth") ** 2))
-  compiled = jax.jit(kernel_grad, compiler_options=layers.xla_cpu_compiler_options()).lower(kernel, x).compile()
-  assert ("opt-barrier" in compiled.as_text()) == keep
-  want = jax.grad(lambda k: jnp.sum(layers3d.conv_transpose3d_lax(jnp.maximum(x, 0), k) ** 2))(kernel)
-  np.testing.assert_allclose(compiled(kernel, x), want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
