@@ -176,14 +176,12 @@ def _flipped_adjoint(kernel_DHWIO: Array) -> Array:
 
 def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision, y_grad: Array) -> Array:
   """The kernel's gradient of `conv_stride1_3d`."""
-  # XLA's kernel gradient of the 2D convs, on an input padded beforehand behind an optimization barrier: with
-  # the padding inside the conv (XLA folds an explicit pad into it) XLA:CPU's kernel gradient of the
-  # transposed layers took 3.6 s where this takes ~0.1 s (batch 32, 4^3, 64 -> 32 channels, loaded machine).
-  # (XLA:CPU of jax 0.10 drops barriers before it fuses; keeping them, xla_disable_hlo_passes=cse_barrier_expander,
-  # did not pay on two threads: README, 3D-GAN, fifth session of 2026-12-01.)
+  # XLA's kernel gradient of the 2D convs on an input padded beforehand. (An optimization barrier behind the pad,
+  # against XLA folding it into the conv, was once measured at 3.6 s against ~0.1 s; but XLA:CPU of jax 0.10
+  # drops barriers before it fuses, and the compiled gan3d_shapes and gan3d_modelnet10 steps were identical with
+  # and without it, so it is gone. Keeping barriers through fusion did not pay on two threads: README, 3D-GAN,
+  # fifth and sixth sessions of 2026-12-01.)
   x_padded = jnp.pad(x_NDHWC, ((0, 0),) + tuple(padding) + ((0, 0),))
-  if any(tuple(p) != (0, 0) for p in padding[1:]):
-    x_padded = lax.optimization_barrier(x_padded)
   _, kernel_vjp = jax.vjp(lambda k: _depth_taps_2d(x_padded, k, ((0, 0),) * 3, precision),
                           kernel_DHWIO.astype(y_grad.dtype))
   return kernel_vjp(y_grad)[0].astype(kernel_DHWIO.dtype)
