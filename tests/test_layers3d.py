@@ -16,11 +16,16 @@ def _vjp_all(fn, x, kernel, cotangent_key):
 # (C_in, C_out) chosen so the forward pass and both gradients unroll each side's depth taps (the side with fewer
 # channels) in both layers: after the space-to-depth the conv has 8 C_in inputs and C_out outputs, the
 # transposed conv C_in and 8 C_out.
+# channels_first_block: XLA's own kernel gradient (0) / the operands laid out beforehand, in blocks of 4 channels
+# (the space-to-depth conv's 8 and 128 inputs).
+@pytest.mark.parametrize("channels_first_block", [0, 4])
 @pytest.mark.parametrize("phases_max_side", [0, 64])  # the transposed sub-voxel conv: one conv / by phases
 @pytest.mark.parametrize("channels", [(16, 1), (1, 16)])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_max_side, monkeypatch):
+def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_max_side, channels_first_block,
+                                                   monkeypatch):
   monkeypatch.setattr(layers3d, "PHASES_MAX_SIDE", phases_max_side)
+  monkeypatch.setattr(layers3d, "CHANNELS_FIRST_BLOCK", channels_first_block)
   c_in, c_out = channels
   keys = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(keys[0], (2, 4, 2, 6, c_in))
@@ -32,6 +37,13 @@ def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_
   assert got[0].shape == want[0].shape == ((2, 8, 4, 12, c_out) if transposed else (2, 2, 1, 3, c_out))
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
+
+
+@pytest.mark.parametrize("channels", [48, 16, 20])  # in 3 blocks of 16; one block; not a multiple of the block
+def test_channels_first_is_the_transpose(channels, monkeypatch):
+  monkeypatch.setattr(layers3d, "CHANNELS_FIRST_BLOCK", 16)
+  x = jax.random.normal(jax.random.key(4), (5, 3, 2, channels))
+  np.testing.assert_array_equal(layers3d._channels_first(x), x.transpose(3, 1, 2, 0))  # pylint: disable=protected-access
 
 
 def test_transposed_conv_is_the_adjoint_of_the_conv():
