@@ -109,10 +109,11 @@ def _conv_2d(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) ->
 def _channels_first(x_NHWC: Array) -> Array:
   """(N, H, W, C) -> (C, H, W, N), the input layout of XLA:CPU's kernel-gradient conv.
 
-  XLA writes this transpose as one loop whose every store lands in another of C rows: with C = 64 or 128 it ran
-  at 4-7 ns per element (one core). In two passes, blocks of CHANNELS_FIRST_BLOCK channels moved whole (C / block
-  output rows) and then each block's (N, block) -> (block, N) as a batched product with the identity (YNNPACK's
-  packing does the transpose; XLA would fuse a second transpose into the first), it ran 1.65x faster.
+  XLA writes this transpose as one loop whose stores land in C rows at once: with C = 64 or 128 it ran at 4-7 ns
+  per element on one core (16 channels: 0.6 ns). In two passes, blocks of CHANNELS_FIRST_BLOCK channels moved
+  whole (C / block output rows) and then each block's (N, block) -> (block, N) as a batched product with the
+  identity (YNNPACK's packing does the transpose; XLA would fuse a second transpose into the first), it ran 1.65x
+  faster (README, 3D-GAN, session of 2026-12-02).
   """
   n, h, w, c = x_NHWC.shape
   block = CHANNELS_FIRST_BLOCK
@@ -224,11 +225,11 @@ def _flipped_adjoint(kernel_DHWIO: Array) -> Array:
 
 def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision, y_grad: Array) -> Array:
   """The kernel's gradient of `conv_stride1_3d`."""
-  # XLA's kernel gradient of the 2D convs on an input padded beforehand. (An optimization barrier behind the pad,
-  # against XLA folding it into the conv, was once measured at 3.6 s against ~0.1 s; but XLA:CPU of jax 0.10
-  # drops barriers before it fuses, and the compiled gan3d_shapes and gan3d_modelnet10 steps were identical with
-  # and without it, so it is gone. Keeping barriers through fusion did not pay on two threads: README, 3D-GAN,
-  # fifth and sixth sessions of 2026-12-01.)
+  # The kernel gradient of the 2D convs (Winograd's or `_conv_2d_xla`'s) on an input padded beforehand. (An
+  # optimization barrier behind the pad, against XLA folding it into the conv, was once measured at 3.6 s against
+  # ~0.1 s; but XLA:CPU of jax 0.10 drops barriers before it fuses, and the compiled gan3d_shapes and
+  # gan3d_modelnet10 steps were identical with and without it, so it is gone. Keeping barriers through fusion did
+  # not pay on two threads: README, 3D-GAN, fifth and sixth sessions of 2026-12-01.)
   x_padded = jnp.pad(x_NDHWC, ((0, 0),) + tuple(padding) + ((0, 0),))
   _, kernel_vjp = jax.vjp(lambda k: _depth_taps_2d(x_padded, k, ((0, 0),) * 3, precision),
                           kernel_DHWIO.astype(y_grad.dtype))

@@ -43,7 +43,8 @@ def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_
 def test_channels_first_is_the_transpose(channels, monkeypatch):
   monkeypatch.setattr(layers3d, "CHANNELS_FIRST_BLOCK", 16)
   x = jax.random.normal(jax.random.key(4), (5, 3, 2, channels))
-  np.testing.assert_array_equal(layers3d._channels_first(x), x.transpose(3, 1, 2, 0))  # pylint: disable=protected-access
+  channels_first = layers3d._channels_first(x)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(channels_first, x.transpose(3, 1, 2, 0))
 
 
 def test_transposed_conv_is_the_adjoint_of_the_conv():
