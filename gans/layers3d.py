@@ -101,7 +101,7 @@ def _conv_2d(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) ->
   if plan is not None:
     x = jnp.pad(x_NHWC, ((0, 0),) + tuple(padding_2d) + ((0, 0),))
     return winograd.correlate(x, kernel_HWIO, plan)
-  if CHANNELS_FIRST_BLOCK and kernel_HWIO.shape[0] <= x_NHWC.shape[1] and kernel_HWIO.shape[1] <= x_NHWC.shape[2]:
+  if CHANNELS_FIRST_BLOCK:
     return _conv_2d_xla(x_NHWC, kernel_HWIO, padding_2d, precision)
   return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision)
 
@@ -127,13 +127,14 @@ def _channels_first(x_NHWC: Array) -> Array:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv_2d_xla(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> Array:
-  """XLA's stride-1 2D conv, whose kernel gradient is XLA's conv on operands laid out beforehand
-  (`_channels_first`)."""
+  """XLA's stride-1 2D conv (`layers._conv_stride1_plain`, which also takes kernels larger than the input), whose
+  kernel gradient is XLA's conv on operands laid out beforehand (`_channels_first`): valid at any size, since
+  the output gradient's window never exceeds the padded input."""
   return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision)
 
 
 def _conv_2d_xla_fwd(x_NHWC, kernel_HWIO, padding_2d, precision):
-  return _conv_2d_xla(x_NHWC, kernel_HWIO, padding_2d, precision), (x_NHWC, kernel_HWIO)
+  return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision), (x_NHWC, kernel_HWIO)
 
 
 def _conv_2d_xla_bwd(padding_2d, precision, residuals, y_grad):

@@ -47,6 +47,21 @@ def test_channels_first_is_the_transpose(channels, monkeypatch):
   np.testing.assert_array_equal(channels_first, x.transpose(3, 1, 2, 0))
 
 
+@pytest.mark.parametrize("x_shape, padding", [((3, 5, 4, 32), ((1, 0), (0, 1))),  # 2 blocks of 16 channels
+                                               ((2, 1, 3, 6), ((1, 1), (0, 0)))])  # the kernel taller than x
+def test_conv_2d_xla_gradients_equal_xlas(x_shape, padding):
+  keys = jax.random.split(jax.random.key(5), 3)
+  x = jax.random.normal(keys[0], x_shape)
+  kernel = jax.random.normal(keys[1], (2, 2, x_shape[-1], 3))
+  conv_2d_xla = layers3d._conv_2d_xla  # pylint: disable=protected-access
+  got = _vjp_all(lambda a, k: conv_2d_xla(a, k, padding, None), x, kernel, keys[2])
+  want = _vjp_all(lambda a, k: jax.lax.conv_general_dilated(a, k, (1, 1), padding,
+                                                             dimension_numbers=("NHWC", "HWIO", "NHWC")),
+                  x, kernel, keys[2])
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
+
+
 def test_transposed_conv_is_the_adjoint_of_the_conv():
   # <conv3d(y, K^T), x> = <y, conv_transpose3d(x, K)> for the same scatter-form kernel K.
   keys = jax.random.split(jax.random.key(1), 3)
