@@ -18,7 +18,9 @@ Both are plain reshapes around one stride-1 convolution, `conv_stride1_3d`, whos
 (H, W) with the depth taps unrolled into channels (`_depth_taps_2d`): XLA:CPU runs its 2D convolutions well
 and its 3D ones 2-3x slower; the wide ones among those 2D convs run as Winograd's F(4, 2) or F(3, 2) (`_conv_2d`), as
 DCGAN's do in gans/layers.py. So no forward or backward pass needs an input-dilated or a 3D convolution;
-`lax.conv_transpose`'s forward and XLA's input gradient of a strided conv both use the former.
+`lax.conv_transpose`'s forward and XLA's input gradient of a strided conv both use the former. On the CPU the
+kernel gradient is instead one C++ kernel (gans/cpu_kernels) that reads both operands in place: XLA:CPU
+transposes both in front of its kernel-gradient convolutions, and those transposes cost as much as the convs.
 
 The plain forms ("lax": `lax.conv_general_dilated` with stride 2, `lax.conv_transpose`) are kept as the
 reference the tests compare with and as the form for GPUs and TPUs, whose libraries run them well.
@@ -33,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gans import layers, winograd
+from gans import cpu_kernels, layers, winograd
 
 Array = jax.Array
 _NDHWC = ("NDHWC", "DHWIO", "NDHWC")
@@ -56,9 +58,10 @@ WINOGRAD_MIN_CHANNELS = 128
 # (README): F(4, 2) padded to 12 at 9 (2.78) ran 0.6x the speed of XLA's conv (8^3, batch 8); F(3, 2)'s forward
 # at 9 1.25x, at 17 0.97x (idle, batch 16); the 64^3 step (batch 16) with a limit of 2.0 ran 0.945x of 1.9's.
 WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = 1.9
-# The kernel gradient of XLA's 2D convs (`_conv_2d_xla`) moves the input's channels from minor to major in two
-# passes when it has more than this many channels (a multiple of it); 0 leaves the transposes to XLA.
-CHANNELS_FIRST_BLOCK = 16
+# The stride-1 convs' kernel gradients (`_kernel_grad`) run as a C++ kernel on the CPU (gans/cpu_kernels: both
+# operands read in place, no depth-tap copies; XLA:CPU's kernel-gradient convs transpose both first); False
+# keeps those of the depth taps' 2D convs.
+CPU_KERNEL_GRAD = True
 
 
 def default_form() -> str:
@@ -101,54 +104,7 @@ def _conv_2d(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) ->
   if plan is not None:
     x = jnp.pad(x_NHWC, ((0, 0),) + tuple(padding_2d) + ((0, 0),))
     return winograd.correlate(x, kernel_HWIO, plan)
-  if CHANNELS_FIRST_BLOCK:
-    return _conv_2d_xla(x_NHWC, kernel_HWIO, padding_2d, precision)
   return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision)
-
-
-def _channels_first(x_NHWC: Array) -> Array:
-  """(N, H, W, C) -> (C, H, W, N), the input layout of XLA:CPU's kernel-gradient conv.
-
-  XLA writes this transpose as one loop whose stores land in C rows at once: with C = 64 or 128 it ran at 4-7 ns
-  per element on one core (16 channels: 0.6 ns). In two passes, blocks of CHANNELS_FIRST_BLOCK channels moved
-  whole (C / block output rows) and then each block's (N, block) -> (block, N) as a batched product with the
-  identity (YNNPACK's packing does the transpose; XLA would fuse a second transpose into the first), it ran 1.65x
-  faster (README, 3D-GAN, session of 2026-12-02).
-  """
-  n, h, w, c = x_NHWC.shape
-  block = CHANNELS_FIRST_BLOCK
-  if c <= block or c % block:
-    return x_NHWC.transpose(3, 1, 2, 0)
-  blocks = x_NHWC.reshape(n, h * w, c // block, block).transpose(2, 1, 0, 3).reshape(c // block, h * w * n, block)
-  eye = jnp.broadcast_to(jnp.eye(block, dtype=x_NHWC.dtype), (c // block, block, block))
-  return lax.dot_general(eye, blocks, (((2,), (2,)), ((0,), (0,))),
-                         precision=lax.Precision.HIGHEST).reshape(c, h, w, n)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_2d_xla(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> Array:
-  """XLA's stride-1 2D conv (`layers._conv_stride1_plain`, which also takes kernels larger than the input), whose
-  kernel gradient is XLA's conv on operands laid out beforehand (`_channels_first`): valid at any size, since
-  the output gradient's window never exceeds the padded input."""
-  return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision)
-
-
-def _conv_2d_xla_fwd(x_NHWC, kernel_HWIO, padding_2d, precision):
-  return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision), (x_NHWC, kernel_HWIO)
-
-
-def _conv_2d_xla_bwd(padding_2d, precision, residuals, y_grad):
-  x_NHWC, kernel_HWIO = residuals
-  _, x_vjp = jax.vjp(lambda x: layers._conv_stride1_plain(x, kernel_HWIO, padding_2d, precision), x_NHWC)
-  x_padded = jnp.pad(x_NHWC, ((0, 0),) + tuple(padding_2d) + ((0, 0),))
-  # kernel[a, b, i, o] = sum over n, h, w of x[n, h + a, w + b, i] y_grad[n, h, w, o]: a conv with the batch as
-  # its contracted channels, Eigen's layouts given so that XLA inserts no transposes of its own.
-  kernel_grad = lax.conv_general_dilated(_channels_first(x_padded), y_grad.transpose(1, 2, 0, 3), (1, 1), "VALID",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
-  return x_vjp(y_grad)[0], kernel_grad.transpose(1, 2, 0, 3).astype(kernel_HWIO.dtype)
-
-
-_conv_2d_xla.defvjp(_conv_2d_xla_fwd, _conv_2d_xla_bwd)
 
 
 def _depth_taps_2d(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision) -> Array:
@@ -225,13 +181,15 @@ def _flipped_adjoint(kernel_DHWIO: Array) -> Array:
 
 
 def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision, y_grad: Array) -> Array:
-  """The kernel's gradient of `conv_stride1_3d`."""
-  # The kernel gradient of the 2D convs (Winograd's or `_conv_2d_xla`'s) on an input padded beforehand. (An
-  # optimization barrier behind the pad, against XLA folding it into the conv, was once measured at 3.6 s against
-  # ~0.1 s; but XLA:CPU of jax 0.10 drops barriers before it fuses, and the compiled gan3d_shapes and
-  # gan3d_modelnet10 steps were identical with and without it, so it is gone. Keeping barriers through fusion did
-  # not pay on two threads: README, 3D-GAN, fifth and sixth sessions of 2026-12-01.)
+  """The kernel's gradient of `conv_stride1_3d`: `cpu_kernels.conv_kernel_grad` where it applies, else that of
+  the depth taps' 2D convs (Winograd's or XLA's) on an input padded beforehand."""
   x_padded = jnp.pad(x_NDHWC, ((0, 0),) + tuple(padding) + ((0, 0),))
+  if CPU_KERNEL_GRAD and cpu_kernels.conv_kernel_grad_applies(x_padded, y_grad):
+    return cpu_kernels.conv_kernel_grad(x_padded, y_grad).astype(kernel_DHWIO.dtype)
+  # (An optimization barrier behind the pad, against XLA folding it into the conv, was once measured at 3.6 s
+  # against ~0.1 s; but XLA:CPU of jax 0.10 drops barriers before it fuses, and the compiled gan3d_shapes and
+  # gan3d_modelnet10 steps were identical with and without it, so it is gone. Keeping barriers through fusion
+  # did not pay on two threads: README, 3D-GAN, fifth and sixth sessions of 2026-12-01.)
   _, kernel_vjp = jax.vjp(lambda k: _depth_taps_2d(x_padded, k, ((0, 0),) * 3, precision),
                           kernel_DHWIO.astype(y_grad.dtype))
   return kernel_vjp(y_grad)[0].astype(kernel_DHWIO.dtype)

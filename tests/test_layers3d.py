@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gans import layers3d
+from gans import cpu_kernels, layers3d
 
 
 def _vjp_all(fn, x, kernel, cotangent_key):
@@ -16,48 +16,27 @@ def _vjp_all(fn, x, kernel, cotangent_key):
 # (C_in, C_out) chosen so the forward pass and both gradients unroll each side's depth taps (the side with fewer
 # channels) in both layers: after the space-to-depth the conv has 8 C_in inputs and C_out outputs, the
 # transposed conv C_in and 8 C_out.
-# channels_first_block: XLA's own kernel gradient (0) / the operands laid out beforehand, in blocks of 4 channels
-# (the space-to-depth conv's 8 and 128 inputs).
-@pytest.mark.parametrize("channels_first_block", [0, 4])
+# cpu_kernel_grad: the 2D convs' kernel gradients by gans.cpu_kernels (True) or XLA's own (False).
+@pytest.mark.parametrize("cpu_kernel_grad", [False, True])
 @pytest.mark.parametrize("phases_max_side", [0, 64])  # the transposed sub-voxel conv: one conv / by phases
 @pytest.mark.parametrize("channels", [(16, 1), (1, 16)])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_max_side, channels_first_block,
+def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_max_side, cpu_kernel_grad,
                                                    monkeypatch):
   monkeypatch.setattr(layers3d, "PHASES_MAX_SIDE", phases_max_side)
-  monkeypatch.setattr(layers3d, "CHANNELS_FIRST_BLOCK", channels_first_block)
+  monkeypatch.setattr(layers3d, "CPU_KERNEL_GRAD", cpu_kernel_grad)
   c_in, c_out = channels
   keys = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(keys[0], (2, 4, 2, 6, c_in))
   kernel = jax.random.normal(keys[1], (4, 4, 4, c_in, c_out))
   fast, plain = ((layers3d.conv_transpose3d, layers3d.conv_transpose3d_lax) if transposed
                  else (layers3d.conv3d, layers3d.conv3d_lax))
-  got = _vjp_all(lambda a, k: fast(a, k, form="space_to_depth"), x, kernel, keys[2])
+  fast_vjp = lambda a, k: _vjp_all(lambda a, k: fast(a, k, form="space_to_depth"), a, k, keys[2])
+  got = fast_vjp(x, kernel)
   want = _vjp_all(plain, x, kernel, keys[2])
+  uses_cpu_kernel = "gans_conv_kernel_grad" in jax.jit(fast_vjp).lower(x, kernel).as_text()
+  assert uses_cpu_kernel == (cpu_kernel_grad and cpu_kernels.available())
   assert got[0].shape == want[0].shape == ((2, 8, 4, 12, c_out) if transposed else (2, 2, 1, 3, c_out))
-  for g, w in zip(got, want):
-    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
-
-
-@pytest.mark.parametrize("channels", [48, 16, 20])  # in 3 blocks of 16; one block; not a multiple of the block
-def test_channels_first_is_the_transpose(channels, monkeypatch):
-  monkeypatch.setattr(layers3d, "CHANNELS_FIRST_BLOCK", 16)
-  x = jax.random.normal(jax.random.key(4), (5, 3, 2, channels))
-  channels_first = layers3d._channels_first(x)  # pylint: disable=protected-access
-  np.testing.assert_array_equal(channels_first, x.transpose(3, 1, 2, 0))
-
-
-@pytest.mark.parametrize("x_shape, padding", [((3, 5, 4, 32), ((1, 0), (0, 1))),  # 2 blocks of 16 channels
-                                               ((2, 1, 3, 6), ((1, 1), (0, 0)))])  # the kernel taller than x
-def test_conv_2d_xla_gradients_equal_xlas(x_shape, padding):
-  keys = jax.random.split(jax.random.key(5), 3)
-  x = jax.random.normal(keys[0], x_shape)
-  kernel = jax.random.normal(keys[1], (2, 2, x_shape[-1], 3))
-  conv_2d_xla = layers3d._conv_2d_xla  # pylint: disable=protected-access
-  got = _vjp_all(lambda a, k: conv_2d_xla(a, k, padding, None), x, kernel, keys[2])
-  want = _vjp_all(lambda a, k: jax.lax.conv_general_dilated(a, k, (1, 1), padding,
-                                                             dimension_numbers=("NHWC", "HWIO", "NHWC")),
-                  x, kernel, keys[2])
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
 

@@ -1,0 +1,174 @@
+// The kernel gradient of a stride-1 VALID 3D convolution on NDHWC operands, as an XLA:CPU FFI handler:
+//
+//   kernel[a, b, c, i, o] = sum over n, d, h, w of x[n, d + a, h + b, w + c, i] * y_grad[n, d, h, w, o]
+//
+// XLA:CPU computes this as a convolution whose operands it first transposes (batch to channels), and those
+// untiled transposes cost as much as the convolution itself (README, 3D-GAN). Here both operands are read in
+// place: each (tap, block of i, block of o) keeps its block of the kernel in registers while it runs over the
+// positions, one channel of one operand broadcast against 16-float vectors of the other.
+//
+// Operands may carry leading batch dimensions (vmap): x (B..., N, Dp, Hp, Wp, I), y_grad (B..., N, Do, Ho, Wo,
+// O), kernel (B..., Dp - Do + 1, Hp - Ho + 1, Wp - Wo + 1, I, O). The vector side (y_grad's channels, or x's
+// when `vectors_from_x`) must have a multiple of 16 channels; gans/cpu_kernels/__init__.py checks that.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+typedef float Vec __attribute__((vector_size(64)));  // 16 floats: one AVX-512 register, two AVX2 ones
+constexpr int kLanes = 16;
+#ifdef __AVX512F__
+constexpr int kRows = 8;  // kernel rows per block: 8 x 2 vector accumulators of 32 registers
+#else
+constexpr int kRows = 3;  // 3 x 2 vectors = 12 of AVX2's 16 registers
+#endif
+constexpr int64_t kChunkPositions = 1024;  // positions per pass over the kernel: operands stay in L2
+
+struct Problem {
+  int64_t n, dp, hp, wp, ci, dout, ho, wo, co, kd, kh, kw;
+  bool vectors_from_x;
+  int64_t scalar_channels() const { return vectors_from_x ? co : ci; }
+  int64_t vector_channels() const { return vectors_from_x ? ci : co; }
+};
+
+inline Vec load(const float* p) { Vec v; std::memcpy(&v, p, sizeof(Vec)); return v; }
+
+// A run of output rows (row = (n * dout + d) * ho + h): where each row's input starts at tap (0, 0, 0), and
+// y_grad's first row (consecutive rows are contiguous there).
+struct Rows {
+  const int64_t* x_offsets;
+  int64_t count;
+  const float* y_grad;
+};
+
+// Adds to `tap` (I x O) the block of ROWS scalar channels from s0 by NV * 16 vector channels from v0, summed
+// over the rows' positions; x_tap is x shifted to the tap.
+template <int ROWS, int NV>
+void Block(const Problem& p, const float* x_tap, const Rows& rows, float* tap, int64_t s0, int64_t v0) {
+  Vec acc[ROWS][NV];
+  for (int r = 0; r < ROWS; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = Vec{};
+  const int64_t s_stride = p.vectors_from_x ? p.co : p.ci, v_stride = p.vectors_from_x ? p.ci : p.co;
+  for (int64_t k = 0; k < rows.count; ++k) {
+    const float* x_row = x_tap + rows.x_offsets[k];
+    const float* g_row = rows.y_grad + k * p.wo * p.co;
+    const float* s_row = (p.vectors_from_x ? g_row : x_row) + s0;
+    const float* v_row = (p.vectors_from_x ? x_row : g_row) + v0;
+    for (int64_t w = 0; w < p.wo; ++w) {
+      Vec v[NV];
+      for (int j = 0; j < NV; ++j) v[j] = load(v_row + w * v_stride + j * kLanes);
+      for (int r = 0; r < ROWS; ++r) {
+        const float s = s_row[w * s_stride + r];
+        for (int j = 0; j < NV; ++j) acc[r][j] += s * v[j];
+      }
+    }
+  }
+  for (int r = 0; r < ROWS; ++r)
+    for (int j = 0; j < NV; ++j)
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t s = s0 + r, v = v0 + j * kLanes + l;
+        tap[p.vectors_from_x ? v * p.co + s : s * p.co + v] += acc[r][j][l];
+      }
+}
+
+// Block<rows, NV> for 1 <= rows <= kRows (the last block of scalar channels may be narrower).
+template <int NV, int R = kRows>
+void BlockRows(int rows, const Problem& p, const float* x_tap, const Rows& run, float* tap, int64_t s0,
+               int64_t v0) {
+  if (rows == R) return Block<R, NV>(p, x_tap, run, tap, s0, v0);
+  if constexpr (R > 1) BlockRows<NV, R - 1>(rows, p, x_tap, run, tap, s0, v0);
+}
+
+// The whole kernel's sum over output rows [row0, row1), added to `kernel`, in chunks that stay in L2.
+void AddRows(const Problem& p, const float* x, const float* y_grad, float* kernel, int64_t row0, int64_t row1) {
+  const int64_t chunk_rows = std::max<int64_t>(1, kChunkPositions / p.wo);
+  std::vector<int64_t> x_offsets(chunk_rows);
+  for (int64_t c0 = row0; c0 < row1; c0 += chunk_rows) {
+    const Rows run{x_offsets.data(), std::min(row1, c0 + chunk_rows) - c0, y_grad + c0 * p.wo * p.co};
+    for (int64_t k = 0; k < run.count; ++k) {
+      const int64_t row = c0 + k, h = row % p.ho, d = row / p.ho % p.dout, n = row / p.ho / p.dout;
+      x_offsets[k] = ((n * p.dp + d) * p.hp + h) * p.wp * p.ci;
+    }
+    for (int64_t t = 0; t < p.kd * p.kh * p.kw; ++t) {
+      const int64_t a = t / (p.kh * p.kw), b = t / p.kw % p.kh, c = t % p.kw;
+      const float* x_tap = x + ((a * p.hp + b) * p.wp + c) * p.ci;
+      float* tap = kernel + t * p.ci * p.co;
+      for (int64_t s0 = 0; s0 < p.scalar_channels(); s0 += kRows) {
+        const int rows = static_cast<int>(std::min<int64_t>(kRows, p.scalar_channels() - s0));
+        int64_t v0 = 0;
+        for (; v0 + 2 * kLanes <= p.vector_channels(); v0 += 2 * kLanes)
+          BlockRows<2>(rows, p, x_tap, run, tap, s0, v0);
+        if (v0 < p.vector_channels()) BlockRows<1>(rows, p, x_tap, run, tap, s0, v0);
+      }
+    }
+  }
+}
+
+// Splits the rows over XLA's intra-op threads, each summing into its own copy of the kernel. Work is claimed
+// from a shared counter, so the calling thread finishes it alone if the pool is busy (no thread waits on a
+// task that has not started).
+void KernelGrad(const Problem& p, const float* x, const float* y_grad, float* kernel, ffi::ThreadPool& pool) {
+  const int64_t kernel_size = p.kd * p.kh * p.kw * p.ci * p.co, rows = p.n * p.dout * p.ho;
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), rows));
+  std::memset(kernel, 0, sizeof(float) * kernel_size);
+  if (parts == 1) return AddRows(p, x, y_grad, kernel, 0, rows);
+  struct Shared {
+    std::vector<std::vector<float>> partial;
+    std::atomic<int64_t> next{0}, done{0};
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->partial.resize(parts);
+  for (int64_t i = 1; i < parts; ++i) shared->partial[i].assign(kernel_size, 0.0f);
+  auto work = [shared, p, x, y_grad, kernel, rows, parts]() {
+    for (int64_t i; (i = shared->next.fetch_add(1)) < parts;) {
+      float* out = i == 0 ? kernel : shared->partial[i].data();
+      AddRows(p, x, y_grad, out, rows * i / parts, rows * (i + 1) / parts);
+      shared->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t i = 1; i < parts; ++i) pool.Schedule(decltype(work)(work));
+  work();
+  while (shared->done.load(std::memory_order_acquire) < parts) std::this_thread::yield();
+  for (int64_t i = 1; i < parts; ++i)
+    for (int64_t k = 0; k < kernel_size; ++k) kernel[k] += shared->partial[i][k];
+}
+
+ffi::Error ConvKernelGrad(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer y_grad,
+                          ffi::Result<ffi::AnyBuffer> kernel, bool vectors_from_x) {
+  const auto xd = x.dimensions(), gd = y_grad.dimensions(), kdims = kernel->dimensions();
+  const size_t rank = xd.size();
+  if (rank < 5 || gd.size() != rank || kdims.size() != rank || x.element_type() != ffi::F32 ||
+      y_grad.element_type() != ffi::F32 || kernel->element_type() != ffi::F32)
+    return ffi::Error::InvalidArgument("conv_kernel_grad: float32 operands of equal rank >= 5 expected");
+  int64_t batch = 1;
+  for (size_t d = 0; d + 5 < rank; ++d) batch *= xd[d];
+  const size_t r = rank - 5;
+  const Problem p{xd[r],     xd[r + 1], xd[r + 2], xd[r + 3], xd[r + 4], gd[r + 1], gd[r + 2],
+                  gd[r + 3], gd[r + 4], kdims[r], kdims[r + 1], kdims[r + 2], vectors_from_x};
+  const float* x_data = static_cast<const float*>(x.untyped_data());
+  const float* g_data = static_cast<const float*>(y_grad.untyped_data());
+  float* k_data = static_cast<float*>(kernel->untyped_data());
+  for (int64_t i = 0; i < batch; ++i)
+    KernelGrad(p, x_data + i * p.n * p.dp * p.hp * p.wp * p.ci, g_data + i * p.n * p.dout * p.ho * p.wo * p.co,
+               k_data + i * p.kd * p.kh * p.kw * p.ci * p.co, pool);
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_conv_kernel_grad, ConvKernelGrad,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<bool>("vectors_from_x"));

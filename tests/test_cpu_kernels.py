@@ -1,0 +1,87 @@
+"""gans.cpu_kernels: the C++ kernel gradient equals XLA's (values, vmap, its own gradients), and is built."""
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gans import cpu_kernels
+
+needs_kernels = pytest.mark.skipif(not cpu_kernels.available(), reason="no C++ compiler to build gans.cpu_kernels")
+
+
+def _operands(key, x_shape, y_grad_shape):
+  x_key, g_key = jax.random.split(key)
+  return jax.random.normal(x_key, x_shape), jax.random.normal(g_key, y_grad_shape)
+
+
+def _assert_close(got, want):
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+
+
+def test_built_where_there_is_a_compiler():
+  assert cpu_kernels.available() == (shutil.which(os.environ.get("CXX", "g++")) is not None)
+
+
+# (x, y_grad) shapes: vectors from y_grad (16, 48 = 32 + a tail of 16 channels) or from x (32 > 16; 64 with 3 on
+# the other side), scalar channels not a multiple of the register block (3, 20), taps 2x2x2, 3x1x2 and 1x1x1.
+@needs_kernels
+@pytest.mark.parametrize("x_shape, y_grad_shape", [((3, 3, 5, 4, 20), (3, 2, 4, 3, 16)),
+                                                   ((2, 4, 3, 5, 3), (2, 2, 3, 4, 48)),
+                                                   ((4, 3, 3, 3, 32), (4, 2, 2, 2, 16)),
+                                                   ((1, 2, 6, 2, 64), (1, 2, 6, 2, 3))])
+def test_kernel_grad_equals_xlas(x_shape, y_grad_shape):
+  x, y_grad = _operands(jax.random.key(0), x_shape, y_grad_shape)
+  assert cpu_kernels.conv_kernel_grad_applies(x, y_grad)
+  got = jax.jit(cpu_kernels.conv_kernel_grad)(x, y_grad)
+  want = cpu_kernels.conv_kernel_grad_lax(x, y_grad)
+  assert got.shape == want.shape
+  _assert_close(got, want)
+
+
+@needs_kernels
+def test_kernel_grad_is_the_convs_kernel_gradient():
+  # The reference itself: the kernel's VJP of the stride-1 VALID conv.
+  x, y_grad = _operands(jax.random.key(1), (2, 3, 4, 5, 16), (2, 2, 3, 4, 16))
+  conv = lambda kernel: jax.lax.conv_general_dilated(x, kernel, (1, 1, 1), "VALID",
+                                                     dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+  want = jax.vjp(conv, jnp.zeros((2, 2, 2, 16, 16)))[1](y_grad)[0]
+  _assert_close(cpu_kernels.conv_kernel_grad(x, y_grad), want)
+
+
+@needs_kernels
+def test_kernel_grad_under_vmap_is_per_example():
+  x, y_grad = _operands(jax.random.key(2), (3, 2, 3, 3, 4, 16), (3, 2, 2, 2, 3, 32))
+  got = jax.jit(jax.vmap(cpu_kernels.conv_kernel_grad))(x, y_grad)
+  for i in range(3):
+    _assert_close(got[i], cpu_kernels.conv_kernel_grad_lax(x[i], y_grad[i]))
+
+
+@needs_kernels
+def test_kernel_grads_own_gradients_are_xlas():
+  x, y_grad = _operands(jax.random.key(3), (2, 3, 3, 3, 16), (2, 2, 2, 2, 16))
+  weights = jax.random.normal(jax.random.key(4), (2, 2, 2, 16, 16))
+  loss = lambda kernel_grad: lambda x, g: jnp.sum(jnp.tanh(kernel_grad(x, g)) * weights)
+  got = jax.grad(loss(cpu_kernels.conv_kernel_grad), argnums=(0, 1))(x, y_grad)
+  want = jax.grad(loss(cpu_kernels.conv_kernel_grad_lax), argnums=(0, 1))(x, y_grad)
+  for g, w in zip(got, want):
+    _assert_close(g, w)
+
+
+def test_applies_only_with_a_multiple_of_16_channels_in_float32():
+  x, y_grad = jnp.zeros((1, 3, 3, 3, 8)), jnp.zeros((1, 2, 2, 2, 24))
+  assert not cpu_kernels.conv_kernel_grad_applies(x, y_grad)
+  assert not cpu_kernels.conv_kernel_grad_applies(x.astype(jnp.bfloat16), jnp.zeros((1, 2, 2, 2, 16), jnp.bfloat16))
+
+
+@needs_kernels
+def test_kernel_grad_of_a_batch_split_over_four_devices():
+  # The SPMD partitioner cannot split a custom call: it gathers the operands (so each device sums the whole
+  # batch) and the result is the same.
+  mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:4]), ("data",))
+  split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  x, y_grad = _operands(jax.random.key(5), (8, 3, 3, 3, 16), (8, 2, 2, 2, 16))
+  got = jax.jit(cpu_kernels.conv_kernel_grad)(jax.device_put(x, split), jax.device_put(y_grad, split))
+  _assert_close(got, cpu_kernels.conv_kernel_grad_lax(x, y_grad))
