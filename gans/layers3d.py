@@ -62,6 +62,9 @@ WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = 1.9
 # operands read in place, no depth-tap copies; XLA:CPU's kernel-gradient convs transpose both first); False
 # keeps those of the depth taps' 2D convs.
 CPU_KERNEL_GRAD = True
+# The pad and space-to-depth in front of the strided convs (and of the transposed convs' gradients) run as a C++
+# copy on the CPU (gans/cpu_kernels; XLA:CPU's loop does index arithmetic per element); False keeps XLA's.
+CPU_SPACE_TO_DEPTH = True
 
 
 def default_form() -> str:
@@ -276,8 +279,14 @@ _PAD1 = ((1, 1),) * 3
 _VALID = ((0, 0),) * 3
 
 
-def _pad_space_to_depth(x_NDHWC: Array) -> Array:
+def _pad_space_to_depth_lax(x_NDHWC: Array) -> Array:
   return space_to_depth_3d(jnp.pad(x_NDHWC, ((0, 0),) + _PAD1 + ((0, 0),)))
+
+
+def _pad_space_to_depth(x_NDHWC: Array) -> Array:
+  if CPU_SPACE_TO_DEPTH and cpu_kernels.space_to_depth_padded_applies(x_NDHWC):
+    return cpu_kernels.space_to_depth_padded(x_NDHWC, _pad_space_to_depth_lax)
+  return _pad_space_to_depth_lax(x_NDHWC)
 
 
 def _subvoxel_transposed(x_NDHWC: Array, adjoint_kernel: Array, precision) -> Array:

@@ -1,4 +1,4 @@
-"""gans.cpu_kernels: the C++ kernel gradient equals XLA's (values, vmap, its own gradients), and is built."""
+"""gans.cpu_kernels: the C++ kernels equal XLA's forms (values, vmap, 4 devices, their own gradients), and are built."""
 import os
 import shutil
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gans import cpu_kernels
+from gans import cpu_kernels, layers3d
 
 needs_kernels = pytest.mark.skipif(not cpu_kernels.available(), reason="no C++ compiler to build gans.cpu_kernels")
 
@@ -70,10 +70,12 @@ def test_kernel_grads_own_gradients_are_xlas():
     _assert_close(g, w)
 
 
-def test_applies_only_with_a_multiple_of_16_channels_in_float32():
+def test_applies_only_where_the_kernels_can_run():
   x, y_grad = jnp.zeros((1, 3, 3, 3, 8)), jnp.zeros((1, 2, 2, 2, 24))
-  assert not cpu_kernels.conv_kernel_grad_applies(x, y_grad)
+  assert not cpu_kernels.conv_kernel_grad_applies(x, y_grad)  # no multiple of 16 channels
   assert not cpu_kernels.conv_kernel_grad_applies(x.astype(jnp.bfloat16), jnp.zeros((1, 2, 2, 2, 16), jnp.bfloat16))
+  assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 3, 2, 4)))  # odd H
+  assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 2, 2, 4), jnp.bfloat16))
 
 
 @needs_kernels
@@ -85,3 +87,16 @@ def test_kernel_grad_of_a_batch_split_over_four_devices():
   x, y_grad = _operands(jax.random.key(5), (8, 3, 3, 3, 16), (8, 2, 2, 2, 16))
   got = jax.jit(cpu_kernels.conv_kernel_grad)(jax.device_put(x, split), jax.device_put(y_grad, split))
   _assert_close(got, cpu_kernels.conv_kernel_grad_lax(x, y_grad))
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape", [(2, 4, 2, 6, 3), (1, 2, 2, 2, 16)])
+def test_space_to_depth_padded_equals_xlas_and_has_its_gradient(shape):  # pylint: disable=protected-access
+  x = jax.random.normal(jax.random.key(6), shape)
+  assert cpu_kernels.space_to_depth_padded_applies(x)
+  space_to_depth = lambda x: cpu_kernels.space_to_depth_padded(x, layers3d._pad_space_to_depth_lax)
+  np.testing.assert_array_equal(jax.jit(space_to_depth)(x), layers3d._pad_space_to_depth_lax(x))
+  np.testing.assert_array_equal(jax.jit(jax.vmap(space_to_depth))(x[None]), layers3d._pad_space_to_depth_lax(x)[None])
+  weights = jax.random.normal(jax.random.key(7), layers3d._pad_space_to_depth_lax(x).shape)
+  gradient = lambda f: jax.grad(lambda x: jnp.sum(jnp.sin(f(x)) * weights))(x)
+  np.testing.assert_allclose(gradient(space_to_depth), gradient(layers3d._pad_space_to_depth_lax), rtol=1e-6)

@@ -16,15 +16,16 @@ def _vjp_all(fn, x, kernel, cotangent_key):
 # (C_in, C_out) chosen so the forward pass and both gradients unroll each side's depth taps (the side with fewer
 # channels) in both layers: after the space-to-depth the conv has 8 C_in inputs and C_out outputs, the
 # transposed conv C_in and 8 C_out.
-# cpu_kernel_grad: the 2D convs' kernel gradients by gans.cpu_kernels (True) or XLA's own (False).
-@pytest.mark.parametrize("cpu_kernel_grad", [False, True])
+# cpu_kernels: the kernel gradients and the space-to-depth by gans.cpu_kernels (True) or XLA (False).
+@pytest.mark.parametrize("cpu_kernels_on", [False, True])
 @pytest.mark.parametrize("phases_max_side", [0, 64])  # the transposed sub-voxel conv: one conv / by phases
 @pytest.mark.parametrize("channels", [(16, 1), (1, 16)])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_max_side, cpu_kernel_grad,
+def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_max_side, cpu_kernels_on,
                                                    monkeypatch):
   monkeypatch.setattr(layers3d, "PHASES_MAX_SIDE", phases_max_side)
-  monkeypatch.setattr(layers3d, "CPU_KERNEL_GRAD", cpu_kernel_grad)
+  monkeypatch.setattr(layers3d, "CPU_KERNEL_GRAD", cpu_kernels_on)
+  monkeypatch.setattr(layers3d, "CPU_SPACE_TO_DEPTH", cpu_kernels_on)
   c_in, c_out = channels
   keys = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(keys[0], (2, 4, 2, 6, c_in))
@@ -34,8 +35,9 @@ def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_
   fast_vjp = lambda a, k: _vjp_all(lambda a, k: fast(a, k, form="space_to_depth"), a, k, keys[2])
   got = fast_vjp(x, kernel)
   want = _vjp_all(plain, x, kernel, keys[2])
-  uses_cpu_kernel = "gans_conv_kernel_grad" in jax.jit(fast_vjp).lower(x, kernel).as_text()
-  assert uses_cpu_kernel == (cpu_kernel_grad and cpu_kernels.available())
+  hlo = jax.jit(fast_vjp).lower(x, kernel).as_text()
+  for target in ("gans_conv_kernel_grad", "gans_space_to_depth_padded"):
+    assert (target in hlo) == (cpu_kernels_on and cpu_kernels.available()), target
   assert got[0].shape == want[0].shape == ((2, 8, 4, 12, c_out) if transposed else (2, 2, 1, 3, c_out))
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))

@@ -1,7 +1,10 @@
 """C++ kernels for XLA:CPU, as FFI custom calls, where XLA's own lowering is slow; `lax` everywhere else.
 
-One kernel so far, `conv_kernel_grad` (conv_kernel_grad.cc): the kernel gradient of a stride-1 3D convolution,
-which XLA:CPU runs as a convolution behind untiled transposes of both operands (README, 3D-GAN).
+Two kernels so far (kernels.cc), both for the 3D-GAN's layers (gans/layers3d.py): `conv_kernel_grad`, the kernel
+gradient of a stride-1 3D convolution, which XLA:CPU runs as a convolution behind untiled transposes of both
+operands, and `space_to_depth_padded`, which XLA:CPU runs as a loop with index arithmetic per element
+(README, 3D-GAN). Each has derivatives of its own (`with_lax_derivatives`: a second-order gradient, e.g. a
+gradient penalty through a layer, differentiates the `lax` form).
 
 The source is compiled on first use with the machine's C++ compiler ($CXX, else g++; -O3 -march=native) against
 the FFI headers jaxlib ships, and cached in $XDG_CACHE_HOME/gans/cpu_kernels (~/.cache/gans/cpu_kernels) under a
@@ -17,13 +20,14 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from typing import Callable
 
 import jax
 import jaxlib
 from jax import lax
 
-_SOURCE = pathlib.Path(__file__).with_name("conv_kernel_grad.cc")
-_TARGET = "gans_conv_kernel_grad"
+_SOURCE = pathlib.Path(__file__).with_name("kernels.cc")
+_TARGETS = ("gans_conv_kernel_grad", "gans_space_to_depth_padded")
 _FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 # The kernel holds blocks of 16 floats of one operand's channels in vector registers.
 VECTOR_CHANNELS = 16
@@ -65,19 +69,20 @@ def available() -> bool:
   import ctypes  # pylint: disable=import-outside-toplevel
   compiler = shutil.which(os.environ.get("CXX", "g++"))
   if compiler is None:
-    logging.warning("gans.cpu_kernels: no C++ compiler (set $CXX or install g++); XLA's own kernel gradients "
-                    "are used, slower on the CPU.")
+    logging.warning("gans.cpu_kernels: no C++ compiler (set $CXX or install g++); XLA's own forms are used, "
+                    "slower on the CPU.")
     return False
   library = _library_path(compiler)
   try:
     if not library.exists():
       _build(compiler, library)
     handler = ctypes.cdll.LoadLibrary(str(library))
-    jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(getattr(handler, _TARGET)), platform="cpu")
+    for target in _TARGETS:
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(handler, target)), platform="cpu")
   except (OSError, subprocess.CalledProcessError) as error:
     detail = getattr(error, "stderr", "") or error
-    logging.warning("gans.cpu_kernels: building %s failed; XLA's own kernel gradients are used, slower on the "
-                    "CPU:\n%s", _SOURCE, detail)
+    logging.warning("gans.cpu_kernels: building %s failed; XLA's own forms are used, slower on the CPU:\n%s",
+                    _SOURCE, detail)
     return False
   return True
 
@@ -92,37 +97,55 @@ def conv_kernel_grad_lax(x_padded: jax.Array, y_grad: jax.Array) -> jax.Array:
   return kernel.transpose(1, 2, 3, 0, 4)
 
 
+def with_lax_derivatives(kernel: Callable, lax_form: Callable) -> Callable:
+  """`kernel` (an FFI call) whose VJP is `lax_form`'s: the value from C++, the derivatives from XLA."""
+  function = jax.custom_vjp(kernel)
+  function.defvjp(lambda *args: (kernel(*args), args),
+                  lambda args, cotangent: jax.vjp(lax_form, *args)[1](cotangent))
+  return function
+
+
+def _runs_here(*arrays) -> bool:
+  return (jax.default_backend() == "cpu" and all(a.dtype == jax.numpy.float32 for a in arrays) and available())
+
+
 def conv_kernel_grad_applies(x_padded: jax.Array, y_grad: jax.Array) -> bool:
-  """Whether `conv_kernel_grad` runs the C++ kernel here: float32 on the CPU backend, one operand's channels a
-  multiple of VECTOR_CHANNELS, and the kernel built."""
-  return (jax.default_backend() == "cpu" and x_padded.dtype == y_grad.dtype == jax.numpy.float32
-          and any(c % VECTOR_CHANNELS == 0 for c in (x_padded.shape[-1], y_grad.shape[-1]))
-          and available())
+  """Whether `conv_kernel_grad` runs here: float32 on the CPU backend, the kernels built, and one operand's
+  channels a multiple of VECTOR_CHANNELS."""
+  return (any(c % VECTOR_CHANNELS == 0 for c in (x_padded.shape[-1], y_grad.shape[-1]))
+          and _runs_here(x_padded, y_grad))
 
 
-@jax.custom_vjp
-def conv_kernel_grad(x_padded: jax.Array, y_grad: jax.Array) -> jax.Array:
-  """`conv_kernel_grad_lax` by the C++ kernel (where `conv_kernel_grad_applies`), both operands read in place.
-
-  Its own derivatives (a second-order gradient, e.g. a gradient penalty through a layer) are those of
-  `conv_kernel_grad_lax`.
-  """
+def _conv_kernel_grad(x_padded: jax.Array, y_grad: jax.Array) -> jax.Array:
   c_in, c_out = x_padded.shape[-1], y_grad.shape[-1]
   taps = tuple(x - y + 1 for x, y in zip(x_padded.shape[1:4], y_grad.shape[1:4]))
   # The wider side in the vector registers (measured faster: 160x5x5x256 against 160x6x6x128, 13.8 against
   # 18.9 ms on one core); the other when the wider is not a multiple of 16.
   vectors_from_x = c_in % VECTOR_CHANNELS == 0 and (c_in > c_out or c_out % VECTOR_CHANNELS != 0)
-  call = jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct(taps + (c_in, c_out), jax.numpy.float32),
+  call = jax.ffi.ffi_call("gans_conv_kernel_grad", jax.ShapeDtypeStruct(taps + (c_in, c_out), jax.numpy.float32),
                           vmap_method="broadcast_all")
   return call(x_padded, y_grad, vectors_from_x=bool(vectors_from_x))
 
 
-def _conv_kernel_grad_fwd(x_padded_NHWC, y_grad_NHWC):
-  return conv_kernel_grad(x_padded_NHWC, y_grad_NHWC), (x_padded_NHWC, y_grad_NHWC)
+# `conv_kernel_grad_lax` by the C++ kernel (where `conv_kernel_grad_applies`), both operands read in place.
+conv_kernel_grad = with_lax_derivatives(_conv_kernel_grad, conv_kernel_grad_lax)
 
 
-def _conv_kernel_grad_bwd(residuals, kernel_cotangent):
-  return jax.vjp(conv_kernel_grad_lax, *residuals)[1](kernel_cotangent)
+def space_to_depth_padded_applies(x: jax.Array) -> bool:
+  """Whether `space_to_depth_padded` runs here: float32 NDHWC with even D, H, W on the CPU, the kernels built."""
+  return x.ndim == 5 and not any(side % 2 for side in x.shape[1:4]) and _runs_here(x)
 
 
-conv_kernel_grad.defvjp(_conv_kernel_grad_fwd, _conv_kernel_grad_bwd)
+def space_to_depth_padded(x: jax.Array, lax_form: Callable) -> jax.Array:
+  """(N, 2D, 2H, 2W, C) padded by one zero voxel on every side, then a 2x2x2 space-to-depth (channels ordered
+  (depth offset, row offset, column offset, c)): (N, D + 1, H + 1, W + 1, 8C) by the C++ kernel (where
+  `space_to_depth_padded_applies`), with the derivatives of `lax_form`, the same map in lax."""
+  return with_lax_derivatives(_space_to_depth_padded, lax_form)(x)
+
+
+def _space_to_depth_padded(x: jax.Array) -> jax.Array:
+  n, d, h, w, c = x.shape
+  call = jax.ffi.ffi_call("gans_space_to_depth_padded",
+                          jax.ShapeDtypeStruct((n, d // 2 + 1, h // 2 + 1, w // 2 + 1, 8 * c), x.dtype),
+                          vmap_method="broadcast_all")
+  return call(x)
