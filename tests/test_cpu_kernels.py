@@ -74,8 +74,9 @@ def test_applies_only_where_the_kernels_can_run():
   x, y_grad = jnp.zeros((1, 3, 3, 3, 8)), jnp.zeros((1, 2, 2, 2, 24))
   assert not cpu_kernels.conv_kernel_grad_applies(x, y_grad)  # no multiple of 16 channels
   assert not cpu_kernels.conv_kernel_grad_applies(x.astype(jnp.bfloat16), jnp.zeros((1, 2, 2, 2, 16), jnp.bfloat16))
-  assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 3, 2, 4)))  # odd H
-  assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 2, 2, 4), jnp.bfloat16))
+  assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 3, 2, 16)))  # odd H
+  assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 2, 2, 8)))  # fewer than 16 channels
+  assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 2, 2, 16), jnp.bfloat16))
 
 
 @needs_kernels
@@ -90,7 +91,7 @@ def test_kernel_grad_of_a_batch_split_over_four_devices():
 
 
 @needs_kernels
-@pytest.mark.parametrize("shape", [(2, 4, 2, 6, 3), (1, 2, 2, 2, 16)])
+@pytest.mark.parametrize("shape", [(2, 4, 2, 6, 16), (1, 2, 2, 2, 32)])
 def test_space_to_depth_padded_equals_xlas_and_has_its_gradient(shape):  # pylint: disable=protected-access
   x = jax.random.normal(jax.random.key(6), shape)
   assert cpu_kernels.space_to_depth_padded_applies(x)

@@ -36,8 +36,10 @@ def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_
   got = fast_vjp(x, kernel)
   want = _vjp_all(plain, x, kernel, keys[2])
   hlo = jax.jit(fast_vjp).lower(x, kernel).as_text()
-  for target in ("gans_conv_kernel_grad", "gans_space_to_depth_padded"):
-    assert (target in hlo) == (cpu_kernels_on and cpu_kernels.available()), target
+  assert ("gans_conv_kernel_grad" in hlo) == (cpu_kernels_on and cpu_kernels.available())
+  # The space-to-depth (of x, or of the transposed conv's output gradient) by C++ from 16 channels.
+  wide = (c_out if transposed else c_in) >= 16
+  assert ("gans_space_to_depth_padded" in hlo) == (cpu_kernels_on and cpu_kernels.available() and wide)
   assert got[0].shape == want[0].shape == ((2, 8, 4, 12, c_out) if transposed else (2, 2, 1, 3, c_out))
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
