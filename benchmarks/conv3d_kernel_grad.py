@@ -4,8 +4,9 @@
 
 After the space-to-depth every 3D-GAN layer is a stride-1 conv with 2x2x2 taps (`layers3d.conv_stride1_3d`),
 and its kernel gradient was the largest piece left of the step (README, 3D-GAN). This times, interleaved in
-one process, the project's form (XLA's kernel gradient of the depth-taps 2D convs, `layers3d`) against forms
-that do the same contraction as matrix products, at gan3d_shapes' six layers (batch 32):
+one process, XLA's kernel gradient of the depth-taps 2D convs (`layers3d` with CPU_KERNEL_GRAD off: the
+project's form before gans/cpu_kernels, whose C++ kernel benchmarks/cpu_kernels.py times against it) against
+forms that do the same contraction as matrix products, at gan3d_shapes' six layers (batch 32):
 
   * "im2col": the eight taps' shifted copies of the input, channel-first, stacked into (8 C_in, M) and one
     matrix product with the (C_out, M) cotangent (M = N D' H' W'), contracted on the last axis of both, the
@@ -59,11 +60,15 @@ def _padded(x_NDHWC, padding):
 
 
 def depth_taps(x_NDHWC, y_grad, padding):
-  """The project's kernel gradient: the custom VJP of `layers3d.conv_stride1_3d` (x's gradient unused, so
-  dropped by jit)."""
+  """XLA's kernel gradient of the depth-taps 2D convs: the custom VJP of `layers3d.conv_stride1_3d` with
+  CPU_KERNEL_GRAD off while it traces (x's gradient unused, so dropped by jit)."""
   kernel = jnp.zeros(_TAPS + (x_NDHWC.shape[-1], y_grad.shape[-1]), y_grad.dtype)
-  _, vjp = jax.vjp(lambda k: layers3d.conv_stride1_3d(x_NDHWC, k, padding), kernel)
-  return vjp(y_grad)[0]
+  saved, layers3d.CPU_KERNEL_GRAD = layers3d.CPU_KERNEL_GRAD, False
+  try:
+    _, vjp = jax.vjp(lambda k: layers3d.conv_stride1_3d(x_NDHWC, k, padding), kernel)
+    return vjp(y_grad)[0]
+  finally:
+    layers3d.CPU_KERNEL_GRAD = saved
 
 
 def _cotangent_rows(y_grad):  # (C_out, M)
