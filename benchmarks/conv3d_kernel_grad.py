@@ -4,7 +4,7 @@
 
 After the space-to-depth every 3D-GAN layer is a stride-1 conv with 2x2x2 taps (`layers3d.conv_stride1_3d`),
 and its kernel gradient was the largest piece left of the step (README, 3D-GAN). This times, interleaved in
-one process, XLA's kernel gradient of the depth-taps 2D convs (`layers3d` with CPU_KERNEL_GRAD off: the
+one process, XLA's kernel gradient of the depth-taps 2D convs (`layers3d` with CPU_KERNEL_GRAD_MAX_CHANNELS 0: the
 project's form before gans/cpu_kernels, whose C++ kernel benchmarks/cpu_kernels.py times against it) against
 forms that do the same contraction as matrix products, at gan3d_shapes' six layers (batch 32):
 
@@ -61,14 +61,14 @@ def _padded(x_NDHWC, padding):
 
 def depth_taps(x_NDHWC, y_grad, padding):
   """XLA's kernel gradient of the depth-taps 2D convs: the custom VJP of `layers3d.conv_stride1_3d` with
-  CPU_KERNEL_GRAD off while it traces (x's gradient unused, so dropped by jit)."""
+  CPU_KERNEL_GRAD_MAX_CHANNELS 0 while it traces (x's gradient unused, so dropped by jit)."""
   kernel = jnp.zeros(_TAPS + (x_NDHWC.shape[-1], y_grad.shape[-1]), y_grad.dtype)
-  saved, layers3d.CPU_KERNEL_GRAD = layers3d.CPU_KERNEL_GRAD, False
+  saved, layers3d.CPU_KERNEL_GRAD_MAX_CHANNELS = layers3d.CPU_KERNEL_GRAD_MAX_CHANNELS, 0
   try:
     _, vjp = jax.vjp(lambda k: layers3d.conv_stride1_3d(x_NDHWC, k, padding), kernel)
     return vjp(y_grad)[0]
   finally:
-    layers3d.CPU_KERNEL_GRAD = saved
+    layers3d.CPU_KERNEL_GRAD_MAX_CHANNELS = saved
 
 
 def _cotangent_rows(y_grad):  # (C_out, M)

@@ -1,12 +1,12 @@
 """gans/cpu_kernels' C++ kernels against the XLA forms they replace, at gan3d_shapes' layers, side by side.
 
-  python benchmarks/cpu_kernels.py [--batch_size=32] [--blocks=7] [--calls=3]
+  python benchmarks/cpu_kernels.py [--layers=shapes|paper] [--batch_size=32] [--blocks=7] [--calls=3]
 
-For each layer of gan3d_shapes after the space-to-depth (the shapes of benchmarks/conv3d_kernel_grad.py), times
-in alternating blocks, one process:
+For each layer of gan3d_shapes (the shapes of benchmarks/conv3d_kernel_grad.py) or of the paper's 64^3
+networks (gan3d_modelnet10), after the space-to-depth, times in alternating blocks, one process:
 
   * the stride-1 2x2x2-tap conv's kernel gradient: `cpu_kernels.conv_kernel_grad` against the depth-taps 2D
-    convs' kernel gradient that XLA:CPU computes behind transposes (layers3d with CPU_KERNEL_GRAD off);
+    convs' kernel gradient that XLA:CPU computes behind transposes (layers3d with CPU_KERNEL_GRAD_MAX_CHANNELS 0);
   * where the layer is a strided conv on an input of at least 16 channels, the pad + space-to-depth in front of
     it: `cpu_kernels.space_to_depth_padded` against XLA's loop (`layers3d._pad_space_to_depth_lax`).
 
@@ -30,6 +30,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from benchmarks import conv3d_kernel_grad, timing  # noqa: E402
 from gans import cpu_kernels, layers, layers3d  # noqa: E402
+
+
+# The paper's networks (gan3d_modelnet10) in the form of conv3d_kernel_grad.SHAPES_LAYERS: (name, input side after
+# the space-to-depth, C_in, C_out, padding per side).
+PAPER_LAYERS = (("D 64^3 1->64", 33, 8, 64, 0), ("D 32^3 64->128", 17, 512, 128, 0),
+                ("D 16^3 128->256", 9, 1024, 256, 0), ("D 8^3 256->512", 5, 2048, 512, 0),
+                ("G 4^3 512->256", 4, 512, 2048, 1), ("G 8^3 256->128", 8, 256, 1024, 1),
+                ("G 16^3 128->64", 16, 128, 512, 1), ("G 32^3 64->1", 32, 64, 8, 1))
 
 
 def _prologue(x):
@@ -56,13 +64,14 @@ def _compare(name: str, forms: dict, operands: tuple, blocks: int, calls: int) -
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--layers", choices=("shapes", "paper"), default="shapes")
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--blocks", type=int, default=7)
   parser.add_argument("--calls", type=int, default=3)
   args = parser.parse_args()
   if not cpu_kernels.available():
     raise SystemExit("gans.cpu_kernels could not be built here (see the warning above).")
-  for name, side, c_in, c_out, pad in conv3d_kernel_grad.SHAPES_LAYERS:
+  for name, side, c_in, c_out, pad in {"shapes": conv3d_kernel_grad.SHAPES_LAYERS, "paper": PAPER_LAYERS}[args.layers]:
     padding = ((pad, pad),) * 3
     x = jax.random.normal(jax.random.key(0), (args.batch_size, side, side, side, c_in))
     out = side + 2 * pad - 1

@@ -59,9 +59,11 @@ WINOGRAD_MIN_CHANNELS = 128
 # at 9 1.25x, at 17 0.97x (idle, batch 16); the 64^3 step (batch 16) with a limit of 2.0 ran 0.945x of 1.9's.
 WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = 1.9
 # The stride-1 convs' kernel gradients (`_kernel_grad`) run as a C++ kernel on the CPU (gans/cpu_kernels: both
-# operands read in place, no depth-tap copies; XLA:CPU's kernel-gradient convs transpose both first); False
-# keeps those of the depth taps' 2D convs.
-CPU_KERNEL_GRAD = True
+# operands read in place, no depth-tap copies; XLA:CPU's kernel-gradient convs transpose both first) where
+# C_in x C_out is at most this; 0 keeps XLA's everywhere. benchmarks/cpu_kernels.py (2 threads): 2-4x faster up
+# to 128 x 32 channels and at 8 x 64, 1.0x at 256 x 64, but 0.3-0.6x from 512 x 128 (the paper's inner layers),
+# where XLA's blocked matrix product reuses what it loads and this kernel streams both operands once per block.
+CPU_KERNEL_GRAD_MAX_CHANNELS = 128 * 128
 # The pad and space-to-depth in front of the strided convs (and of the transposed convs' gradients) run as a C++
 # copy on the CPU (gans/cpu_kernels; XLA:CPU's loop does index arithmetic per element); False keeps XLA's.
 CPU_SPACE_TO_DEPTH = True
@@ -184,10 +186,12 @@ def _flipped_adjoint(kernel_DHWIO: Array) -> Array:
 
 
 def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision, y_grad: Array) -> Array:
-  """The kernel's gradient of `conv_stride1_3d`: `cpu_kernels.conv_kernel_grad` where it applies, else that of
-  the depth taps' 2D convs (Winograd's or XLA's) on an input padded beforehand."""
+  """The kernel's gradient of `conv_stride1_3d`: `cpu_kernels.conv_kernel_grad` where it applies and pays
+  (CPU_KERNEL_GRAD_MAX_CHANNELS), else that of the depth taps' 2D convs (Winograd's or XLA's) on an input padded
+  beforehand."""
   x_padded = jnp.pad(x_NDHWC, ((0, 0),) + tuple(padding) + ((0, 0),))
-  if CPU_KERNEL_GRAD and cpu_kernels.conv_kernel_grad_applies(x_padded, y_grad):
+  if (x_padded.shape[-1] * y_grad.shape[-1] <= CPU_KERNEL_GRAD_MAX_CHANNELS
+      and cpu_kernels.conv_kernel_grad_applies(x_padded, y_grad)):
     return cpu_kernels.conv_kernel_grad(x_padded, y_grad).astype(kernel_DHWIO.dtype)
   # (An optimization barrier behind the pad, against XLA folding it into the conv, was once measured at 3.6 s
   # against ~0.1 s; but XLA:CPU of jax 0.10 drops barriers before it fuses, and the compiled gan3d_shapes and

@@ -24,7 +24,7 @@ def _vjp_all(fn, x, kernel, cotangent_key):
 def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_max_side, cpu_kernels_on,
                                                    monkeypatch):
   monkeypatch.setattr(layers3d, "PHASES_MAX_SIDE", phases_max_side)
-  monkeypatch.setattr(layers3d, "CPU_KERNEL_GRAD", cpu_kernels_on)
+  monkeypatch.setattr(layers3d, "CPU_KERNEL_GRAD_MAX_CHANNELS", 128 * 128 if cpu_kernels_on else 0)
   monkeypatch.setattr(layers3d, "CPU_SPACE_TO_DEPTH", cpu_kernels_on)
   c_in, c_out = channels
   keys = jax.random.split(jax.random.key(0), 3)
