@@ -60,9 +60,12 @@ WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = 1.9
 # The stride-1 convs' kernel gradients (`_kernel_grad`) run as a C++ kernel on the CPU (gans/cpu_kernels: both
 # operands read in place, no depth-tap copies; XLA:CPU's kernel-gradient convs transpose both first) where
-# C_in x C_out is at most this; 0 keeps XLA's everywhere. benchmarks/cpu_kernels.py (2 threads): 2-4x faster up
-# to 128 x 32 channels and at 8 x 64, 1.0x at 256 x 64, but 0.3-0.6x from 512 x 128 (the paper's inner layers),
-# where XLA's blocked matrix product reuses what it loads and this kernel streams both operands once per block.
+# C_in x C_out is at most this, scaled by the kernel's vector width (16 floats with AVX-512: x 1; AVX2: x 1/2);
+# 0 keeps XLA's everywhere. benchmarks/cpu_kernels.py, AVX-512, 2 threads: 2-4x faster up to 128 x 32 channels,
+# 1.0-1.05x at 256 x 64 and 64 x 256 (the whole gan3d_shapes step 2% slower without them), 0.3-0.6x from
+# 512 x 128 on (the paper's inner layers), where XLA's blocked matrix product reuses what it loads and this
+# kernel streams both operands once per block. Built for AVX2 against XLA limited to AVX2
+# (--xla_cpu_max_isa=AVX2): 1.15-3.5x up to 128 x 32, but 0.58x at 256 x 64 and 64 x 256.
 CPU_KERNEL_GRAD_MAX_CHANNELS = 128 * 128
 # The pad and space-to-depth in front of the strided convs (and of the transposed convs' gradients) run as a C++
 # copy on the CPU (gans/cpu_kernels; XLA:CPU's loop does index arithmetic per element); False keeps XLA's.
@@ -190,8 +193,8 @@ def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision,
   (CPU_KERNEL_GRAD_MAX_CHANNELS), else that of the depth taps' 2D convs (Winograd's or XLA's) on an input padded
   beforehand."""
   x_padded = jnp.pad(x_NDHWC, ((0, 0),) + tuple(padding) + ((0, 0),))
-  if (x_padded.shape[-1] * y_grad.shape[-1] <= CPU_KERNEL_GRAD_MAX_CHANNELS
-      and cpu_kernels.conv_kernel_grad_applies(x_padded, y_grad)):
+  if (cpu_kernels.conv_kernel_grad_applies(x_padded, y_grad) and x_padded.shape[-1] * y_grad.shape[-1]
+      <= CPU_KERNEL_GRAD_MAX_CHANNELS * cpu_kernels.vector_lanes() // 16):
     return cpu_kernels.conv_kernel_grad(x_padded, y_grad).astype(kernel_DHWIO.dtype)
   # (An optimization barrier behind the pad, against XLA folding it into the conv, was once measured at 3.6 s
   # against ~0.1 s; but XLA:CPU of jax 0.10 drops barriers before it fuses, and the compiled gan3d_shapes and

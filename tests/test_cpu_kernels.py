@@ -23,6 +23,7 @@ def _assert_close(got, want):
 
 def test_built_where_there_is_a_compiler():
   assert cpu_kernels.available() == (shutil.which(os.environ.get("CXX", "g++")) is not None)
+  assert cpu_kernels.vector_lanes() in ((4, 8, 16) if cpu_kernels.available() else (0,))
 
 
 # (x, y_grad) shapes: vectors from y_grad (16, 48 = 32 + a tail of 16 channels) or from x (32 > 16; 64 with 3 on

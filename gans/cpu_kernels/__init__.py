@@ -11,6 +11,7 @@ the FFI headers jaxlib ships, and cached in $XDG_CACHE_HOME/gans/cpu_kernels (~/
 name that hashes the source, the flags, jaxlib's version and the CPU, so a new machine or version rebuilds it. Without a compiler, or
 if the build fails, `available()` logs why once and callers keep their `lax` form.
 """
+import ctypes
 import functools
 import hashlib
 import logging
@@ -20,7 +21,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jaxlib
@@ -29,7 +30,7 @@ from jax import lax
 _SOURCE = pathlib.Path(__file__).with_name("kernels.cc")
 _TARGETS = ("gans_conv_kernel_grad", "gans_space_to_depth_padded")
 _FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
-# The kernel holds blocks of 16 floats of one operand's channels in vector registers.
+# The kernel gradient holds one operand's channels in vector registers of up to 16 floats (AVX-512).
 VECTOR_CHANNELS = 16
 
 
@@ -64,27 +65,36 @@ def _build(compiler: str, library: pathlib.Path) -> None:
 
 
 @functools.cache
-def available() -> bool:
-  """Builds (once per machine and version), loads and registers the kernels; False, logged, if that fails."""
-  import ctypes  # pylint: disable=import-outside-toplevel
+def _library() -> Optional[ctypes.CDLL]:
+  """Builds (once per machine and version), loads and registers the kernels; None, logged, if that fails."""
   compiler = shutil.which(os.environ.get("CXX", "g++"))
   if compiler is None:
     logging.warning("gans.cpu_kernels: no C++ compiler (set $CXX or install g++); XLA's own forms are used, "
                     "slower on the CPU.")
-    return False
+    return None
   library = _library_path(compiler)
   try:
     if not library.exists():
       _build(compiler, library)
-    handler = ctypes.cdll.LoadLibrary(str(library))
+    handle = ctypes.cdll.LoadLibrary(str(library))
     for target in _TARGETS:
-      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(handler, target)), platform="cpu")
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(handle, target)), platform="cpu")
   except (OSError, subprocess.CalledProcessError) as error:
     detail = getattr(error, "stderr", "") or error
     logging.warning("gans.cpu_kernels: building %s failed; XLA's own forms are used, slower on the CPU:\n%s",
                     _SOURCE, detail)
-    return False
-  return True
+    return None
+  return handle
+
+
+def available() -> bool:
+  """Whether the kernels are built, loaded and registered (the first call builds them)."""
+  return _library() is not None
+
+
+def vector_lanes() -> int:
+  """Floats per vector register the kernels were built for: 16 with AVX-512, 8 with AVX, else 4; 0 unbuilt."""
+  return _library().gans_vector_lanes() if available() else 0
 
 
 def conv_kernel_grad_lax(x_padded: jax.Array, y_grad: jax.Array) -> jax.Array:

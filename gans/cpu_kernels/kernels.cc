@@ -8,7 +8,7 @@
 //   XLA:CPU computes it as a convolution whose operands it first transposes (batch to channels), and those
 //   untiled transposes cost as much as the convolution itself (README, 3D-GAN). Here both operands are read in
 //   place: each (tap, block of i, block of o) keeps its block of the kernel in registers while it runs over the
-//   positions, one channel of one operand broadcast against 16-float vectors of the other. x (N, Dp, Hp, Wp, I),
+//   positions, one channel of one operand broadcast against vectors of the other. x (N, Dp, Hp, Wp, I),
 //   y_grad (N, Do, Ho, Wo, O), kernel (Dp - Do + 1, Hp - Ho + 1, Wp - Wo + 1, I, O); the vector side (y_grad's
 //   channels, or x's when `vectors_from_x`) has a multiple of 16 channels.
 //
@@ -31,13 +31,17 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-typedef float Vec __attribute__((vector_size(64)));  // 16 floats: one AVX-512 register, two AVX2 ones
-constexpr int kLanes = 16;
-#ifdef __AVX512F__
-constexpr int kRows = 8;  // kernel rows per block: 8 x 2 vector accumulators of 32 registers
+// One vector register of floats, and the kernel rows per block: kRows x 2 vector accumulators, a few registers
+// left for the operands. (A vector wider than the machine's is expanded piecewise through memory by the
+// compiler: a 16-float vector without AVX-512 ran 50-200x slower.)
+#if defined(__AVX512F__)
+constexpr int kLanes = 16, kRows = 8;  // 16 of 32 registers
+#elif defined(__AVX__)
+constexpr int kLanes = 8, kRows = 6;  // 12 of 16
 #else
-constexpr int kRows = 3;  // 3 x 2 vectors = 12 of AVX2's 16 registers
+constexpr int kLanes = 4, kRows = 4;  // SSE, NEON
 #endif
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 constexpr int64_t kChunkPositions = 1024;  // positions per pass over the kernel: operands stay in L2
 
 struct Problem {
@@ -226,6 +230,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_conv_kernel_grad, ConvKernelGrad,
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Attr<bool>("vectors_from_x"));
+
+// The floats per vector register the kernels were built for (16 with AVX-512, 8 with AVX, else 4).
+extern "C" int gans_vector_lanes() { return kLanes; }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_space_to_depth_padded, SpaceToDepthPadded,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>());
