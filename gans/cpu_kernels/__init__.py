@@ -7,9 +7,10 @@ operands, and `space_to_depth_padded`, which XLA:CPU runs as a loop with index a
 gradient penalty through a layer, differentiates the `lax` form).
 
 The source is compiled on first use with the machine's C++ compiler ($CXX, else g++; -O3 -march=native) against
-the FFI headers jaxlib ships, and cached in $XDG_CACHE_HOME/gans/cpu_kernels (~/.cache/gans/cpu_kernels) under a
-name that hashes the source, the flags, jaxlib's version and the CPU, so a new machine or version rebuilds it. Without a compiler, or
-if the build fails, `available()` logs why once and callers keep their `lax` form.
+the FFI headers jaxlib ships, and cached in $XDG_CACHE_HOME/gans/cpu_kernels (~/.cache/gans/cpu_kernels) under
+a name that hashes the source, the flags, jaxlib's version and the CPU, so a new machine or version rebuilds
+it (about 2 s). Without a compiler, or if the build fails, the first call logs why and `available()` is False:
+callers keep their `lax` forms.
 """
 import ctypes
 import functools
@@ -30,7 +31,7 @@ from jax import lax
 _SOURCE = pathlib.Path(__file__).with_name("kernels.cc")
 _TARGETS = ("gans_conv_kernel_grad", "gans_space_to_depth_padded")
 _FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
-# The kernel gradient holds one operand's channels in vector registers of up to 16 floats (AVX-512).
+# The kernel gradient's vector side has channels in multiples of this (one AVX-512 register of floats).
 VECTOR_CHANNELS = 16
 
 

@@ -118,6 +118,7 @@ void AddRows(const Problem& p, const float* x, const float* y_grad, float* kerne
         int64_t v0 = 0;
         for (; v0 + 2 * kLanes <= p.vector_channels(); v0 += 2 * kLanes)
           BlockRows<2>(rows, p, x_tap, run, tap, s0, v0);
+        // The vector side has a multiple of 16 channels, so at most one vector is left.
         if (v0 < p.vector_channels()) BlockRows<1>(rows, p, x_tap, run, tap, s0, v0);
       }
     }
