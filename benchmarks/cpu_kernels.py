@@ -7,6 +7,8 @@ networks (gan3d_modelnet10), after the space-to-depth, times in alternating bloc
 
   * the stride-1 2x2x2-tap conv's kernel gradient: `cpu_kernels.conv_kernel_grad` against the depth-taps 2D
     convs' kernel gradient that XLA:CPU computes behind transposes (layers3d with CPU_KERNEL_GRAD_MAX_CHANNELS 0);
+  * where the layer is a strided conv to a multiple of 16 channels, its forward: `cpu_kernels.conv3d_stride2`
+    against the space-to-depth form (XLA's pad + space-to-depth loop, depth-tap 2D convs);
   * where the layer is a strided conv on an input of at least 16 channels, the pad + space-to-depth in front of
     it: `cpu_kernels.space_to_depth_padded` against XLA's loop (`layers3d._pad_space_to_depth_lax`).
 
@@ -84,8 +86,15 @@ def main() -> None:
       _compare(f"kernel gradient {name}", {"cpu": lambda x, g, p=padding: _cpu_kernel_grad(x, g, p),
                                            "xla": lambda x, g, p=padding: _xla_kernel_grad(x, g, p)},
                (x, y_grad), args.blocks, args.calls)
-    if name.startswith("D") and c_in >= 8 * cpu_kernels.VECTOR_CHANNELS:  # a strided conv: 8 C_in after s2d
-      source = jax.random.normal(jax.random.key(2), (args.batch_size,) + (2 * (side - 1),) * 3 + (c_in // 8,))
+    source = jax.random.normal(jax.random.key(2), (args.batch_size,) + (2 * (side - 1),) * 3 + (c_in // 8,))
+    kernel_s2d = jax.random.normal(jax.random.key(3), (2, 2, 2, c_in, c_out)) * 0.1
+    if name.startswith("D") and c_out % cpu_kernels.VECTOR_CHANNELS == 0:  # a strided conv: 8 C_in after s2d
+      _compare(f"strided conv forward {name}",
+               {"cpu": lambda x, k: layers3d._conv3d_direct(_prologue(x), k, None),  # pylint: disable=protected-access
+                "xla": lambda x, k: layers3d._depth_taps_2d(  # pylint: disable=protected-access
+                    _SPACE_TO_DEPTH_LAX(_prologue(x)), k, ((0, 0),) * 3, None)},
+               (source, kernel_s2d), args.blocks, args.calls)
+    if name.startswith("D") and c_in >= 8 * cpu_kernels.VECTOR_CHANNELS:
       _compare(f"pad + space-to-depth {name}",
                {"cpu": lambda x: cpu_kernels.space_to_depth_padded(_prologue(x), _SPACE_TO_DEPTH_LAX),
                 "xla": lambda x: _SPACE_TO_DEPTH_LAX(_prologue(x))},

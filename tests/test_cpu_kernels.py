@@ -102,3 +102,25 @@ def test_space_to_depth_padded_equals_xlas_and_has_its_gradient(shape):  # pylin
   weights = jax.random.normal(jax.random.key(7), layers3d._pad_space_to_depth_lax(x).shape)
   gradient = lambda f: jax.grad(lambda x: jnp.sum(jnp.sin(f(x)) * weights))(x)
   np.testing.assert_allclose(gradient(space_to_depth), gradient(layers3d._pad_space_to_depth_lax), rtol=1e-6)
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape, c_out", [((2, 4, 6, 18, 3), 16),  # 9 positions along W: a block of 8 and 1
+                                          ((1, 2, 2, 4, 16), 48)])  # 32 + 16 output channels
+def test_conv3d_stride2_equals_xlas_and_has_its_gradients(shape, c_out):  # pylint: disable=protected-access
+  x_key, k_key, w_key = jax.random.split(jax.random.key(8), 3)
+  x = jax.random.normal(x_key, shape)
+  kernel = jax.random.normal(k_key, (4, 4, 4, shape[-1], c_out))
+  kernel_s2d = layers3d._space_to_depth_kernel(kernel)
+  x_padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))
+  assert cpu_kernels.conv3d_stride2_applies(x_padded, kernel_s2d)
+  conv = lambda x_padded, k: cpu_kernels.conv3d_stride2(x_padded, k, lax_form)
+  lax_form = lambda x_padded, k: layers3d.conv3d_lax(x_padded[:, 1:-1, 1:-1, 1:-1], layers3d_kernel(k))
+  layers3d_kernel = lambda k: jax.vjp(layers3d._space_to_depth_kernel, kernel)[1](k)[0]  # its inverse: a permutation
+  want = layers3d.conv3d_lax(x, kernel)
+  _assert_close(jax.jit(conv)(x_padded, kernel_s2d), want)
+  _assert_close(jax.jit(jax.vmap(conv))(x_padded[None], kernel_s2d[None])[0], want)
+  weights = jax.random.normal(w_key, want.shape)
+  gradient = lambda f: jax.grad(lambda a, k: jnp.sum(jnp.tanh(f(a, k)) * weights), argnums=(0, 1))(x_padded, kernel_s2d)
+  for g, w in zip(gradient(conv), gradient(lax_form)):
+    _assert_close(g, w)

@@ -12,6 +12,12 @@
 //   y_grad (N, Do, Ho, Wo, O), kernel (Dp - Do + 1, Hp - Ho + 1, Wp - Wo + 1, I, O); the vector side (y_grad's
 //   channels, or x's when `vectors_from_x`) has a multiple of 16 channels.
 //
+// * gans_conv3d_stride2: PyTorch's Conv3d(k=4, s=2, p=1) on an input padded beforehand, (N, 2D + 2, 2H + 2,
+//   2W + 2, C) -> (N, D, H, W, O), with the kernel in layers3d's space-to-depth layout (2, 2, 2, 8C, O): tap
+//   (a, b, c) of the 4x4x4 kernel is block ((a % 2) * 4 + (b % 2) * 2 + c % 2) of tap (a / 2, b / 2, c / 2).
+//   Read in place: no space-to-depth copy, no depth-tap copies; per output row a block of up to 8 positions
+//   along W by 2 vectors of output channels in registers, over the 64 taps and C. O is a multiple of 16.
+//
 // * gans_space_to_depth_padded: (N, 2D, 2H, 2W, C) padded by one zero voxel on every side, then 2x2x2
 //   space-to-depth: (N, D + 1, H + 1, W + 1, 8C), channels ordered (depth offset, row offset, column offset, c).
 //   XLA:CPU writes this as one loop over the output with the index arithmetic per element (3 ns per element on
@@ -184,6 +190,77 @@ ffi::Error ConvKernelGrad(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer
   return ffi::Error::Success();
 }
 
+// Adds tap by tap into registers: ROWS output positions (w0, w0 + 1, ...) of row (n, d, h) by NV vectors of
+// output channels from o0; `x_row0` is the padded input at (n, 2d, 2h, 0).
+template <int ROWS, int NV>
+void ConvBlock(const float* x_row0, const float* kernel, float* y, int64_t hp, int64_t wp, int64_t c, int64_t o,
+               int64_t w0, int64_t o0) {
+  Vec acc[ROWS][NV];
+  for (int r = 0; r < ROWS; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = Vec{};
+  for (int a = 0; a < 4; ++a)
+    for (int b = 0; b < 4; ++b)
+      for (int cc = 0; cc < 4; ++cc) {
+        const int64_t block = ((a / 2) * 2 + b / 2) * 2 + cc / 2, offset = ((a % 2) * 2 + b % 2) * 2 + cc % 2;
+        const float* k = kernel + (block * 8 + offset) * c * o + o0;
+        const float* x = x_row0 + ((a * hp + b) * wp + 2 * w0 + cc) * c;
+        for (int64_t i = 0; i < c; ++i) {
+          Vec kv[NV];
+          for (int j = 0; j < NV; ++j) kv[j] = load(k + i * o + j * kLanes);
+          for (int r = 0; r < ROWS; ++r) {
+            const float s = x[2 * r * c + i];
+            for (int j = 0; j < NV; ++j) acc[r][j] += s * kv[j];
+          }
+        }
+      }
+  for (int r = 0; r < ROWS; ++r)
+    for (int j = 0; j < NV; ++j) std::memcpy(y + (w0 + r) * o + o0 + j * kLanes, &acc[r][j], sizeof(Vec));
+}
+
+template <int NV, int R = 8>
+void ConvBlockRows(int rows, const float* x_row0, const float* kernel, float* y, int64_t hp, int64_t wp,
+                   int64_t c, int64_t o, int64_t w0, int64_t o0) {
+  if (rows == R) return ConvBlock<R, NV>(x_row0, kernel, y, hp, wp, c, o, w0, o0);
+  if constexpr (R > 1) ConvBlockRows<NV, R - 1>(rows, x_row0, kernel, y, hp, wp, c, o, w0, o0);
+}
+
+ffi::Error Conv3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer kernel,
+                         ffi::Result<ffi::AnyBuffer> y) {
+  const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
+  const size_t rank = xd.size(), k_rank = kd.size();
+  if (rank < 5 || yd.size() != rank || k_rank < 5 || x.element_type() != ffi::F32 ||
+      kernel.element_type() != ffi::F32 || y->element_type() != ffi::F32)
+    return ffi::Error::InvalidArgument("conv3d_stride2: float32 operands expected");
+  int64_t batch = 1;  // vmap's leading dimensions, on all three
+  for (size_t d = 0; d + 5 < rank; ++d) batch *= xd[d];
+  const size_t r = rank - 5;
+  const int64_t n = xd[r], dp = xd[r + 1], hp = xd[r + 2], wp = xd[r + 3], c = xd[r + 4];
+  const int64_t dy = yd[r + 1], hy = yd[r + 2], wy = yd[r + 3], o = yd[r + 4];
+  const float* x_data = static_cast<const float*>(x.untyped_data());
+  const float* k_data = static_cast<const float*>(kernel.untyped_data());
+  float* y_data = static_cast<float*>(y->untyped_data());
+  const int64_t rows = batch * n * dy * hy, parts = Parts(pool, rows);
+  ParallelFor(pool, parts, [&](int64_t part) {
+    for (int64_t row = rows * part / parts; row < rows * (part + 1) / parts; ++row) {
+      const int64_t h = row % hy, d = row / hy % dy, bn = row / hy / dy, example = bn / n;
+      const float* x_row0 = x_data + ((bn * dp + 2 * d) * hp + 2 * h) * wp * c;
+      const float* k = k_data + example * 64 * c * o;
+      float* y_row = y_data + row * wy * o;
+      for (int64_t o0 = 0; o0 < o; o0 += 2 * kLanes)
+        for (int64_t w0 = 0; w0 < wy; w0 += 8) {
+          const int positions = static_cast<int>(std::min<int64_t>(8, wy - w0));
+          if (o - o0 >= 2 * kLanes) {
+            ConvBlockRows<2>(positions, x_row0, k, y_row, hp, wp, c, o, w0, o0);
+          } else {
+            for (int64_t v0 = o0; v0 < o; v0 += kLanes)
+              ConvBlockRows<1>(positions, x_row0, k, y_row, hp, wp, c, o, w0, v0);
+          }
+        }
+    }
+  });
+  return ffi::Error::Success();
+}
+
 ffi::Error SpaceToDepthPadded(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> y) {
   const auto xd = x.dimensions(), yd = y->dimensions();
   const size_t rank = xd.size();
@@ -237,3 +314,10 @@ extern "C" int gans_vector_lanes() { return kLanes; }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_space_to_depth_padded, SpaceToDepthPadded,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_conv3d_stride2, Conv3dStride2,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
