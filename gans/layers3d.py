@@ -195,13 +195,19 @@ def _flipped_adjoint(kernel_DHWIO: Array) -> Array:
   return kernel_DHWIO[::-1, ::-1, ::-1].transpose(0, 1, 2, 4, 3)
 
 
+def _within_channel_limit(c_in: int, c_out: int, limit: int) -> bool:
+  """Whether a C++ kernel pays at these channels: C_in x C_out at most `limit` (measured with AVX-512's 16-float
+  vectors), scaled by the vector width the kernels were built for."""
+  return c_in * c_out <= limit * cpu_kernels.vector_lanes() // 16
+
+
 def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision, y_grad: Array) -> Array:
   """The kernel's gradient of `conv_stride1_3d`: `cpu_kernels.conv_kernel_grad` where it applies and pays
   (CPU_KERNEL_GRAD_MAX_CHANNELS), else that of the depth taps' 2D convs (Winograd's or XLA's) on an input padded
   beforehand."""
   x_padded = jnp.pad(x_NDHWC, ((0, 0),) + tuple(padding) + ((0, 0),))
-  if (cpu_kernels.conv_kernel_grad_applies(x_padded, y_grad) and x_padded.shape[-1] * y_grad.shape[-1]
-      <= CPU_KERNEL_GRAD_MAX_CHANNELS * cpu_kernels.vector_lanes() // 16):
+  if (cpu_kernels.conv_kernel_grad_applies(x_padded, y_grad)
+      and _within_channel_limit(x_padded.shape[-1], y_grad.shape[-1], CPU_KERNEL_GRAD_MAX_CHANNELS)):
     return cpu_kernels.conv_kernel_grad(x_padded, y_grad).astype(kernel_DHWIO.dtype)
   # (An optimization barrier behind the pad, against XLA folding it into the conv, was once measured at 3.6 s
   # against ~0.1 s; but XLA:CPU of jax 0.10 drops barriers before it fuses, and the compiled gan3d_shapes and
@@ -311,12 +317,9 @@ def _subvoxel_transposed(x_NDHWC: Array, adjoint_kernel: Array, precision) -> Ar
   return depth_to_space_3d(_depth_taps_2d(x_NDHWC, adjoint_kernel, _PAD1, precision))[:, 1:-1, 1:-1, 1:-1]
 
 
-# conv3d and conv_transpose3d each as one custom VJP around the space-to-depth reshapes, so that the transposed
-# sub-voxel conv in either (conv3d's input gradient, conv_transpose3d's forward) can skip the border voxels the
-# crop drops, while the other passes keep conv_stride1_3d's forms.
 def _direct_conv_applies(x_NDHWC: Array, kernel_s2d: Array) -> bool:
-  return (cpu_kernels.conv3d_stride2_applies(x_NDHWC, kernel_s2d) and x_NDHWC.shape[-1] * kernel_s2d.shape[-1]
-          <= CPU_CONV_MAX_CHANNELS * cpu_kernels.vector_lanes() // 16)
+  return (cpu_kernels.conv3d_stride2_applies(x_NDHWC, kernel_s2d)
+          and _within_channel_limit(x_NDHWC.shape[-1], kernel_s2d.shape[-1], CPU_CONV_MAX_CHANNELS))
 
 
 def _conv3d_direct(x_NDHWC: Array, kernel_s2d: Array, precision) -> Array:
@@ -326,6 +329,9 @@ def _conv3d_direct(x_NDHWC: Array, kernel_s2d: Array, precision) -> Array:
   return cpu_kernels.conv3d_stride2(x_padded, kernel_s2d, space_to_depth_form)
 
 
+# conv3d and conv_transpose3d each as one custom VJP around the space-to-depth reshapes, so that the transposed
+# sub-voxel conv in either (conv3d's input gradient, conv_transpose3d's forward) can skip the border voxels the
+# crop drops, while the other passes keep conv_stride1_3d's forms.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv3d_s2d(x_NDHWC: Array, kernel_s2d: Array, precision) -> Array:
   return _conv3d_s2d_fwd(x_NDHWC, kernel_s2d, precision)[0]
@@ -334,7 +340,7 @@ def _conv3d_s2d(x_NDHWC: Array, kernel_s2d: Array, precision) -> Array:
 def _conv3d_s2d_fwd(x_NDHWC, kernel_s2d, precision):
   """The forward by the C++ kernel where it applies (the space-to-depth is then made in the backward pass, for
   the kernel gradient), else by the space-to-depth form."""
-  if CPU_CONV_MAX_CHANNELS and _direct_conv_applies(x_NDHWC, kernel_s2d):
+  if _direct_conv_applies(x_NDHWC, kernel_s2d):
     return _conv3d_direct(x_NDHWC, kernel_s2d, precision), (x_NDHWC, None, kernel_s2d)
   x_s2d = _pad_space_to_depth(x_NDHWC)
   return _depth_taps_2d(x_s2d, kernel_s2d, _VALID, precision), (None, x_s2d, kernel_s2d)
