@@ -10,7 +10,10 @@ networks (gan3d_modelnet10), after the space-to-depth, times in alternating bloc
   * where the layer is a strided conv to a multiple of 16 channels, its forward: `cpu_kernels.conv3d_stride2`
     against the space-to-depth form (XLA's pad + space-to-depth loop, depth-tap 2D convs);
   * where the layer is a strided conv on an input of at least 16 channels, the pad + space-to-depth in front of
-    it: `cpu_kernels.space_to_depth_padded` against XLA's loop (`layers3d._pad_space_to_depth_lax`).
+    it: `cpu_kernels.space_to_depth_padded` against XLA's loop (`layers3d._pad_space_to_depth_lax`);
+  * where the layer is a transposed conv to a multiple of 16 channels (the same shapes as the mirrored strided
+    conv's input gradient), its forward: `cpu_kernels.conv_transpose3d_stride2` against the sub-voxel form
+    (layers3d with CPU_TRANSPOSED_MAX_CHANNELS 0: depth-tap 2D convs, depth-to-space, crop).
 
 Each operand first goes through a batch-norm-like prologue (scale, shift, ReLU), which XLA fuses into its own
 forms and must write out before a custom call, so both sides pay for what the step pays. Prints one JSON line
@@ -58,6 +61,15 @@ def _cpu_kernel_grad(x, y_grad, padding):
 _SPACE_TO_DEPTH_LAX = layers3d._pad_space_to_depth_lax  # pylint: disable=protected-access
 
 
+def _subvoxel_form(x, adjoint_kernel):
+  """layers3d's transposed conv as it runs without the C++ kernel (by phases on small inputs)."""
+  limit, layers3d.CPU_TRANSPOSED_MAX_CHANNELS = layers3d.CPU_TRANSPOSED_MAX_CHANNELS, 0
+  try:
+    return layers3d._subvoxel_transposed(_prologue(x), adjoint_kernel, None)  # pylint: disable=protected-access
+  finally:
+    layers3d.CPU_TRANSPOSED_MAX_CHANNELS = limit
+
+
 def _compare(name: str, forms: dict, operands: tuple, blocks: int, calls: int) -> None:
   jitted = {form: jax.jit(fn, compiler_options=layers.xla_cpu_compiler_options()) for form, fn in forms.items()}
   outputs = [np.asarray(fn(*operands)) for fn in jitted.values()]
@@ -94,6 +106,12 @@ def main() -> None:
                 "xla": lambda x, k: layers3d._depth_taps_2d(  # pylint: disable=protected-access
                     _SPACE_TO_DEPTH_LAX(_prologue(x)), k, ((0, 0),) * 3, None)},
                (source, kernel_s2d), args.blocks, args.calls)
+    if name.startswith("G") and (c_out // 8) % cpu_kernels.VECTOR_CHANNELS == 0:  # 8 C_out: the adjoint kernel
+      adjoint_kernel = kernel_s2d * 0.5
+      _compare(f"transposed conv forward {name}",
+               {"cpu": lambda x, k: layers3d._conv_transpose3d_direct(_prologue(x), k, None),  # pylint: disable=protected-access
+                "xla": _subvoxel_form},
+               (x, adjoint_kernel), args.blocks, args.calls)
     if name.startswith("D") and c_in >= 8 * cpu_kernels.VECTOR_CHANNELS:
       _compare(f"pad + space-to-depth {name}",
                {"cpu": lambda x: cpu_kernels.space_to_depth_padded(_prologue(x), _SPACE_TO_DEPTH_LAX),

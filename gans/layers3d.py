@@ -19,9 +19,10 @@ Both are plain reshapes around one stride-1 convolution, `conv_stride1_3d`, whos
 and its 3D ones 2-3x slower; the wide ones among those 2D convs run as Winograd's F(4, 2) or F(3, 2) (`_conv_2d`), as
 DCGAN's do in gans/layers.py. So no forward or backward pass needs an input-dilated or a 3D convolution;
 `lax.conv_transpose`'s forward and XLA's input gradient of a strided conv both use the former. On the CPU the
-kernel gradient (and, at narrow layers, the strided conv's forward) is instead a C++ kernel (gans/cpu_kernels)
-that reads its operands in place: XLA:CPU transposes both in front of its kernel-gradient convolutions, and those
-transposes cost as much as the convs; the forward skips the space-to-depth and depth-tap copies.
+kernel gradient (and, at narrow layers, the strided and the transposed convs) is instead a C++ kernel
+(gans/cpu_kernels) that reads its operands in place: XLA:CPU transposes both in front of its kernel-gradient
+convolutions, and those transposes cost as much as the convs; the strided conv skips the space-to-depth and
+depth-tap copies, the transposed conv (by output phases) those and the border, depth-to-space and crop.
 
 The plain forms ("lax": `lax.conv_general_dilated` with stride 2, `lax.conv_transpose`) are kept as the
 reference the tests compare with and as the form for GPUs and TPUs, whose libraries run them well.
@@ -77,6 +78,13 @@ CPU_SPACE_TO_DEPTH = True
 # against 20.4 ms, (8^3, 32 -> 64) 7.5 against 8.8; (batch 4, 32^3, 64 -> 128) 343 against 193 (no cache
 # blocking over the channels).
 CPU_CONV_MAX_CHANNELS = 32 * 64
+# The transposed convs (conv_transpose3d's forward, conv3d's input gradient) run as a C++ kernel on the CPU
+# (gans/cpu_kernels.conv_transpose3d_stride2: by output phases on the padded input, no depth-tap copies,
+# depth-to-space or crop) where C_in x C_out is at most this, scaled as above; 0 keeps the sub-voxel form.
+# Against that form, 2 threads (benchmarks/cpu_kernels.py): (batch 32, 4^3, 64 -> 32) 2.6x, (32, 8^3, 32 -> 16)
+# 2.0x, (16, 8^3, 64 -> 64) 2.4x; (16, 8^3, 128 -> 64) 1.1x, (4, 16^3, 128 -> 64) 0.58x, (4, 4^3, 512 -> 256)
+# 0.5x: no cache blocking over the channels, as the strided conv.
+CPU_TRANSPOSED_MAX_CHANNELS = 64 * 64
 
 
 def default_form() -> str:
@@ -311,10 +319,23 @@ def _pad_space_to_depth(x_NDHWC: Array) -> Array:
 
 def _subvoxel_transposed(x_NDHWC: Array, adjoint_kernel: Array, precision) -> Array:
   """crop(depth_to_space(stride-1 conv with padding 1)): conv_transpose3d's forward and conv3d's input
-  gradient; by phases on small inputs (PHASES_MAX_SIDE)."""
+  gradient; by the C++ kernel where it applies (CPU_TRANSPOSED_MAX_CHANNELS), else by phases on small inputs
+  (PHASES_MAX_SIDE)."""
+  if (cpu_kernels.conv_transpose3d_stride2_applies(x_NDHWC, adjoint_kernel)
+      and _within_channel_limit(x_NDHWC.shape[-1], adjoint_kernel.shape[-1] // 8, CPU_TRANSPOSED_MAX_CHANNELS)):
+    return _conv_transpose3d_direct(x_NDHWC, adjoint_kernel, precision)
   if max(x_NDHWC.shape[1:4]) <= PHASES_MAX_SIDE:
     return _subvoxel_cropped(x_NDHWC, adjoint_kernel, precision)
   return depth_to_space_3d(_depth_taps_2d(x_NDHWC, adjoint_kernel, _PAD1, precision))[:, 1:-1, 1:-1, 1:-1]
+
+
+def _conv_transpose3d_direct(x_NDHWC: Array, adjoint_kernel: Array, precision) -> Array:
+  """The transposed conv by `cpu_kernels.conv_transpose3d_stride2` (by output phases, the padded input read in
+  place), with the sub-voxel form's derivatives."""
+  subvoxel_form = lambda x_padded, k: depth_to_space_3d(_depth_taps_2d(x_padded, k, _VALID, precision))[
+      :, 1:-1, 1:-1, 1:-1]
+  x_padded = jnp.pad(x_NDHWC, ((0, 0),) + _PAD1 + ((0, 0),))
+  return cpu_kernels.conv_transpose3d_stride2(x_padded, adjoint_kernel, subvoxel_form)
 
 
 def _direct_conv_applies(x_NDHWC: Array, kernel_s2d: Array) -> bool:
@@ -367,10 +388,15 @@ def _conv_transpose3d_s2d_fwd(x_NDHWC, adjoint_kernel, precision):
 
 
 def _conv_transpose3d_s2d_bwd(precision, residuals, y_grad):
+  """x's gradient is conv3d's forward with the adjoint's adjoint (by the C++ kernel where it applies)."""
   x_NDHWC, adjoint_kernel = residuals
   y_grad_s2d = _pad_space_to_depth(y_grad)  # the adjoint of the crop and the depth-to-space
-  return (_input_grad(x_NDHWC.shape, adjoint_kernel, _PAD1, precision, y_grad_s2d),
-          _kernel_grad(x_NDHWC, adjoint_kernel, _PAD1, precision, y_grad_s2d))
+  kernel_s2d = _flipped_adjoint(adjoint_kernel)
+  if _direct_conv_applies(y_grad, kernel_s2d):
+    x_grad = _conv3d_direct(y_grad, kernel_s2d, precision)
+  else:
+    x_grad = _input_grad(x_NDHWC.shape, adjoint_kernel, _PAD1, precision, y_grad_s2d)
+  return x_grad, _kernel_grad(x_NDHWC, adjoint_kernel, _PAD1, precision, y_grad_s2d)
 
 
 _conv_transpose3d_s2d.defvjp(_conv_transpose3d_s2d_fwd, _conv_transpose3d_s2d_bwd)

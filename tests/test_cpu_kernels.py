@@ -71,6 +71,30 @@ def test_kernel_grads_own_gradients_are_xlas():
     _assert_close(g, w)
 
 
+@needs_kernels
+@pytest.mark.parametrize("shape, c_out", [((2, 3, 2, 9, 5), 16),  # 9 input columns: blocks of 8 and 1
+                                          ((1, 2, 3, 6, 16), 48)])  # 32 + 16 output channels; 4 + 2 columns
+def test_conv_transpose3d_stride2_equals_xlas_and_has_its_gradients(shape, c_out):  # pylint: disable=protected-access
+  x_key, k_key, w_key = jax.random.split(jax.random.key(9), 3)
+  x = jax.random.normal(x_key, shape)
+  kernel = jax.random.normal(k_key, (4, 4, 4, shape[-1], c_out))
+  to_adjoint = lambda k: layers3d._flipped_adjoint(layers3d._space_to_depth_kernel(k.transpose(0, 1, 2, 4, 3)))
+  adjoint_kernel = to_adjoint(kernel)
+  x_padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))
+  assert cpu_kernels.conv_transpose3d_stride2_applies(x_padded, adjoint_kernel)
+  conv = lambda x_padded, k: cpu_kernels.conv_transpose3d_stride2(x_padded, k, lax_form)
+  lax_form = lambda x_padded, k: layers3d.conv_transpose3d_lax(x_padded[:, 1:-1, 1:-1, 1:-1], scatter_kernel(k))
+  scatter_kernel = lambda k: jax.vjp(to_adjoint, kernel)[1](k)[0]  # the inverse of a permutation
+  want = layers3d.conv_transpose3d_lax(x, kernel)
+  _assert_close(jax.jit(conv)(x_padded, adjoint_kernel), want)
+  _assert_close(jax.jit(jax.vmap(conv))(x_padded[None], adjoint_kernel[None])[0], want)
+  weights = jax.random.normal(w_key, want.shape)
+  gradient = lambda f: jax.grad(lambda a, k: jnp.sum(jnp.tanh(f(a, k)) * weights), argnums=(0, 1))(
+      x_padded, adjoint_kernel)
+  for g, w in zip(gradient(conv), gradient(lax_form)):
+    _assert_close(g, w)
+
+
 def test_applies_only_where_the_kernels_can_run():
   x, y_grad = jnp.zeros((1, 3, 3, 3, 8)), jnp.zeros((1, 2, 2, 2, 24))
   assert not cpu_kernels.conv_kernel_grad_applies(x, y_grad)  # no multiple of 16 channels
@@ -78,6 +102,7 @@ def test_applies_only_where_the_kernels_can_run():
   assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 3, 2, 16)))  # odd H
   assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 2, 2, 8)))  # fewer than 16 channels
   assert not cpu_kernels.space_to_depth_padded_applies(jnp.zeros((1, 2, 2, 2, 16), jnp.bfloat16))
+  assert not cpu_kernels.conv_transpose3d_stride2_applies(x, jnp.zeros((2, 2, 2, 8, 8 * 24)))  # 24 outputs
 
 
 @needs_kernels

@@ -16,7 +16,7 @@ def _vjp_all(fn, x, kernel, cotangent_key):
 # (C_in, C_out) chosen so the forward pass and both gradients unroll each side's depth taps (the side with fewer
 # channels) in both layers: after the space-to-depth the conv has 8 C_in inputs and C_out outputs, the
 # transposed conv C_in and 8 C_out.
-# cpu_kernels: the kernel gradients, the space-to-depth and the strided conv's forward by gans.cpu_kernels
+# cpu_kernels: the kernel gradients, the space-to-depth, the strided and the transposed convs by gans.cpu_kernels
 # (True) or XLA (False).
 @pytest.mark.parametrize("cpu_kernels_on", [False, True])
 @pytest.mark.parametrize("phases_max_side", [0, 64])  # the transposed sub-voxel conv: one conv / by phases
@@ -28,6 +28,7 @@ def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_
   monkeypatch.setattr(layers3d, "CPU_KERNEL_GRAD_MAX_CHANNELS", 128 * 128 if cpu_kernels_on else 0)
   monkeypatch.setattr(layers3d, "CPU_SPACE_TO_DEPTH", cpu_kernels_on)
   monkeypatch.setattr(layers3d, "CPU_CONV_MAX_CHANNELS", 32 * 64 if cpu_kernels_on else 0)
+  monkeypatch.setattr(layers3d, "CPU_TRANSPOSED_MAX_CHANNELS", 32 * 64 if cpu_kernels_on else 0)
   c_in, c_out = channels
   keys = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(keys[0], (2, 4, 2, 6, c_in))
@@ -42,9 +43,12 @@ def test_fast_form_equals_lax_values_and_gradients(channels, transposed, phases_
   # The space-to-depth (of x, or of the transposed conv's output gradient) by C++ from 16 channels.
   wide = (c_out if transposed else c_in) >= 16
   assert ("gans_space_to_depth_padded" in hlo) == (cpu_kernels_on and cpu_kernels.available() and wide)
-  # The strided conv's forward by C++ to a multiple of 16 channels.
-  direct = not transposed and c_out % 16 == 0
-  assert ("gans_conv3d_stride2" in hlo) == (cpu_kernels_on and cpu_kernels.available() and direct)
+  # By C++ to a multiple of 16 channels: the strided conv (conv3d's forward, conv_transpose3d's input gradient)
+  # and the transposed conv (conv_transpose3d's forward, conv3d's input gradient).
+  strided_out, transposed_out = (c_in, c_out) if transposed else (c_out, c_in)
+  assert ("gans_conv3d_stride2" in hlo) == (cpu_kernels_on and cpu_kernels.available() and strided_out % 16 == 0)
+  assert ("gans_conv_transpose3d_stride2" in hlo) == (
+      cpu_kernels_on and cpu_kernels.available() and transposed_out % 16 == 0)
   assert got[0].shape == want[0].shape == ((2, 8, 4, 12, c_out) if transposed else (2, 2, 1, 3, c_out))
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))

@@ -1,10 +1,11 @@
 """C++ kernels for XLA:CPU, as FFI custom calls, where XLA's own lowering is slow; `lax` everywhere else.
 
-Three kernels so far (kernels.cc), all for the 3D-GAN's layers (gans/layers3d.py): `conv_kernel_grad`, the
+Four kernels so far (kernels.cc), all for the 3D-GAN's layers (gans/layers3d.py): `conv_kernel_grad`, the
 kernel gradient of a stride-1 3D convolution, which XLA:CPU runs as a convolution behind untiled transposes of
-both operands; `space_to_depth_padded`, which XLA:CPU runs as a loop with index arithmetic per element; and
+both operands; `space_to_depth_padded`, which XLA:CPU runs as a loop with index arithmetic per element;
 `conv3d_stride2`, the strided conv's forward read in place, without the space-to-depth and depth-tap copies of
-XLA's form (README, 3D-GAN). Each has derivatives of its own (`with_lax_derivatives`: a second-order gradient, e.g. a
+XLA's form; and `conv_transpose3d_stride2`, the transposed conv by output phases, without the sub-voxel conv's
+border, depth-tap copies and depth-to-space (README, 3D-GAN). Each has derivatives of its own (`with_lax_derivatives`: a second-order gradient, e.g. a
 gradient penalty through a layer, differentiates the `lax` form).
 
 The source is compiled on first use with the machine's C++ compiler ($CXX, else g++; -O3 -march=native) against
@@ -30,7 +31,8 @@ import jaxlib
 from jax import lax
 
 _SOURCE = pathlib.Path(__file__).with_name("kernels.cc")
-_TARGETS = ("gans_conv_kernel_grad", "gans_space_to_depth_padded", "gans_conv3d_stride2")
+_TARGETS = ("gans_conv_kernel_grad", "gans_space_to_depth_padded", "gans_conv3d_stride2",
+            "gans_conv_transpose3d_stride2")
 _FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 # The kernel gradient's vector side has channels in multiples of this (one AVX-512 register of floats).
 VECTOR_CHANNELS = 16
@@ -187,3 +189,22 @@ def _conv3d_stride2(x_padded: jax.Array, kernel_s2d: jax.Array) -> jax.Array:
   n, d, h, w, _ = x_padded.shape
   return _ffi_call("gans_conv3d_stride2", jax.ShapeDtypeStruct(
       (n, d // 2 - 1, h // 2 - 1, w // 2 - 1, kernel_s2d.shape[-1]), x_padded.dtype))(x_padded, kernel_s2d)
+
+
+def conv_transpose3d_stride2_applies(x: jax.Array, adjoint_kernel: jax.Array) -> bool:
+  """Whether `conv_transpose3d_stride2` runs here: float32 on the CPU, the kernels built, a multiple of
+  VECTOR_CHANNELS output channels."""
+  return (adjoint_kernel.shape[-1] // 8) % VECTOR_CHANNELS == 0 and _runs_here(x, adjoint_kernel)
+
+
+def conv_transpose3d_stride2(x_padded: jax.Array, adjoint_kernel: jax.Array, lax_form: Callable) -> jax.Array:
+  """PyTorch's ConvTranspose3d(k=4, s=2, p=1) of x padded beforehand by one voxel, (N, D + 2, H + 2, W + 2, C) ->
+  (N, 2D, 2H, 2W, O), the kernel in layers3d's adjoint layout (2, 2, 2, C, 8 O), by the C++ kernel (where
+  `conv_transpose3d_stride2_applies`), with the derivatives of `lax_form`, the same map in lax."""
+  return with_lax_derivatives(_conv_transpose3d_stride2, lax_form)(x_padded, adjoint_kernel)
+
+
+def _conv_transpose3d_stride2(x_padded: jax.Array, adjoint_kernel: jax.Array) -> jax.Array:
+  n, d, h, w, _ = x_padded.shape
+  return _ffi_call("gans_conv_transpose3d_stride2", jax.ShapeDtypeStruct(
+      (n, 2 * d - 4, 2 * h - 4, 2 * w - 4, adjoint_kernel.shape[-1] // 8), x_padded.dtype))(x_padded, adjoint_kernel)

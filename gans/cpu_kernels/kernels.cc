@@ -18,6 +18,13 @@
 //   Read in place: no space-to-depth copy, no depth-tap copies; per output row a block of up to 8 positions
 //   along W by 2 vectors of output channels in registers, over the 64 taps and C. O is a multiple of 16.
 //
+// * gans_conv_transpose3d_stride2: PyTorch's ConvTranspose3d(k=4, s=2, p=1) on an input padded beforehand,
+//   (N, D + 2, H + 2, W + 2, C) -> (N, 2D, 2H, 2W, O), by output phases: output 2m + q along an axis is the
+//   2-tap sum of padded inputs m + q + t (t = 0, 1) with the 4x4x4 kernel's index 3 - q - 2t. The kernel is in
+//   layers3d's adjoint layout (2, 2, 2, C, 8 O). No sub-voxel conv over the border, depth-to-space or crop; per
+//   output row both phases along W of a block of positions by 1 or 2 vectors of output channels in registers.
+//   O is a multiple of 16.
+//
 // * gans_space_to_depth_padded: (N, 2D, 2H, 2W, C) padded by one zero voxel on every side, then 2x2x2
 //   space-to-depth: (N, D + 1, H + 1, W + 1, 8C), channels ordered (depth offset, row offset, column offset, c).
 //   XLA:CPU writes this as one loop over the output with the index arithmetic per element (3 ns per element on
@@ -261,6 +268,97 @@ ffi::Error Conv3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer 
   return ffi::Error::Success();
 }
 
+// Adds tap by tap into registers: the output positions 2 (m0 + p) + qw, p < P, of both phases qw along W, of one
+// output row, by NV vectors of output channels from o0. Both phases read the input columns m0 + u, u <= P + 1
+// (phase qw, tap tw reads column m0 + p + qw + tw), so each input value is broadcast once for up to 4 FMAs.
+// `x_row0` is the padded input at the row's first tap, (n, md + qd, mh + qh, 0); `kernel` is layers3d's adjoint
+// kernel (2, 2, 2, C, 8 O), whose tap t and channel block 1 - q hold the 4x4x4 kernel's index 3 - q - 2t along
+// each axis (q the output phase).
+template <int P, int NV>
+void TransposedBlock(const float* x_row0, const float* kernel, float* y_row, int64_t hp, int64_t wp, int64_t c,
+                     int64_t o, int qd, int qh, int64_t m0, int64_t o0) {
+  Vec acc[2][P][NV];
+  for (int q = 0; q < 2; ++q)
+    for (int p = 0; p < P; ++p)
+      for (int j = 0; j < NV; ++j) acc[q][p][j] = Vec{};
+  const int64_t block_dh = ((1 - qd) * 2 + (1 - qh)) * 2;
+  for (int td = 0; td < 2; ++td)
+    for (int th = 0; th < 2; ++th) {
+      const float* k[2][2];  // [phase][tap along W]
+      for (int q = 0; q < 2; ++q)
+        for (int tw = 0; tw < 2; ++tw)
+          k[q][tw] = kernel + ((td * 2 + th) * 2 + tw) * c * 8 * o + (block_dh + 1 - q) * o + o0;
+      const float* x = x_row0 + ((td * hp + th) * wp + m0) * c;
+      for (int64_t i = 0; i < c; ++i) {
+        Vec kv[2][2][NV];
+        for (int q = 0; q < 2; ++q)
+          for (int tw = 0; tw < 2; ++tw)
+            for (int j = 0; j < NV; ++j) kv[q][tw][j] = load(k[q][tw] + i * 8 * o + j * kLanes);
+        for (int u = 0; u < P + 2; ++u) {
+          const float s = x[u * c + i];
+          for (int q = 0; q < 2; ++q)
+            for (int tw = 0; tw < 2; ++tw) {
+              const int p = u - q - tw;
+              if (p >= 0 && p < P)
+                for (int j = 0; j < NV; ++j) acc[q][p][j] += s * kv[q][tw][j];
+            }
+        }
+      }
+    }
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < 2; ++q)
+      for (int j = 0; j < NV; ++j)
+        std::memcpy(y_row + (2 * (m0 + p) + q) * o + o0 + j * kLanes, &acc[q][p][j], sizeof(Vec));
+}
+
+// TransposedBlock<positions, NV> for 1 <= positions <= P.
+template <int NV, int P>
+void TransposedBlockPositions(int positions, const float* x_row0, const float* kernel, float* y_row, int64_t hp,
+                              int64_t wp, int64_t c, int64_t o, int qd, int qh, int64_t m0, int64_t o0) {
+  if (positions == P) return TransposedBlock<P, NV>(x_row0, kernel, y_row, hp, wp, c, o, qd, qh, m0, o0);
+  if constexpr (P > 1)
+    TransposedBlockPositions<NV, P - 1>(positions, x_row0, kernel, y_row, hp, wp, c, o, qd, qh, m0, o0);
+}
+
+ffi::Error ConvTranspose3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer kernel,
+                                  ffi::Result<ffi::AnyBuffer> y) {
+  const auto xd = x.dimensions(), yd = y->dimensions();
+  const size_t rank = xd.size();
+  if (rank < 5 || yd.size() != rank || kernel.dimensions().size() < 5 || x.element_type() != ffi::F32 ||
+      kernel.element_type() != ffi::F32 || y->element_type() != ffi::F32)
+    return ffi::Error::InvalidArgument("conv_transpose3d_stride2: float32 operands expected");
+  int64_t batch = 1;  // vmap's leading dimensions, on all three
+  for (size_t d = 0; d + 5 < rank; ++d) batch *= xd[d];
+  const size_t r = rank - 5;
+  const int64_t n = xd[r], dp = xd[r + 1], hp = xd[r + 2], wp = xd[r + 3], c = xd[r + 4];
+  const int64_t dy = yd[r + 1], hy = yd[r + 2], o = yd[r + 4], w_in = wp - 2;
+  const float* x_data = static_cast<const float*>(x.untyped_data());
+  const float* k_data = static_cast<const float*>(kernel.untyped_data());
+  float* y_data = static_cast<float*>(y->untyped_data());
+  const int64_t rows = batch * n * dy * hy, parts = Parts(pool, rows);
+  ParallelFor(pool, parts, [&](int64_t part) {
+    for (int64_t row = rows * part / parts; row < rows * (part + 1) / parts; ++row) {
+      const int64_t oh = row % hy, od = row / hy % dy, bn = row / hy / dy, example = bn / n;
+      const int qd = od % 2, qh = oh % 2;
+      const float* x_row0 = x_data + ((bn * dp + od / 2 + qd) * hp + oh / 2 + qh) * wp * c;
+      const float* k = k_data + example * 64 * c * o;
+      float* y_row = y_data + row * 2 * w_in * o;
+      // 2 phases x P positions x NV vectors: 16 accumulators.
+      constexpr int kWide = kRows / 2, kNarrow = kRows;
+      int64_t o0 = 0;
+      for (; o0 + 2 * kLanes <= o; o0 += 2 * kLanes)
+        for (int64_t m0 = 0; m0 < w_in; m0 += kWide)
+          TransposedBlockPositions<2, kWide>(static_cast<int>(std::min<int64_t>(kWide, w_in - m0)), x_row0, k,
+                                             y_row, hp, wp, c, o, qd, qh, m0, o0);
+      if (o0 < o)  // one vector left (O is a multiple of 16)
+        for (int64_t m0 = 0; m0 < w_in; m0 += kNarrow)
+          TransposedBlockPositions<1, kNarrow>(static_cast<int>(std::min<int64_t>(kNarrow, w_in - m0)), x_row0,
+                                               k, y_row, hp, wp, c, o, qd, qh, m0, o0);
+    }
+  });
+  return ffi::Error::Success();
+}
+
 ffi::Error SpaceToDepthPadded(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> y) {
   const auto xd = x.dimensions(), yd = y->dimensions();
   const size_t rank = xd.size();
@@ -316,6 +414,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_space_to_depth_padded, SpaceToDepthPadded,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_conv3d_stride2, Conv3dStride2,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_conv_transpose3d_stride2, ConvTranspose3dStride2,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::AnyBuffer>()
