@@ -84,7 +84,7 @@ CPU_CONV_MAX_CHANNELS = 32 * 64
 # Against that form, 2 threads (benchmarks/cpu_kernels.py): (batch 32, 4^3, 64 -> 32) 2.6x, (32, 8^3, 32 -> 16)
 # 2.0x, (16, 8^3, 64 -> 64) 2.4x; (16, 8^3, 128 -> 64) 1.1x, (4, 16^3, 128 -> 64) 0.58x, (4, 4^3, 512 -> 256)
 # 0.5x: no cache blocking over the channels, as the strided conv.
-CPU_TRANSPOSED_MAX_CHANNELS = 64 * 64
+CPU_TRANSPOSED_MAX_CHANNELS = 128 * 128
 
 
 def default_form() -> str:

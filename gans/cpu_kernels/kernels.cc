@@ -269,31 +269,28 @@ ffi::Error Conv3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer 
 }
 
 // Adds tap by tap into registers: the output positions 2 (m0 + p) + qw, p < P, of both phases qw along W, of one
-// output row, by NV vectors of output channels from o0. Both phases read the input columns m0 + u, u <= P + 1
-// (phase qw, tap tw reads column m0 + p + qw + tw), so each input value is broadcast once for up to 4 FMAs.
-// `x_row0` is the padded input at the row's first tap, (n, md + qd, mh + qh, 0); `kernel` is layers3d's adjoint
-// kernel (2, 2, 2, C, 8 O), whose tap t and channel block 1 - q hold the 4x4x4 kernel's index 3 - q - 2t along
-// each axis (q the output phase).
+// output row, by NV vectors of output channels. Both phases read the input columns m0 + u, u <= P + 1 (phase qw,
+// tap tw reads column m0 + p + qw + tw), so each input value is broadcast once for up to 4 FMAs. `x_row0` is the
+// padded input at the row's first tap, (n, md + qd, mh + qh, 0); `packed` the row's kernel block in
+// `PackTransposed`'s layout, read in order.
 template <int P, int NV>
-void TransposedBlock(const float* x_row0, const float* kernel, float* y_row, int64_t hp, int64_t wp, int64_t c,
-                     int64_t o, int qd, int qh, int64_t m0, int64_t o0) {
+void TransposedBlock(const float* x_row0, const float* packed, float* y_row, int64_t hp, int64_t wp, int64_t c,
+                     int64_t o, int64_t m0, int64_t o0, int64_t i0, int64_t i1) {
+  constexpr int kWidth = NV * kLanes;
   Vec acc[2][P][NV];
   for (int q = 0; q < 2; ++q)
     for (int p = 0; p < P; ++p)
-      for (int j = 0; j < NV; ++j) acc[q][p][j] = Vec{};
-  const int64_t block_dh = ((1 - qd) * 2 + (1 - qh)) * 2;
+      for (int j = 0; j < NV; ++j)
+        acc[q][p][j] = i0 == 0 ? Vec{} : load(y_row + (2 * (m0 + p) + q) * o + o0 + j * kLanes);
   for (int td = 0; td < 2; ++td)
     for (int th = 0; th < 2; ++th) {
-      const float* k[2][2];  // [phase][tap along W]
-      for (int q = 0; q < 2; ++q)
-        for (int tw = 0; tw < 2; ++tw)
-          k[q][tw] = kernel + ((td * 2 + th) * 2 + tw) * c * 8 * o + (block_dh + 1 - q) * o + o0;
+      const float* k = packed + ((td * 2 + th) * c + i0) * 4 * kWidth;
       const float* x = x_row0 + ((td * hp + th) * wp + m0) * c;
-      for (int64_t i = 0; i < c; ++i) {
+      for (int64_t i = i0; i < i1; ++i, k += 4 * kWidth) {
         Vec kv[2][2][NV];
         for (int q = 0; q < 2; ++q)
           for (int tw = 0; tw < 2; ++tw)
-            for (int j = 0; j < NV; ++j) kv[q][tw][j] = load(k[q][tw] + i * 8 * o + j * kLanes);
+            for (int j = 0; j < NV; ++j) kv[q][tw][j] = load(k + (q * 2 + tw) * kWidth + j * kLanes);
         for (int u = 0; u < P + 2; ++u) {
           const float s = x[u * c + i];
           for (int q = 0; q < 2; ++q)
@@ -313,11 +310,55 @@ void TransposedBlock(const float* x_row0, const float* kernel, float* y_row, int
 
 // TransposedBlock<positions, NV> for 1 <= positions <= P.
 template <int NV, int P>
-void TransposedBlockPositions(int positions, const float* x_row0, const float* kernel, float* y_row, int64_t hp,
-                              int64_t wp, int64_t c, int64_t o, int qd, int qh, int64_t m0, int64_t o0) {
-  if (positions == P) return TransposedBlock<P, NV>(x_row0, kernel, y_row, hp, wp, c, o, qd, qh, m0, o0);
+void TransposedBlockPositions(int positions, const float* x_row0, const float* packed, float* y_row, int64_t hp,
+                              int64_t wp, int64_t c, int64_t o, int64_t m0, int64_t o0, int64_t i0, int64_t i1) {
+  if (positions == P) return TransposedBlock<P, NV>(x_row0, packed, y_row, hp, wp, c, o, m0, o0, i0, i1);
   if constexpr (P > 1)
-    TransposedBlockPositions<NV, P - 1>(positions, x_row0, kernel, y_row, hp, wp, c, o, qd, qh, m0, o0);
+    TransposedBlockPositions<NV, P - 1>(positions, x_row0, packed, y_row, hp, wp, c, o, m0, o0, i0, i1);
+}
+
+// Output channels per block: 2 vectors while 2 are left, then 1 (O is a multiple of 16).
+inline int64_t BlockWidth(int64_t o, int64_t o0) { return o - o0 >= 2 * kLanes ? 2 * kLanes : kLanes; }
+
+// One output row's block of output channels from o0, summed over input channels [i0, i1) (added to y_row's
+// partial sums unless i0 is 0); `packed` at the block and the row's phase (qd, qh).
+void TransposedRow(const float* x_row0, const float* packed, float* y_row, int64_t hp, int64_t wp, int64_t c,
+                   int64_t o, int64_t o0, int64_t i0, int64_t i1) {
+  // 2 phases x P positions x NV vectors: 16 accumulators with AVX-512.
+  constexpr int kWide = kRows / 2, kNarrow = kRows;
+  const int64_t w_in = wp - 2;
+  if (BlockWidth(o, o0) == 2 * kLanes) {
+    for (int64_t m0 = 0; m0 < w_in; m0 += kWide)
+      TransposedBlockPositions<2, kWide>(static_cast<int>(std::min<int64_t>(kWide, w_in - m0)), x_row0, packed,
+                                         y_row, hp, wp, c, o, m0, o0, i0, i1);
+  } else {
+    for (int64_t m0 = 0; m0 < w_in; m0 += kNarrow)
+      TransposedBlockPositions<1, kNarrow>(static_cast<int>(std::min<int64_t>(kNarrow, w_in - m0)), x_row0, packed,
+                                           y_row, hp, wp, c, o, m0, o0, i0, i1);
+  }
+}
+
+// The adjoint kernel (2, 2, 2, C, 8 O) rearranged so that TransposedBlock reads it in order: per block of output
+// channels from o0 (width w, at packed + 64 C o0), per output phase (qd, qh), tap (td, th) and input channel i,
+// the w-float rows of (phase qw, tap tw) = (0, 0), (0, 1), (1, 0), (1, 1). In the adjoint layout consecutive i
+// are 8 O floats apart (4 KB at O = 128), which the hardware prefetchers do not follow: the wide layers ran at a
+// third of the speed.
+void PackTransposed(const float* kernel, float* packed, int64_t c, int64_t o) {
+  for (int64_t o0 = 0; o0 < o; o0 += BlockWidth(o, o0)) {
+    const int64_t width = BlockWidth(o, o0);
+    float* out = packed + 64 * c * o0;
+    for (int qd = 0; qd < 2; ++qd)
+      for (int qh = 0; qh < 2; ++qh)
+        for (int td = 0; td < 2; ++td)
+          for (int th = 0; th < 2; ++th)
+            for (int64_t i = 0; i < c; ++i)
+              for (int qw = 0; qw < 2; ++qw)
+                for (int tw = 0; tw < 2; ++tw, out += width) {
+                  const int64_t block = ((1 - qd) * 2 + (1 - qh)) * 2 + (1 - qw);
+                  std::memcpy(out, kernel + (((td * 2 + th) * 2 + tw) * c + i) * 8 * o + block * o + o0,
+                              sizeof(float) * width);
+                }
+  }
 }
 
 ffi::Error ConvTranspose3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer kernel,
@@ -335,27 +376,37 @@ ffi::Error ConvTranspose3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::A
   const float* x_data = static_cast<const float*>(x.untyped_data());
   const float* k_data = static_cast<const float*>(kernel.untyped_data());
   float* y_data = static_cast<float*>(y->untyped_data());
-  const int64_t rows = batch * n * dy * hy, parts = Parts(pool, rows);
-  ParallelFor(pool, parts, [&](int64_t part) {
-    for (int64_t row = rows * part / parts; row < rows * (part + 1) / parts; ++row) {
-      const int64_t oh = row % hy, od = row / hy % dy, bn = row / hy / dy, example = bn / n;
-      const int qd = od % 2, qh = oh % 2;
-      const float* x_row0 = x_data + ((bn * dp + od / 2 + qd) * hp + oh / 2 + qh) * wp * c;
-      const float* k = k_data + example * 64 * c * o;
-      float* y_row = y_data + row * 2 * w_in * o;
-      // 2 phases x P positions x NV vectors: 16 accumulators.
-      constexpr int kWide = kRows / 2, kNarrow = kRows;
-      int64_t o0 = 0;
-      for (; o0 + 2 * kLanes <= o; o0 += 2 * kLanes)
-        for (int64_t m0 = 0; m0 < w_in; m0 += kWide)
-          TransposedBlockPositions<2, kWide>(static_cast<int>(std::min<int64_t>(kWide, w_in - m0)), x_row0, k,
-                                             y_row, hp, wp, c, o, qd, qh, m0, o0);
-      if (o0 < o)  // one vector left (O is a multiple of 16)
-        for (int64_t m0 = 0; m0 < w_in; m0 += kNarrow)
-          TransposedBlockPositions<1, kNarrow>(static_cast<int>(std::min<int64_t>(kNarrow, w_in - m0)), x_row0,
-                                               k, y_row, hp, wp, c, o, qd, qh, m0, o0);
-    }
-  });
+  std::vector<float> packed(64 * c * o);
+  const int64_t rows = n * dy * hy, parts = Parts(pool, rows);
+  for (int64_t example = 0; example < batch; ++example) {
+    PackTransposed(k_data + example * 64 * c * o, packed.data(), c, o);
+    const float* x_example = x_data + example * n * dp * hp * wp * c;
+    float* y_example = y_data + example * rows * 2 * w_in * o;
+    // Per part: block by block of output channels, phase by phase (qd, qh), tiles of kTileRows rows of that
+    // phase, kChunkChannels input channels at a time over the tile's rows: the kernel's chunk (32 KB by 32
+    // output channels) stays in L1 for all of them, the tile's partial sums in L1 or L2.
+    constexpr int64_t kTileRows = 8, kChunkChannels = 16;
+    ParallelFor(pool, parts, [&](int64_t part) {
+      const int64_t row0 = rows * part / parts, row1 = rows * (part + 1) / parts;
+      std::vector<int64_t> tile;
+      for (int64_t o0 = 0; o0 < o; o0 += BlockWidth(o, o0))
+        for (int phase = 0; phase < 4; ++phase) {
+          const float* k = packed.data() + 64 * c * o0 + phase * 16 * c * BlockWidth(o, o0);
+          for (int64_t row = row0; row < row1;) {
+            tile.clear();
+            for (; row < row1 && static_cast<int64_t>(tile.size()) < kTileRows; ++row)
+              if ((row / hy % dy % 2) * 2 + row % hy % 2 == phase) tile.push_back(row);
+            for (int64_t i0 = 0; i0 < c; i0 += kChunkChannels)
+              for (const int64_t t : tile) {
+                const int64_t oh = t % hy, od = t / hy % dy, b = t / hy / dy;
+                const float* x_row0 = x_example + ((b * dp + od / 2 + od % 2) * hp + oh / 2 + oh % 2) * wp * c;
+                TransposedRow(x_row0, k, y_example + t * 2 * w_in * o, hp, wp, c, o, o0, i0,
+                              std::min(c, i0 + kChunkChannels));
+              }
+          }
+        }
+    });
+  }
   return ffi::Error::Success();
 }
 
