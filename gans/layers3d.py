@@ -81,9 +81,10 @@ CPU_CONV_MAX_CHANNELS = 32 * 64
 # The transposed convs (conv_transpose3d's forward, conv3d's input gradient) run as a C++ kernel on the CPU
 # (gans/cpu_kernels.conv_transpose3d_stride2: by output phases on the padded input, no depth-tap copies,
 # depth-to-space or crop) where C_in x C_out is at most this, scaled as above; 0 keeps the sub-voxel form.
-# Against that form, 2 threads (benchmarks/cpu_kernels.py): (batch 32, 4^3, 64 -> 32) 2.6x, (32, 8^3, 32 -> 16)
-# 2.0x, (16, 8^3, 64 -> 64) 2.4x; (16, 8^3, 128 -> 64) 1.1x, (4, 16^3, 128 -> 64) 0.58x, (4, 4^3, 512 -> 256)
-# 0.5x: no cache blocking over the channels, as the strided conv.
+# Against that form, 2 threads, the kernel packed and blocked (benchmarks/cpu_kernels.py and a scratch sweep,
+# interleaved, AVX-512): (batch 32, 4^3, 64 -> 32) 1.6-1.9x, (32, 8^3, 32 -> 16) 1.3-1.7x, (8, 8^3, 128 -> 128)
+# 1.5x, (4, 16^3, 128 -> 64) 1.0-1.2x; (4, 8^3, 256 -> 128) 0.8-0.9x, (4, 4^3, 512 -> 256) 0.7x, where XLA's
+# Winograd F(3, 2) and blocked matrix products win.
 CPU_TRANSPOSED_MAX_CHANNELS = 128 * 128
 
 

@@ -21,9 +21,10 @@
 // * gans_conv_transpose3d_stride2: PyTorch's ConvTranspose3d(k=4, s=2, p=1) on an input padded beforehand,
 //   (N, D + 2, H + 2, W + 2, C) -> (N, 2D, 2H, 2W, O), by output phases: output 2m + q along an axis is the
 //   2-tap sum of padded inputs m + q + t (t = 0, 1) with the 4x4x4 kernel's index 3 - q - 2t. The kernel is in
-//   layers3d's adjoint layout (2, 2, 2, C, 8 O). No sub-voxel conv over the border, depth-to-space or crop; per
-//   output row both phases along W of a block of positions by 1 or 2 vectors of output channels in registers.
-//   O is a multiple of 16.
+//   layers3d's adjoint layout (2, 2, 2, C, 8 O), repacked per call so the inner loop reads it in order. No
+//   sub-voxel conv over the border, depth-to-space or crop; per output row both phases along W of a block of
+//   positions by 1 or 2 vectors of output channels in registers, over tiles of rows of one phase 16 input
+//   channels at a time (the kernel's slice stays in L1). O is a multiple of 16.
 //
 // * gans_space_to_depth_padded: (N, 2D, 2H, 2W, C) padded by one zero voxel on every side, then 2x2x2
 //   space-to-depth: (N, D + 1, H + 1, W + 1, 8C), channels ordered (depth offset, row offset, column offset, c).
