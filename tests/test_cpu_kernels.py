@@ -74,8 +74,10 @@ def test_kernel_grads_own_gradients_are_xlas():
 @needs_kernels
 @pytest.mark.parametrize("shape, c_out", [((2, 3, 2, 9, 5), 16),  # 9 input columns: blocks of 8 and 1
                                           ((1, 2, 3, 6, 20), 48)])  # 32 + 16 output channels; 4 + 2 columns
-def test_conv_transpose3d_stride2_equals_xlas_and_has_its_gradients(shape, c_out):  # pylint: disable=protected-access
-  # (20 input channels: a pass over 16, then one adding the last 4 to its partial sums.)
+@pytest.mark.parametrize("pack", [False, True])  # the kernel read in place / packed, its loops blocked
+def test_conv_transpose3d_stride2_equals_xlas_and_has_its_gradients(shape, c_out, pack, monkeypatch):  # pylint: disable=protected-access
+  # (Packed, 20 input channels: a pass over 16, then one adding the last 4 to its partial sums.)
+  monkeypatch.setattr(cpu_kernels, "TRANSPOSED_PACK_MIN_FLOATS", 0 if pack else 1 << 30)
   x_key, k_key, w_key = jax.random.split(jax.random.key(9), 3)
   x = jax.random.normal(x_key, shape)
   kernel = jax.random.normal(k_key, (4, 4, 4, shape[-1], c_out))

@@ -21,10 +21,11 @@
 // * gans_conv_transpose3d_stride2: PyTorch's ConvTranspose3d(k=4, s=2, p=1) on an input padded beforehand,
 //   (N, D + 2, H + 2, W + 2, C) -> (N, 2D, 2H, 2W, O), by output phases: output 2m + q along an axis is the
 //   2-tap sum of padded inputs m + q + t (t = 0, 1) with the 4x4x4 kernel's index 3 - q - 2t. The kernel is in
-//   layers3d's adjoint layout (2, 2, 2, C, 8 O), repacked per call so the inner loop reads it in order. No
-//   sub-voxel conv over the border, depth-to-space or crop; per output row both phases along W of a block of
-//   positions by 1 or 2 vectors of output channels in registers, over tiles of rows of one phase 16 input
-//   channels at a time (the kernel's slice stays in L1). O is a multiple of 16.
+//   layers3d's adjoint layout (2, 2, 2, C, 8 O). No sub-voxel conv over the border, depth-to-space or crop; per
+//   output row both phases along W of a block of positions by 1 or 2 vectors of output channels in registers.
+//   With `pack` (wide layers) the kernel is first repacked so the inner loop reads it in order, and the rows
+//   run in tiles of one phase, 16 input channels at a time, so the kernel's slice stays in L1. O is a multiple
+//   of 16.
 //
 // * gans_space_to_depth_padded: (N, 2D, 2H, 2W, C) padded by one zero voxel on every side, then 2x2x2
 //   space-to-depth: (N, D + 1, H + 1, W + 1, 8C), channels ordered (depth offset, row offset, column offset, c).
@@ -37,6 +38,7 @@
 #include <cstring>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -269,15 +271,22 @@ ffi::Error Conv3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer 
   return ffi::Error::Success();
 }
 
+// Where TransposedBlock finds the kernel's vectors for one phase (qd, qh) and block of output channels: tap
+// (td, th), input channel i, phase qw, tap tw at base + (2 td + th) tap_stride + i i_stride + qw q_stride +
+// tw tw_stride. Views of the adjoint layout itself and of `PackTransposed`'s.
+struct KernelView {
+  const float* base;
+  int64_t tap_stride, i_stride, q_stride, tw_stride;
+};
+
 // Adds tap by tap into registers: the output positions 2 (m0 + p) + qw, p < P, of both phases qw along W, of one
 // output row, by NV vectors of output channels. Both phases read the input columns m0 + u, u <= P + 1 (phase qw,
 // tap tw reads column m0 + p + qw + tw), so each input value is broadcast once for up to 4 FMAs. `x_row0` is the
-// padded input at the row's first tap, (n, md + qd, mh + qh, 0); `packed` the row's kernel block in
-// `PackTransposed`'s layout, read in order.
+// padded input at the row's first tap, (n, md + qd, mh + qh, 0); `kernel` the view of the row's phase and block of
+// output channels.
 template <int P, int NV>
-void TransposedBlock(const float* x_row0, const float* packed, float* y_row, int64_t hp, int64_t wp, int64_t c,
+void TransposedBlock(const float* x_row0, const KernelView& kernel, float* y_row, int64_t hp, int64_t wp, int64_t c,
                      int64_t o, int64_t m0, int64_t o0, int64_t i0, int64_t i1) {
-  constexpr int kWidth = NV * kLanes;
   Vec acc[2][P][NV];
   for (int q = 0; q < 2; ++q)
     for (int p = 0; p < P; ++p)
@@ -285,13 +294,14 @@ void TransposedBlock(const float* x_row0, const float* packed, float* y_row, int
         acc[q][p][j] = i0 == 0 ? Vec{} : load(y_row + (2 * (m0 + p) + q) * o + o0 + j * kLanes);
   for (int td = 0; td < 2; ++td)
     for (int th = 0; th < 2; ++th) {
-      const float* k = packed + ((td * 2 + th) * c + i0) * 4 * kWidth;
+      const float* k = kernel.base + (td * 2 + th) * kernel.tap_stride + i0 * kernel.i_stride;
       const float* x = x_row0 + ((td * hp + th) * wp + m0) * c;
-      for (int64_t i = i0; i < i1; ++i, k += 4 * kWidth) {
+      for (int64_t i = i0; i < i1; ++i, k += kernel.i_stride) {
         Vec kv[2][2][NV];
         for (int q = 0; q < 2; ++q)
           for (int tw = 0; tw < 2; ++tw)
-            for (int j = 0; j < NV; ++j) kv[q][tw][j] = load(k + (q * 2 + tw) * kWidth + j * kLanes);
+            for (int j = 0; j < NV; ++j)
+              kv[q][tw][j] = load(k + q * kernel.q_stride + tw * kernel.tw_stride + j * kLanes);
         for (int u = 0; u < P + 2; ++u) {
           const float s = x[u * c + i];
           for (int q = 0; q < 2; ++q)
@@ -311,59 +321,58 @@ void TransposedBlock(const float* x_row0, const float* packed, float* y_row, int
 
 // TransposedBlock<positions, NV> for 1 <= positions <= P.
 template <int NV, int P>
-void TransposedBlockPositions(int positions, const float* x_row0, const float* packed, float* y_row, int64_t hp,
+void TransposedBlockPositions(int positions, const float* x_row0, const KernelView& kernel, float* y_row, int64_t hp,
                               int64_t wp, int64_t c, int64_t o, int64_t m0, int64_t o0, int64_t i0, int64_t i1) {
-  if (positions == P) return TransposedBlock<P, NV>(x_row0, packed, y_row, hp, wp, c, o, m0, o0, i0, i1);
+  if (positions == P) return TransposedBlock<P, NV>(x_row0, kernel, y_row, hp, wp, c, o, m0, o0, i0, i1);
   if constexpr (P > 1)
-    TransposedBlockPositions<NV, P - 1>(positions, x_row0, packed, y_row, hp, wp, c, o, m0, o0, i0, i1);
+    TransposedBlockPositions<NV, P - 1>(positions, x_row0, kernel, y_row, hp, wp, c, o, m0, o0, i0, i1);
 }
+
+// The transposed conv's blocking where its caller asks for it (`pack`; cpu_kernels.TRANSPOSED_PACK_MIN_FLOATS):
+// the kernel packed (`PackTransposed`), rows in tiles of kTileRows, input channels in chunks of kChunkChannels.
+constexpr int64_t kTileRows = 8, kChunkChannels = 16;
 
 // Output channels per block: 2 vectors while 2 are left, then 1 (O is a multiple of 16).
 inline int64_t BlockWidth(int64_t o, int64_t o0) { return o - o0 >= 2 * kLanes ? 2 * kLanes : kLanes; }
 
 // One output row's block of output channels from o0, summed over input channels [i0, i1) (added to y_row's
-// partial sums unless i0 is 0); `packed` at the block and the row's phase (qd, qh).
-void TransposedRow(const float* x_row0, const float* packed, float* y_row, int64_t hp, int64_t wp, int64_t c,
+// partial sums unless i0 is 0); `kernel` the view of the row's phase (qd, qh) and the block.
+void TransposedRow(const float* x_row0, const KernelView& kernel, float* y_row, int64_t hp, int64_t wp, int64_t c,
                    int64_t o, int64_t o0, int64_t i0, int64_t i1) {
   // 2 phases x P positions x NV vectors: 16 accumulators with AVX-512.
   constexpr int kWide = kRows / 2, kNarrow = kRows;
   const int64_t w_in = wp - 2;
   if (BlockWidth(o, o0) == 2 * kLanes) {
     for (int64_t m0 = 0; m0 < w_in; m0 += kWide)
-      TransposedBlockPositions<2, kWide>(static_cast<int>(std::min<int64_t>(kWide, w_in - m0)), x_row0, packed,
+      TransposedBlockPositions<2, kWide>(static_cast<int>(std::min<int64_t>(kWide, w_in - m0)), x_row0, kernel,
                                          y_row, hp, wp, c, o, m0, o0, i0, i1);
   } else {
     for (int64_t m0 = 0; m0 < w_in; m0 += kNarrow)
-      TransposedBlockPositions<1, kNarrow>(static_cast<int>(std::min<int64_t>(kNarrow, w_in - m0)), x_row0, packed,
+      TransposedBlockPositions<1, kNarrow>(static_cast<int>(std::min<int64_t>(kNarrow, w_in - m0)), x_row0, kernel,
                                            y_row, hp, wp, c, o, m0, o0, i0, i1);
   }
 }
 
 // The adjoint kernel (2, 2, 2, C, 8 O) rearranged so that TransposedBlock reads it in order: per block of output
-// channels from o0 (width w, at packed + 64 C o0), per output phase (qd, qh), tap (td, th) and input channel i,
-// the w-float rows of (phase qw, tap tw) = (0, 0), (0, 1), (1, 0), (1, 1). In the adjoint layout consecutive i
-// are 8 O floats apart (4 KB at O = 128), which the hardware prefetchers do not follow: the wide layers ran at a
-// third of the speed.
-void PackTransposed(const float* kernel, float* packed, int64_t c, int64_t o) {
-  for (int64_t o0 = 0; o0 < o; o0 += BlockWidth(o, o0)) {
-    const int64_t width = BlockWidth(o, o0);
-    float* out = packed + 64 * c * o0;
-    for (int qd = 0; qd < 2; ++qd)
-      for (int qh = 0; qh < 2; ++qh)
-        for (int td = 0; td < 2; ++td)
-          for (int th = 0; th < 2; ++th)
-            for (int64_t i = 0; i < c; ++i)
-              for (int qw = 0; qw < 2; ++qw)
-                for (int tw = 0; tw < 2; ++tw, out += width) {
-                  const int64_t block = ((1 - qd) * 2 + (1 - qh)) * 2 + (1 - qw);
-                  std::memcpy(out, kernel + (((td * 2 + th) * 2 + tw) * c + i) * 8 * o + block * o + o0,
-                              sizeof(float) * width);
-                }
-  }
+// channels from o0 (width w, at packed + 64 C o0), per output phase (qd, qh) (the piece written here), tap
+// (td, th) and input channel i, the w-float rows of (phase qw, tap tw) = (0, 0), (0, 1), (1, 0), (1, 1).
+void PackTransposed(const float* kernel, float* packed, int64_t c, int64_t o, int64_t o0, int phase) {
+  const int64_t width = BlockWidth(o, o0);
+  const int qd = phase / 2, qh = phase % 2;
+  float* out = packed + 64 * c * o0 + phase * 16 * c * width;
+  for (int td = 0; td < 2; ++td)
+    for (int th = 0; th < 2; ++th)
+      for (int64_t i = 0; i < c; ++i)
+        for (int qw = 0; qw < 2; ++qw)
+          for (int tw = 0; tw < 2; ++tw, out += width) {
+            const int64_t block = ((1 - qd) * 2 + (1 - qh)) * 2 + (1 - qw);
+            std::memcpy(out, kernel + (((td * 2 + th) * 2 + tw) * c + i) * 8 * o + block * o + o0,
+                        sizeof(float) * width);
+          }
 }
 
 ffi::Error ConvTranspose3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer kernel,
-                                  ffi::Result<ffi::AnyBuffer> y) {
+                                  ffi::Result<ffi::AnyBuffer> y, bool pack) {
   const auto xd = x.dimensions(), yd = y->dimensions();
   const size_t rank = xd.size();
   if (rank < 5 || yd.size() != rank || kernel.dimensions().size() < 5 || x.element_type() != ffi::F32 ||
@@ -377,35 +386,55 @@ ffi::Error ConvTranspose3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::A
   const float* x_data = static_cast<const float*>(x.untyped_data());
   const float* k_data = static_cast<const float*>(kernel.untyped_data());
   float* y_data = static_cast<float*>(y->untyped_data());
-  std::vector<float> packed(64 * c * o);
+  std::vector<float> packed(pack ? 64 * c * o : 0);
+  std::vector<std::pair<int64_t, int>> pieces;  // (o0, phase): packed over the threads too
+  for (int64_t o0 = 0; o0 < o; o0 += BlockWidth(o, o0))
+    for (int phase = 0; phase < 4; ++phase) pieces.emplace_back(o0, phase);
   const int64_t rows = n * dy * hy, parts = Parts(pool, rows);
   for (int64_t example = 0; example < batch; ++example) {
-    PackTransposed(k_data + example * 64 * c * o, packed.data(), c, o);
+    const float* adjoint = k_data + example * 64 * c * o;
+    if (pack)
+      ParallelFor(pool, static_cast<int64_t>(pieces.size()), [&](int64_t i) {
+        PackTransposed(adjoint, packed.data(), c, o, pieces[i].first, pieces[i].second);
+      });
     const float* x_example = x_data + example * n * dp * hp * wp * c;
     float* y_example = y_data + example * rows * 2 * w_in * o;
-    // Per part: block by block of output channels, phase by phase (qd, qh), tiles of kTileRows rows of that
-    // phase, kChunkChannels input channels at a time over the tile's rows: the kernel's chunk (32 KB by 32
-    // output channels) stays in L1 for all of them, the tile's partial sums in L1 or L2.
-    constexpr int64_t kTileRows = 8, kChunkChannels = 16;
+    const auto x_row0 = [&](int64_t row) {
+      const int64_t oh = row % hy, od = row / hy % dy, b = row / hy / dy;
+      return x_example + ((b * dp + od / 2 + od % 2) * hp + oh / 2 + oh % 2) * wp * c;
+    };
+    const auto kernel_at = [&](int64_t row, int64_t o0) {
+      const int phase = (row / hy % dy % 2) * 2 + row % hy % 2;
+      const int64_t width = BlockWidth(o, o0);
+      if (pack) return KernelView{packed.data() + 64 * c * o0 + phase * 16 * c * width, 4 * c * width, 4 * width,
+                                  2 * width, width};
+      // Adjoint tap (td, th, tw), channel block 1 - q: the phase's block is (1 - qd, 1 - qh, 1 - qw).
+      return KernelView{adjoint + ((1 - phase / 2) * 4 + (1 - phase % 2) * 2 + 1) * o + o0, 16 * c * o, 8 * o, -o,
+                        8 * c * o};
+    };
     ParallelFor(pool, parts, [&](int64_t part) {
       const int64_t row0 = rows * part / parts, row1 = rows * (part + 1) / parts;
+      if (!pack) {  // the kernel read in place, row by row: x and y, the larger operands, stream through once
+        for (int64_t row = row0; row < row1; ++row)
+          for (int64_t o0 = 0; o0 < o; o0 += BlockWidth(o, o0))
+            TransposedRow(x_row0(row), kernel_at(row, o0), y_example + row * 2 * w_in * o, hp, wp, c, o, o0, 0, c);
+        return;
+      }
+      // A kernel larger than the caches: block by block of output channels, phase by phase (qd, qh), tiles of kTileRows
+      // rows of that phase, kChunkChannels input channels at a time over the tile's rows, so that the kernel's
+      // chunk (32 KB by 32 output channels) stays in L1 for all of them, the tile's partial sums in L1 or L2.
       std::vector<int64_t> tile;
       for (int64_t o0 = 0; o0 < o; o0 += BlockWidth(o, o0))
-        for (int phase = 0; phase < 4; ++phase) {
-          const float* k = packed.data() + 64 * c * o0 + phase * 16 * c * BlockWidth(o, o0);
+        for (int phase = 0; phase < 4; ++phase)
           for (int64_t row = row0; row < row1;) {
             tile.clear();
             for (; row < row1 && static_cast<int64_t>(tile.size()) < kTileRows; ++row)
               if ((row / hy % dy % 2) * 2 + row % hy % 2 == phase) tile.push_back(row);
             for (int64_t i0 = 0; i0 < c; i0 += kChunkChannels)
-              for (const int64_t t : tile) {
-                const int64_t oh = t % hy, od = t / hy % dy, b = t / hy / dy;
-                const float* x_row0 = x_example + ((b * dp + od / 2 + od % 2) * hp + oh / 2 + oh % 2) * wp * c;
-                TransposedRow(x_row0, k, y_example + t * 2 * w_in * o, hp, wp, c, o, o0, i0,
+              for (const int64_t t : tile)
+                TransposedRow(x_row0(t), kernel_at(t, o0), y_example + t * 2 * w_in * o, hp, wp, c, o, o0, i0,
                               std::min(c, i0 + kChunkChannels));
-              }
           }
-        }
     });
   }
   return ffi::Error::Success();
@@ -477,4 +506,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_conv_transpose3d_stride2, ConvTranspose3dStri
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>());
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<bool>("pack"));
