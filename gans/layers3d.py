@@ -389,7 +389,8 @@ def _conv_transpose3d_s2d_fwd(x_NDHWC, adjoint_kernel, precision):
 
 
 def _conv_transpose3d_s2d_bwd(precision, residuals, y_grad):
-  """x's gradient is conv3d's forward with the adjoint's adjoint (by the C++ kernel where it applies)."""
+  """x's gradient is conv3d's forward with the kernel in its space-to-depth layout (the adjoint kernel's flipped
+  adjoint), by the C++ strided conv where that applies."""
   x_NDHWC, adjoint_kernel = residuals
   y_grad_s2d = _pad_space_to_depth(y_grad)  # the adjoint of the crop and the depth-to-space
   kernel_s2d = _flipped_adjoint(adjoint_kernel)

@@ -75,7 +75,8 @@ def test_kernel_grads_own_gradients_are_xlas():
 @pytest.mark.parametrize("shape, c_out", [((2, 3, 2, 9, 5), 16),  # 9 input columns: blocks of 8 and 1
                                           ((1, 2, 3, 6, 20), 48)])  # 32 + 16 output channels; 4 + 2 columns
 @pytest.mark.parametrize("pack", [False, True])  # the kernel read in place / packed, its loops blocked
-def test_conv_transpose3d_stride2_equals_xlas_and_has_its_gradients(shape, c_out, pack, monkeypatch):  # pylint: disable=protected-access
+def test_conv_transpose3d_stride2_equals_xlas_and_has_its_gradients(  # pylint: disable=protected-access
+    shape, c_out, pack, monkeypatch):
   # (Packed, 20 input channels: a pass over 16, then one adding the last 4 to its partial sums.)
   monkeypatch.setattr(cpu_kernels, "TRANSPOSED_PACK_MIN_FLOATS", 0 if pack else 1 << 30)
   x_key, k_key, w_key = jax.random.split(jax.random.key(9), 3)

@@ -5,8 +5,9 @@ kernel gradient of a stride-1 3D convolution, which XLA:CPU runs as a convolutio
 both operands; `space_to_depth_padded`, which XLA:CPU runs as a loop with index arithmetic per element;
 `conv3d_stride2`, the strided conv's forward read in place, without the space-to-depth and depth-tap copies of
 XLA's form; and `conv_transpose3d_stride2`, the transposed conv by output phases, without the sub-voxel conv's
-border, depth-tap copies and depth-to-space (README, 3D-GAN). Each has derivatives of its own (`with_lax_derivatives`: a second-order gradient, e.g. a
-gradient penalty through a layer, differentiates the `lax` form).
+border, depth-tap copies and depth-to-space (README, 3D-GAN). Each has derivatives of its own
+(`with_lax_derivatives`: a second-order gradient, e.g. a gradient penalty through a layer, differentiates the
+`lax` form).
 
 The source is compiled on first use with the machine's C++ compiler ($CXX, else g++; -O3 -march=native) against
 the FFI headers jaxlib ships, and cached in $XDG_CACHE_HOME/gans/cpu_kernels (~/.cache/gans/cpu_kernels) under
@@ -204,7 +205,7 @@ def conv_transpose3d_stride2(x_padded: jax.Array, adjoint_kernel: jax.Array, lax
   return with_lax_derivatives(_conv_transpose3d_stride2, lax_form)(x_padded, adjoint_kernel)
 
 
-# `conv_transpose3d_stride2` repacks kernels of at least this many floats so that it reads them in order (in the
+# `conv_transpose3d_stride2` repacks kernels of more than this many floats so that it reads them in order (in the
 # adjoint layout consecutive input channels are 8 O floats apart, which the prefetchers do not follow: the wide
 # layers ran at a third of the speed) and blocks its loops so that slices of them stay in L1; smaller kernels
 # (a quarter of a 2 MB L2) it reads in place, row by row: x and y are then the larger operands and stream through

@@ -420,9 +420,9 @@ ffi::Error ConvTranspose3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::A
             TransposedRow(x_row0(row), kernel_at(row, o0), y_example + row * 2 * w_in * o, hp, wp, c, o, o0, 0, c);
         return;
       }
-      // A kernel larger than the caches: block by block of output channels, phase by phase (qd, qh), tiles of kTileRows
-      // rows of that phase, kChunkChannels input channels at a time over the tile's rows, so that the kernel's
-      // chunk (32 KB by 32 output channels) stays in L1 for all of them, the tile's partial sums in L1 or L2.
+      // A kernel larger than the caches: block by block of output channels, phase by phase (qd, qh), tiles of
+      // kTileRows rows of that phase, kChunkChannels input channels at a time over the tile's rows, so that the
+      // kernel's chunk (32 KB by 32 output channels) stays in L1 for all of them, the tile's partial sums in L1.
       std::vector<int64_t> tile;
       for (int64_t o0 = 0; o0 < o; o0 += BlockWidth(o, o0))
         for (int phase = 0; phase < 4; ++phase)
