@@ -6,8 +6,8 @@ Builds the experiment's jitted step (benchmarks/train_step.py's) twice: once wit
 set to the given (old) values while it compiles, once with the code's own values, then times the two (and the
 PyTorch reference with --torch) in alternating blocks and prints one JSON line: each side's median seconds per
 step and new_over_old = old seconds / new seconds (above 1: the new forms are faster). Names are the lower-case
-module constants of gans/layers.py (e.g. IM2COL_MIN_TAPS as im2col_min_taps), or of gans/layers3d.py with the
-prefix layers3d. (e.g. --old=layers3d.phases_max_side=0).
+module constants of gans/layers.py (e.g. IM2COL_MIN_TAPS as im2col_min_taps), or of gans/layers3d.py or
+gans/winograd.py with the module's name as prefix (e.g. --old=layers3d.phases_max_side=0, winograd.cpu_tiles=0).
 """
 import json
 import os
@@ -19,7 +19,7 @@ from absl import app, flags
 
 import experiments
 from benchmarks import timing, train_step
-from gans import layers, layers3d
+from gans import layers, layers3d, winograd
 
 flags.DEFINE_list("old", [], "NAME=VALUE settings of gans.layers constants for the old step.")
 flags.DEFINE_integer("ab_blocks", 5, "Alternating blocks per side.")
@@ -28,10 +28,9 @@ FLAGS = flags.FLAGS
 
 
 def _module_and_name(name: str):
-  """"layers3d.NAME" -> (gans.layers3d, NAME); "NAME" -> (gans.layers, NAME)."""
-  if name.startswith("layers3d."):
-    return layers3d, name[len("layers3d."):]
-  return layers, name
+  """"layers3d.NAME" -> (gans.layers3d, NAME), "winograd.NAME" likewise; "NAME" -> (gans.layers, NAME)."""
+  prefix, _, constant = name.rpartition(".")
+  return {"": layers, "layers3d": layers3d, "winograd": winograd}[prefix], constant
 
 
 def build_with(config, settings: dict):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gans import cpu_kernels, layers3d
+from gans import cpu_kernels, layers3d, winograd
 
 needs_kernels = pytest.mark.skipif(not cpu_kernels.available(), reason="no C++ compiler to build gans.cpu_kernels")
 
@@ -153,3 +153,36 @@ def test_conv3d_stride2_equals_xlas_and_has_its_gradients(shape, c_out):  # pyli
   gradient = lambda f: jax.grad(lambda a, k: jnp.sum(jnp.tanh(f(a, k)) * weights), argnums=(0, 1))(x_padded, kernel_s2d)
   for g, w in zip(gradient(conv), gradient(lax_form)):
     _assert_close(g, w)
+
+
+# Every plan's two tile maps: the input transform (B^T, a x a) and the output transform's adjoint (A^T's
+# transpose, a x m); H and W that leave ragged tiles (zeros beyond the edge), channels with a tail (3, 20).
+@needs_kernels
+@pytest.mark.parametrize("plan", [winograd.F4_2, winograd.F3_2, winograd.F2_2, winograd.F4_3],
+                         ids=lambda p: f"F{p.m}_{p.r}")
+@pytest.mark.parametrize("matrix_index", [2, 0], ids=["input", "output_adjoint"])
+@pytest.mark.parametrize("shape", [(2, 9, 11, 16), (1, 7, 5, 3), (3, 5, 6, 20)])
+def test_winograd_tiles_equal_xlas_and_have_their_gradients(plan, matrix_index, shape):  # pylint: disable=protected-access
+  matrix = winograd.matrices(plan)[matrix_index]
+  matrix = matrix if matrix_index == 2 else matrix.T
+  reach = plan.r - 1 if matrix_index == 2 else 0  # the input transform's tiles overlap by r - 1
+  t_h, t_w = (-(-(side - reach) // plan.m) for side in shape[1:3])
+  x = jax.random.normal(jax.random.key(7), shape)
+  assert cpu_kernels.winograd_tiles_applies(x, matrix)
+  lax_form = lambda x: winograd._gather_2d_lax(x, t_h, t_w, matrix, plan)
+  tiles = lambda x: cpu_kernels.winograd_tiles(x, matrix, plan.m, t_h, t_w, lax_form)
+  got, want = jax.jit(tiles)(x), lax_form(x)
+  assert got.shape == want.shape == (matrix.shape[0] ** 2, shape[0] * t_h * t_w, shape[3])
+  _assert_close(got, want)
+  pair = jnp.stack([x, -2 * x])
+  _assert_close(jax.jit(jax.vmap(tiles))(pair), jax.vmap(lax_form)(pair))
+  cotangent = jax.random.normal(jax.random.key(8), want.shape)
+  _assert_close(jax.vjp(tiles, x)[1](cotangent)[0], jax.vjp(lax_form, x)[1](cotangent)[0])
+
+
+def test_winograd_tiles_apply_only_to_the_plans_float32_maps():
+  matrix = winograd.matrices(winograd.F4_2)[2]
+  assert not cpu_kernels.winograd_tiles_applies(jnp.zeros((1, 5, 5, 16), jnp.bfloat16), matrix)
+  assert not cpu_kernels.winograd_tiles_applies(jnp.zeros((1, 5, 5, 5, 16)), matrix)  # not NHWC
+  assert not cpu_kernels.winograd_tiles_applies(jnp.zeros((1, 5, 5, 16)), matrix.T[:1])  # one row
+  assert not cpu_kernels.winograd_tiles_applies(jnp.zeros((1, 8, 8, 16)), np.zeros((7, 7)))  # wider than F(4, 3)

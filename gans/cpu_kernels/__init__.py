@@ -1,13 +1,14 @@
 """C++ kernels for XLA:CPU, as FFI custom calls, where XLA's own lowering is slow; `lax` everywhere else.
 
-Four kernels so far (kernels.cc), all for the 3D-GAN's layers (gans/layers3d.py): `conv_kernel_grad`, the
+Five kernels so far (kernels.cc). Four for the 3D-GAN's layers (gans/layers3d.py): `conv_kernel_grad`, the
 kernel gradient of a stride-1 3D convolution, which XLA:CPU runs as a convolution behind untiled transposes of
 both operands; `space_to_depth_padded`, which XLA:CPU runs as a loop with index arithmetic per element;
 `conv3d_stride2`, the strided conv's forward read in place, without the space-to-depth and depth-tap copies of
 XLA's form; and `conv_transpose3d_stride2`, the transposed conv by output phases, without the sub-voxel conv's
-border, depth-tap copies and depth-to-space (README, 3D-GAN). Each has derivatives of its own
-(`with_lax_derivatives`: a second-order gradient, e.g. a gradient penalty through a layer, differentiates the
-`lax` form).
+border, depth-tap copies and depth-to-space (README, 3D-GAN). One for every Winograd conv (gans/winograd.py):
+`winograd_tiles`, the tiles' transform in one pass, which XLA:CPU writes as two concatenation loops. Each has
+derivatives of its own (`with_lax_derivatives`: a second-order gradient, e.g. a gradient penalty through a
+layer, differentiates the `lax` form).
 
 The source is compiled on first use with the machine's C++ compiler ($CXX, else g++; -O3 -march=native) against
 the FFI headers jaxlib ships, and cached in $XDG_CACHE_HOME/gans/cpu_kernels (~/.cache/gans/cpu_kernels) under
@@ -29,11 +30,12 @@ from typing import Callable, Optional
 
 import jax
 import jaxlib
+import numpy as np
 from jax import lax
 
 _SOURCE = pathlib.Path(__file__).with_name("kernels.cc")
 _TARGETS = ("gans_conv_kernel_grad", "gans_space_to_depth_padded", "gans_conv3d_stride2",
-            "gans_conv_transpose3d_stride2")
+            "gans_conv_transpose3d_stride2", "gans_winograd_tiles")
 _FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 # The kernel gradient's vector side has channels in multiples of this (one AVX-512 register of floats).
 VECTOR_CHANNELS = 16
@@ -218,3 +220,21 @@ def _conv_transpose3d_stride2(x_padded: jax.Array, adjoint_kernel: jax.Array) ->
   call = _ffi_call("gans_conv_transpose3d_stride2", jax.ShapeDtypeStruct(
       (n, 2 * d - 4, 2 * h - 4, 2 * w - 4, adjoint_kernel.shape[-1] // 8), x_padded.dtype))
   return call(x_padded, adjoint_kernel, pack=adjoint_kernel.size > TRANSPOSED_PACK_MIN_FLOATS)
+
+
+def winograd_tiles_applies(x: jax.Array, matrix) -> bool:
+  """Whether `winograd_tiles` runs here: float32 (N, H, W, C) on the CPU, the kernels built, a rows x size matrix
+  with 2 <= size <= rows <= 6 (every plan of gans/winograd.py)."""
+  return x.ndim == 4 and 2 <= matrix.shape[1] <= matrix.shape[0] <= 6 and _runs_here(x)
+
+
+def winograd_tiles(x: jax.Array, matrix, stride: int, tiles_h: int, tiles_w: int, lax_form: Callable) -> jax.Array:
+  """Winograd's tiles of x (N, H, W, C), zero beyond its edges: (R * R, N * tiles_h * tiles_w, C) with
+  tiles[i * R + j, (n * tiles_h + th) * tiles_w + tw] = sum over u, v of matrix[i, u] matrix[j, v]
+  x[n, th * stride + u, tw * stride + v] (matrix R x S, a numpy constant), in one pass by the C++ kernel (where
+  `winograd_tiles_applies`), with the derivatives of `lax_form`, the same map of x in lax."""
+  rows = matrix.shape[0]
+  result = jax.ShapeDtypeStruct((rows * rows, x.shape[0] * tiles_h * tiles_w, x.shape[3]), x.dtype)
+  call = lambda x: _ffi_call("gans_winograd_tiles", result)(
+      x, matrix=np.asarray(matrix, np.float32).ravel(), rows=rows, stride=stride, tiles_h=tiles_h, tiles_w=tiles_w)
+  return with_lax_derivatives(call, lax_form)(x)

@@ -32,6 +32,11 @@
 //   XLA:CPU writes this as one loop over the output with the index arithmetic per element (3 ns per element on
 //   one core); here it is a copy of C-float runs, as fast as XLA's elementwise copy for C >= 16 (for C = 1 it
 //   is 4x slower than XLA's loop: gans/cpu_kernels/__init__.py keeps XLA's there).
+//
+// * gans_winograd_tiles: Winograd's tiles of an NHWC map (gans/winograd.py's input transform and its output
+//   transform's adjoint), (N, H, W, C) -> (R * R, N * TH * TW, C), the R x S matrix applied to each S x S tile's
+//   rows and columns in one pass, 16 channels at a time. XLA:CPU writes it as two concatenation loops (rows,
+//   then columns), each a pass over memory with the slices' index arithmetic per element.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -478,6 +483,90 @@ ffi::Error SpaceToDepthPadded(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::Resul
   return ffi::Error::Success();
 }
 
+
+// tiles[i * R + j, (n * TH + th) * TW + tw, c] = sum over u, v < S of M[i, u] M[j, v] x[n, th * m + u, tw * m + v, c]
+// for one tile (n, th, tw) and LANES channels from c0 (a whole vector, or the last few): the R x S matrix applied
+// to the tile's rows, then to its columns; x is zero beyond its H rows and W columns.
+template <int R, int S, bool WHOLE>
+inline void WinogradTileChannels(const float* x, int64_t h, int64_t w, int64_t c, const float* m, int64_t y0,
+                                 int64_t x0, float* out, int64_t plane_stride, int64_t c0, int64_t lanes) {
+  Vec in[S][S];
+  for (int u = 0; u < S; ++u)
+    for (int v = 0; v < S; ++v) {
+      const float* p = x + ((y0 + u) * w + x0 + v) * c + c0;
+      if (y0 + u >= h || x0 + v >= w) in[u][v] = Vec{};
+      else if (WHOLE) in[u][v] = load(p);
+      else { in[u][v] = Vec{}; std::memcpy(&in[u][v], p, lanes * sizeof(float)); }
+    }
+  Vec rows[R][S];
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < S; ++v) {
+      Vec sum = m[i * S] * in[0][v];
+      for (int u = 1; u < S; ++u) sum += m[i * S + u] * in[u][v];
+      rows[i][v] = sum;
+    }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < R; ++j) {
+      Vec sum = m[j * S] * rows[i][0];
+      for (int v = 1; v < S; ++v) sum += m[j * S + v] * rows[i][v];
+      float* o = out + (i * R + j) * plane_stride + c0;
+      if (WHOLE) std::memcpy(o, &sum, sizeof(Vec));
+      else std::memcpy(o, &sum, lanes * sizeof(float));
+    }
+}
+
+template <int R, int S>
+void WinogradTile(const float* x, int64_t h, int64_t w, int64_t c, const float* m, int64_t y0, int64_t x0,
+                  float* out, int64_t plane_stride) {
+  int64_t c0 = 0;
+  for (; c0 + kLanes <= c; c0 += kLanes)
+    WinogradTileChannels<R, S, true>(x, h, w, c, m, y0, x0, out, plane_stride, c0, kLanes);
+  if (c0 < c) WinogradTileChannels<R, S, false>(x, h, w, c, m, y0, x0, out, plane_stride, c0, c - c0);
+}
+
+using TileFn = void (*)(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
+
+// WinogradTile<R, S> for the plans' shapes: 2 <= S <= R <= 6 (B^T is a x a, A^T's transpose a x m).
+template <int R = 6, int S = 6>
+TileFn WinogradTileFor(int64_t rows, int64_t size) {
+  if (rows == R && size == S) return &WinogradTile<R, S>;
+  if constexpr (S > 2) return WinogradTileFor<R, S - 1>(rows, size);
+  if constexpr (S == 2 && R > 2) return WinogradTileFor<R - 1, R - 1>(rows, size);
+  return nullptr;
+}
+
+ffi::Error WinogradTiles(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> tiles,
+                         ffi::Span<const float> matrix, int64_t rows, int64_t stride, int64_t tiles_h,
+                         int64_t tiles_w) {
+  const auto xd = x.dimensions(), td = tiles->dimensions();
+  const size_t rank = xd.size();
+  const int64_t size = rows > 0 ? static_cast<int64_t>(matrix.size()) / rows : 0;
+  const TileFn tile_fn = WinogradTileFor(rows, size);
+  if (rank < 4 || td.size() != rank - 1 || x.element_type() != ffi::F32 || tiles->element_type() != ffi::F32 ||
+      tile_fn == nullptr || rows * size != static_cast<int64_t>(matrix.size()))
+    return ffi::Error::InvalidArgument("winograd_tiles: float32 x of rank >= 4 and a matrix of 2 <= size <= rows "
+                                       "<= 6 expected");
+  int64_t batch = 1;  // leading vmap dimensions: each its own (N, H, W, C) -> (R * R, T, C)
+  for (size_t d = 0; d + 4 < rank; ++d) batch *= xd[d];
+  const int64_t n = xd[rank - 4], h = xd[rank - 3], w = xd[rank - 2], c = xd[rank - 1];
+  const int64_t count = n * tiles_h * tiles_w;
+  if (td[rank - 4] != rows * rows || td[rank - 3] != count || td[rank - 2] != c)
+    return ffi::Error::InvalidArgument("winograd_tiles: result shape does not match the tiles");
+  const float* in = static_cast<const float*>(x.untyped_data());
+  float* out = static_cast<float*>(tiles->untyped_data());
+  const int64_t tile_rows = batch * n * tiles_h, parts = Parts(pool, tile_rows);
+  ParallelFor(pool, parts, [&](int64_t part) {
+    for (int64_t row = tile_rows * part / parts; row < tile_rows * (part + 1) / parts; ++row) {
+      const int64_t b = row / (n * tiles_h), th = row % tiles_h, image = row / tiles_h;  // image: b * n + n_b
+      for (int64_t tw = 0; tw < tiles_w; ++tw)
+        tile_fn(in + image * h * w * c, h, w, c, matrix.begin(), th * stride, tw * stride,
+                out + b * rows * rows * count * c + ((image - b * n) * tiles_h * tiles_w + th * tiles_w + tw) * c,
+                count * c);
+    }
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_conv_kernel_grad, ConvKernelGrad,
@@ -508,3 +597,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_conv_transpose3d_stride2, ConvTranspose3dStri
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Attr<bool>("pack"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(gans_winograd_tiles, WinogradTiles,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<ffi::Span<const float>>("matrix")
+                                  .Attr<int64_t>("rows")
+                                  .Attr<int64_t>("stride")
+                                  .Attr<int64_t>("tiles_h")
+                                  .Attr<int64_t>("tiles_w"));
