@@ -60,6 +60,10 @@ WINOGRAD_MIN_CHANNELS = 128
 # (README): F(4, 2) padded to 12 at 9 (2.78) ran 0.6x the speed of XLA's conv (8^3, batch 8); F(3, 2)'s forward
 # at 9 1.25x, at 17 0.97x (idle, batch 16); the 64^3 step (batch 16) with a limit of 2.0 ran 0.945x of 1.9's.
 WINOGRAD_MAX_PRODUCTS_PER_OUTPUT = 1.9
+# ... and for the kernel gradients (`_kernel_grad`), whose XLA form is a convolution behind transposes of both
+# operands: F(3, 2) at side 17 (1.99), G's 16^3 128 -> 64 layer in the paper's network, where XLA's conv and its
+# transposes took 6.7 s of a 102 s step (batch 100, one core; README, 3D-GAN).
+WINOGRAD_KERNEL_GRAD_MAX_PRODUCTS_PER_OUTPUT = 2.0
 # The stride-1 convs' kernel gradients (`_kernel_grad`) run as a C++ kernel on the CPU (gans/cpu_kernels: both
 # operands read in place, no depth-tap copies; XLA:CPU's kernel-gradient convs transpose both first) where
 # C_in x C_out is at most this, scaled by the kernel's vector width (16 floats with AVX-512: x 1; AVX2: x 1/2);
@@ -111,7 +115,8 @@ def _products_per_output(plan: winograd.Plan, out_sides: list) -> float:
   return plan.tile ** 2 * tiles / math.prod(out_sides)
 
 
-def _winograd_plan(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> Optional[winograd.Plan]:
+def _winograd_plan(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision,
+                   max_products: float) -> Optional[winograd.Plan]:
   """The Winograd plan of a depth-taps 2D conv, or None for XLA's conv."""
   out_sides = [x_NHWC.shape[1 + i] + sum(padding_2d[i]) - 1 for i in range(2)]
   if not (layers.winograd_numerics_apply(x_NHWC, kernel_HWIO, precision) and tuple(kernel_HWIO.shape[:2]) == (2, 2)
@@ -119,21 +124,24 @@ def _winograd_plan(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precisi
           and x_NHWC.shape[0] * math.prod(out_sides) >= layers.WINOGRAD_MIN_GRID_PIXELS):
     return None
   plan = min((winograd.F4_2, winograd.F3_2), key=lambda plan: _products_per_output(plan, out_sides))
-  return plan if _products_per_output(plan, out_sides) <= WINOGRAD_MAX_PRODUCTS_PER_OUTPUT else None
+  return plan if _products_per_output(plan, out_sides) <= max_products else None
 
 
-def _conv_2d(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision) -> Array:
-  """The stride-1 2D conv of the depth taps: Winograd's F(4, 2) or F(3, 2) where one pays, else XLA's conv."""
-  plan = _winograd_plan(x_NHWC, kernel_HWIO, padding_2d, precision)
+def _conv_2d(x_NHWC: Array, kernel_HWIO: Array, padding_2d: tuple, precision, max_products: float) -> Array:
+  """The stride-1 2D conv of the depth taps: Winograd's F(4, 2) or F(3, 2) where one pays (at most
+  `max_products` per output), else XLA's conv."""
+  plan = _winograd_plan(x_NHWC, kernel_HWIO, padding_2d, precision, max_products)
   if plan is not None:
     x = jnp.pad(x_NHWC, ((0, 0),) + tuple(padding_2d) + ((0, 0),))
     return winograd.correlate(x, kernel_HWIO, plan)
   return layers._conv_stride1_plain(x_NHWC, kernel_HWIO, padding_2d, precision)
 
 
-def _depth_taps_2d(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision) -> Array:
+def _depth_taps_2d(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision,
+                   max_products: Optional[float] = None) -> Array:
   """The stride-1 3D conv as 2D convs (`_conv_2d`: Winograd or XLA's) over (H, W), one depth tap
   folded into channels per copy: XLA:CPU's own 3D convolution ran the 3D-GAN's layers 2-3x slower than this.
+  Winograd where it needs at most `max_products` per output (None: WINOGRAD_MAX_PRODUCTS_PER_OUTPUT).
 
   The depth taps are unrolled on the side with fewer channels: with C_in <= C_out, the input's depth-shifted
   copies are stacked on channels ((N D', H, W, t C_in), one 2D conv to C_out); otherwise every depth slice is
@@ -146,13 +154,15 @@ def _depth_taps_2d(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precisio
   n, depth, h, w, _ = x.shape
   out_depth = depth - taps + 1
   padding_2d = (tuple(pad_h), tuple(pad_w))
+  conv_2d = functools.partial(_conv_2d, padding_2d=padding_2d, precision=precision,
+                              max_products=WINOGRAD_MAX_PRODUCTS_PER_OUTPUT if max_products is None else max_products)
   if c_in <= c_out:
     stacked = jnp.concatenate([x[:, t:t + out_depth] for t in range(taps)], axis=-1)  # (N, D', H, W, t C_in)
     kernel = kernel_DHWIO.transpose(1, 2, 0, 3, 4).reshape(*kernel_DHWIO.shape[1:3], taps * c_in, c_out)
-    y = _conv_2d(stacked.reshape(n * out_depth, h, w, taps * c_in), kernel, padding_2d, precision)
+    y = conv_2d(stacked.reshape(n * out_depth, h, w, taps * c_in), kernel)
     return y.reshape(n, out_depth, *y.shape[1:])
   kernel = kernel_DHWIO.transpose(1, 2, 3, 0, 4).reshape(*kernel_DHWIO.shape[1:3], c_in, taps * c_out)
-  per_tap = _conv_2d(x.reshape(n * depth, h, w, c_in), kernel, padding_2d, precision)
+  per_tap = conv_2d(x.reshape(n * depth, h, w, c_in), kernel)
   per_tap = per_tap.reshape(n, depth, *per_tap.shape[1:3], taps, c_out)
   return sum(per_tap[:, t:t + out_depth, :, :, t] for t in range(taps))
 
@@ -212,8 +222,8 @@ def _within_channel_limit(c_in: int, c_out: int, limit: int) -> bool:
 
 def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision, y_grad: Array) -> Array:
   """The kernel's gradient of `conv_stride1_3d`: `cpu_kernels.conv_kernel_grad` where it applies and pays
-  (CPU_KERNEL_GRAD_MAX_CHANNELS), else that of the depth taps' 2D convs (Winograd's or XLA's) on an input padded
-  beforehand."""
+  (CPU_KERNEL_GRAD_MAX_CHANNELS), else that of the depth taps' 2D convs (Winograd's, up to
+  WINOGRAD_KERNEL_GRAD_MAX_PRODUCTS_PER_OUTPUT, or XLA's) on an input padded beforehand."""
   x_padded = jnp.pad(x_NDHWC, ((0, 0),) + tuple(padding) + ((0, 0),))
   if (cpu_kernels.conv_kernel_grad_applies(x_padded, y_grad)
       and _within_channel_limit(x_padded.shape[-1], y_grad.shape[-1], CPU_KERNEL_GRAD_MAX_CHANNELS)):
@@ -222,7 +232,8 @@ def _kernel_grad(x_NDHWC: Array, kernel_DHWIO: Array, padding: tuple, precision,
   # against ~0.1 s; but XLA:CPU of jax 0.10 drops barriers before it fuses, and the compiled gan3d_shapes and
   # gan3d_modelnet10 steps were identical with and without it, so it is gone. Keeping barriers through fusion
   # did not pay on two threads: README, 3D-GAN, fifth and sixth sessions of 2026-12-01.)
-  _, kernel_vjp = jax.vjp(lambda k: _depth_taps_2d(x_padded, k, ((0, 0),) * 3, precision),
+  _, kernel_vjp = jax.vjp(lambda k: _depth_taps_2d(x_padded, k, ((0, 0),) * 3, precision,
+                                                   WINOGRAD_KERNEL_GRAD_MAX_PRODUCTS_PER_OUTPUT),
                           kernel_DHWIO.astype(y_grad.dtype))
   return kernel_vjp(y_grad)[0].astype(kernel_DHWIO.dtype)
 

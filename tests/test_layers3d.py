@@ -123,3 +123,24 @@ def test_winograd_depth_taps_equal_lax_values_and_gradients(transposed, side, pl
   want = _vjp_all(plain, x, kernel, keys[2])
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
+
+
+@pytest.mark.parametrize("kernel_grad_limit, takes_winograd", [(2.0, True), (1.9, False)])
+def test_only_the_kernel_gradient_takes_winograd_at_side_17(kernel_grad_limit, takes_winograd, monkeypatch):
+  # conv_transpose3d at 16^3: the sub-voxel conv's 17x17 outputs need 1.99 products per output in F(3, 2), above
+  # WINOGRAD_MAX_PRODUCTS_PER_OUTPUT (the forward keeps XLA's conv) and within the kernel gradient's limit.
+  monkeypatch.setattr(layers3d, "WINOGRAD_MIN_CHANNELS", 1)
+  monkeypatch.setattr(layers3d.layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
+  monkeypatch.setattr(layers3d, "WINOGRAD_KERNEL_GRAD_MAX_PRODUCTS_PER_OUTPUT", kernel_grad_limit)
+  plans = []
+  correlate = layers3d.winograd.correlate
+  monkeypatch.setattr(layers3d.winograd, "correlate", lambda *a: plans.append(a[2]) or correlate(*a))
+  keys = jax.random.split(jax.random.key(4), 3)
+  x, kernel = jax.random.normal(keys[0], (1, 16, 16, 16, 3)), jax.random.normal(keys[1], (4, 4, 4, 3, 5))
+  jax.eval_shape(lambda a, k: layers3d.conv_transpose3d(a, k, form="space_to_depth"), x, kernel)
+  assert plans == []  # the forward
+  got = _vjp_all(lambda a, k: layers3d.conv_transpose3d(a, k, form="space_to_depth"), x, kernel, keys[2])
+  assert (layers3d.winograd.F3_2 in plans) == takes_winograd
+  want = _vjp_all(layers3d.conv_transpose3d_lax, x, kernel, keys[2])
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(w))))
