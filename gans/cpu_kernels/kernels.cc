@@ -483,9 +483,8 @@ ffi::Error SpaceToDepthPadded(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::Resul
   return ffi::Error::Success();
 }
 
-
 // tiles[i * R + j, (n * TH + th) * TW + tw, c] = sum over u, v < S of M[i, u] M[j, v] x[n, th * m + u, tw * m + v, c]
-// for one tile (n, th, tw) and LANES channels from c0 (a whole vector, or the last few): the R x S matrix applied
+// for one tile (n, th, tw) and `lanes` channels from c0 (a whole vector, or the last few): the R x S matrix applied
 // to the tile's rows, then to its columns; x is zero beyond its H rows and W columns.
 template <int R, int S, bool WHOLE>
 inline void WinogradTileChannels(const float* x, int64_t h, int64_t w, int64_t c, const float* m, int64_t y0,
