@@ -3,7 +3,9 @@
 Launch: python launch.py --experiment=gan3d_modelnet10 --workdir=/tmp/gan3d_mn10 \
           --config.data.path=/data/ModelNet10
   (the unzipped ModelNet10 folder, <class>/train/*.off; the meshes are voxelised at 64^3 on reading).
-Runtime: not measured (no ModelNet10 here; a 64^3 batch-100 step is a GPU job).
+Runtime: not run end to end (no ModelNet10 here). One batch-100 step takes ~48 s on a 2-core AVX-512 CPU
+  (`python benchmarks/train_step.py --experiment=gan3d_modelnet10 --batch_size=100 --side=separate`: 2.05-2.08
+  volumes/s, commit e072e69), so the 20,000 steps would take ~11 days there: a GPU job.
 Reproduces: the paper's generator and training (Wu et al. 2016, sec. 3); its Table 1 classifies ModelNet10
   with a linear SVM on D's features at 91.0% (the paper trained on ShapeNet chairs/cars/...; here on
   ModelNet10's own training meshes); the voxel_probe metric at the end and with --mode=eval probes D's
