@@ -102,17 +102,24 @@ def test_kernel_gradient_forms_of_the_benchmark_equal_lax(padding, c_in, c_out):
                                err_msg=form)
 
 
+def _record_winograd_plans(monkeypatch) -> list:
+  """The plans of the depth-taps convs that take Winograd, appended as they are traced; the thresholds lowered so
+  small channel counts and grids qualify."""
+  monkeypatch.setattr(layers3d, "WINOGRAD_MIN_CHANNELS", 1)
+  monkeypatch.setattr(layers3d.layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
+  plans = []
+  correlate = layers3d.winograd.correlate
+  monkeypatch.setattr(layers3d.winograd, "correlate", lambda *a: plans.append(a[2]) or correlate(*a))
+  return plans
+
+
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("side,plan", [(4, "F4_2"), (8, "F3_2")])
 def test_winograd_depth_taps_equal_lax_values_and_gradients(transposed, side, plan, monkeypatch):
   # Output sides of 4 (conv3d's forward and kernel gradient, conv_transpose3d's input gradient) take F(4, 2);
   # at 8^3 the transposed sub-voxel conv's 9x9 outputs (conv_transpose3d's forward, conv3d's input gradient)
   # take F(3, 2). The thresholds lowered so these small channel counts and grids qualify.
-  monkeypatch.setattr(layers3d, "WINOGRAD_MIN_CHANNELS", 1)
-  monkeypatch.setattr(layers3d.layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
-  plans = []
-  correlate = layers3d.winograd.correlate
-  monkeypatch.setattr(layers3d.winograd, "correlate", lambda *a: plans.append(a[2]) or correlate(*a))
+  plans = _record_winograd_plans(monkeypatch)
   keys = jax.random.split(jax.random.key(3), 3)
   x = jax.random.normal(keys[0], (2, side, side, side, 3) if transposed else (2, 2 * side, 2 * side, 2 * side, 3))
   kernel = jax.random.normal(keys[1], (4, 4, 4, 3, 5))
@@ -129,12 +136,8 @@ def test_winograd_depth_taps_equal_lax_values_and_gradients(transposed, side, pl
 def test_only_the_kernel_gradient_takes_winograd_at_side_17(kernel_grad_limit, takes_winograd, monkeypatch):
   # conv_transpose3d at 16^3: the sub-voxel conv's 17x17 outputs need 1.99 products per output in F(3, 2), above
   # WINOGRAD_MAX_PRODUCTS_PER_OUTPUT (the forward keeps XLA's conv) and within the kernel gradient's limit.
-  monkeypatch.setattr(layers3d, "WINOGRAD_MIN_CHANNELS", 1)
-  monkeypatch.setattr(layers3d.layers, "WINOGRAD_MIN_GRID_PIXELS", 1)
   monkeypatch.setattr(layers3d, "WINOGRAD_KERNEL_GRAD_MAX_PRODUCTS_PER_OUTPUT", kernel_grad_limit)
-  plans = []
-  correlate = layers3d.winograd.correlate
-  monkeypatch.setattr(layers3d.winograd, "correlate", lambda *a: plans.append(a[2]) or correlate(*a))
+  plans = _record_winograd_plans(monkeypatch)
   keys = jax.random.split(jax.random.key(4), 3)
   x, kernel = jax.random.normal(keys[0], (1, 16, 16, 16, 3)), jax.random.normal(keys[1], (4, 4, 4, 3, 5))
   jax.eval_shape(lambda a, k: layers3d.conv_transpose3d(a, k, form="space_to_depth"), x, kernel)

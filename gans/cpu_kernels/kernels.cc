@@ -408,8 +408,10 @@ ffi::Error ConvTranspose3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::A
       const int64_t oh = row % hy, od = row / hy % dy, b = row / hy / dy;
       return x_example + ((b * dp + od / 2 + od % 2) * hp + oh / 2 + oh % 2) * wp * c;
     };
+    // A row's output phase (qd, qh) = (od % 2, oh % 2), as 2 qd + qh.
+    const auto phase_of = [&](int64_t row) { return static_cast<int>((row / hy % dy % 2) * 2 + row % hy % 2); };
     const auto kernel_at = [&](int64_t row, int64_t o0) {
-      const int phase = (row / hy % dy % 2) * 2 + row % hy % 2;
+      const int phase = phase_of(row);
       const int64_t width = BlockWidth(o, o0);
       if (pack) return KernelView{packed.data() + 64 * c * o0 + phase * 16 * c * width, 4 * c * width, 4 * width,
                                   2 * width, width};
@@ -434,7 +436,7 @@ ffi::Error ConvTranspose3dStride2(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::A
           for (int64_t row = row0; row < row1;) {
             tile.clear();
             for (; row < row1 && static_cast<int64_t>(tile.size()) < kTileRows; ++row)
-              if ((row / hy % dy % 2) * 2 + row % hy % 2 == phase) tile.push_back(row);
+              if (phase_of(row) == phase) tile.push_back(row);
             for (int64_t i0 = 0; i0 < c; i0 += kChunkChannels)
               for (const int64_t t : tile)
                 TransposedRow(x_row0(t), kernel_at(t, o0), y_example + t * 2 * w_in * o, hp, wp, c, o, o0, i0,
